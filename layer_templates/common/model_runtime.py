@@ -1,0 +1,87 @@
+"""Run a TFLite or ONNX model with numpy arrays in and out.
+
+Shipped inside every generated artifact and used by the build's own measurements, so it depends only
+on numpy, the standard library and one inference runtime (onnxruntime, or LiteRT / tflite-runtime).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+class TFLiteModel:
+    """A .tflite model behind its serving signature; int8 I/O is (de)quantized here."""
+
+    def __init__(self, path: str, threads: int = 1):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:  # older stacks
+            try:
+                from tflite_runtime.interpreter import Interpreter
+            except ImportError:
+                from tensorflow.lite import Interpreter  # type: ignore[no-redef]
+        self._interpreter = Interpreter(model_path=path, num_threads=threads)
+        signatures = self._interpreter.get_signature_list()
+        key = "serving_default" if "serving_default" in signatures else next(iter(signatures))
+        self._runner = self._interpreter.get_signature_runner(key)
+        self._in = self._runner.get_input_details()
+        self._out = self._runner.get_output_details()
+        self.output_names = sorted(self._out, key=_output_order)
+
+    def predict(self, named: dict[str, np.ndarray]) -> list[np.ndarray]:
+        feed = {name: _quantize(named[name], det) for name, det in self._in.items()}
+        result = self._runner(**feed)
+        return [_dequantize(result[name], self._out[name]) for name in self.output_names]
+
+
+class OnnxModel:
+    """An .onnx model in an onnxruntime session on the CPU."""
+
+    def __init__(self, path: str, threads: int = 1):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.output_names = [o.name for o in self._session.get_outputs()]
+
+    def predict(self, named: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self._session.run(None, named)
+
+
+def _output_order(name: str) -> tuple:
+    tail = name.rsplit("_", 1)[-1]
+    return (0, int(tail), name) if tail.isdigit() else (1, 0, name)
+
+
+def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    dtype = detail["dtype"]
+    if np.issubdtype(dtype, np.integer) and np.issubdtype(x.dtype, np.floating):
+        scale, zero = detail["quantization"]
+        if scale:
+            info = np.iinfo(dtype)
+            return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+    return x.astype(dtype, copy=False)
+
+
+def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if scale and np.issubdtype(y.dtype, np.integer):
+        return (y.astype(np.float32) - zero) * np.float32(scale)
+    return y
+
+
+LOADERS = {".tflite": TFLiteModel, ".onnx": OnnxModel}
+
+
+def load(path: str, threads: int = 1):
+    """Open a model file with the runtime its extension names."""
+    ext = os.path.splitext(path)[1]
+    if ext not in LOADERS:
+        raise ValueError(f"no runtime for {ext!r} files")
+    return LOADERS[ext](path, threads)

@@ -1,0 +1,5 @@
+"""`python -m modelpack` runs the CLI."""
+
+from modelpack.cli import main
+
+main()

@@ -1,0 +1,152 @@
+"""The `modelpack` command: parse arguments, call the library, map errors to exit codes.
+
+Heavy modules are imported inside the commands, so `--help` and `validate` never load TensorFlow.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from modelpack import __version__
+from modelpack.errors import EXIT_BUDGET, EXIT_INTERNAL, EXIT_OK, ModelpackError, UsageError
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn):
+    """Known errors print their sentence; anything else is a bug report hint, traceback only with --debug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            return fn(*args, **kwargs)
+        except ModelpackError as exc:
+            if debug:
+                traceback.print_exc()
+            hint = f"\nHint: {exc.hint}" if exc.hint else ""
+            _fail(f"error: {exc.message}{hint}", exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted: no output was changed.", 130)
+        except Exception as exc:  # an internal fault: say so plainly
+            if debug:
+                traceback.print_exc()
+            _fail(
+                f"internal error: {type(exc).__name__}: {exc}\n"
+                "Hint: this is a modelpack bug or a tool failure; run again with --debug for the traceback "
+                "and include it in a bug report.",
+                EXIT_INTERNAL,
+            )
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="modelpack")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def cli(debug: bool) -> None:
+    """Turn a trained Keras model into small, fast-starting, verified serverless artifacts.
+
+    Exit codes: 0 built and every budget passed; 1 built but a budget failed; 2 bad recipe or usage;
+    3 internal or tool failure.
+    """
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@handle_errors
+def validate(recipe: Path) -> None:
+    """Check RECIPE without building anything (fast, no TensorFlow)."""
+    from modelpack.recipe.loader import load_recipe
+
+    r = load_recipe(recipe)
+    click.echo(f"{recipe}: valid recipe '{r.name}' ({len(r.optimize.variants)} variants, {len(r.targets)} targets)")
+
+
+@cli.command()
+@click.option("--markdown", is_flag=True, help="Print the field reference table used in README.md instead.")
+def schema(markdown: bool) -> None:
+    """Print the recipe JSON Schema."""
+    from modelpack.recipe.schema import reference_markdown, schema_text
+
+    click.echo(reference_markdown() if markdown else schema_text(), nl=False)
+
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite an existing recipe.yaml.")
+@handle_errors
+def init(directory: Path, force: bool) -> None:
+    """Write a commented starter recipe.yaml into DIRECTORY."""
+    from importlib import resources
+
+    dest = directory / "recipe.yaml"
+    if dest.exists() and not force:
+        raise UsageError(f"{dest} exists already; pass --force to overwrite it.")
+    directory.mkdir(parents=True, exist_ok=True)
+    dest.write_text((resources.files("modelpack.recipe") / "starter.yaml").read_text())
+    click.echo(f"wrote {dest}; edit model.path and data.path, then run `modelpack validate {dest}`")
+
+
+def _reporter(quiet: bool):
+    from modelpack.ui import Reporter
+
+    return Reporter(quiet=quiet)
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output directory [dist/<name>].")
+@click.option("--cache-dir", default=".modelpack-cache", show_default=True, type=click.Path(file_okay=False))
+@click.option("--no-cache", is_flag=True, help="Rebuild every step; neither read nor write the cache.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the result line.")
+@handle_errors
+def build(recipe: Path, out: Path | None, cache_dir: str, no_cache: bool, quiet: bool) -> None:
+    """Build RECIPE: convert, measure, check budgets, select, and write artifacts and reports."""
+    from modelpack.pipeline import build as run_build
+
+    report = run_build(recipe, out=out, cache_dir=None if no_cache else cache_dir, reporter=_reporter(quiet))
+    out_dir = out or Path("dist") / report.name
+    if report.passed:
+        click.echo(f"built {out_dir}: selected {report.selected} ({report.selection_reason})")
+        sys.exit(EXIT_OK)
+    closest = f"; closest: {report.closest}" if report.closest else ""
+    failed = ", ".join(b["name"] for b in report.budgets if not b["passed"]) or "no variant built"
+    click.echo(f"built {out_dir}, but budgets failed ({failed}){closest}. See {out_dir}/report.md.", err=True)
+    sys.exit(EXIT_BUDGET)
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--cache-dir", default=".modelpack-cache", show_default=True, type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the measurements as JSON.")
+@handle_errors
+def bench(recipe: Path, cache_dir: str, as_json: bool) -> None:
+    """Convert and measure RECIPE's variants and print a comparison table; writes nothing."""
+    from modelpack.pipeline import bench as run_bench
+
+    report = run_bench(recipe, cache_dir=cache_dir, reporter=_reporter(as_json))
+    if as_json:
+        click.echo(json.dumps({"variants": report.variants, "selected": report.selected,
+                               "selection_reason": report.selection_reason}, indent=2, sort_keys=True))
+        return
+    from modelpack.tables import print_variants
+
+    print_variants(report)
+
+
+def main() -> None:
+    cli(prog_name="modelpack")
+
+
+if __name__ == "__main__":
+    main()

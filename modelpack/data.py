@@ -1,0 +1,163 @@
+"""Sample data: load named arrays, draw seeded splits, and check them against the model's inputs."""
+
+from __future__ import annotations
+
+import importlib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from modelpack.errors import InputError
+from modelpack.recipe.models import DataSpec
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output: name, shape (None for free dimensions) and dtype."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+    @classmethod
+    def from_json(cls, d: dict) -> TensorSpec:
+        return cls(d["name"], tuple(d["shape"]), d["dtype"])
+
+
+@dataclass
+class Samples:
+    """The splits a build uses; each `*_x` is a list with one array per model input."""
+
+    eval_x: list[np.ndarray]
+    eval_y: np.ndarray | None
+    calib_x: list[np.ndarray]
+    train_x: list[np.ndarray] | None
+    train_y: np.ndarray | None
+    synthetic: bool
+
+    def save(self, path: Path, split: str = "eval") -> Path:
+        xs = self.eval_x if split == "eval" else self.calib_x
+        arrays = {f"in_{i}": a for i, a in enumerate(xs)}
+        if split == "eval" and self.eval_y is not None:
+            arrays["labels"] = self.eval_y
+        np.savez(path, **arrays)
+        return path
+
+
+def _count(value: float, available: int) -> int:
+    return max(1, int(round(value * available))) if value < 1 else int(value)
+
+
+def load_arrays(spec: DataSpec, origin: str) -> dict[str, np.ndarray]:
+    """Read the arrays named by `data.path` (.npz without pickle, or module:function)."""
+    assert spec.path is not None
+    if spec.path.endswith(".npz") or Path(spec.path).exists():
+        try:
+            with np.load(spec.path, allow_pickle=False) as npz:
+                return {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise InputError(
+                f"{origin}: data.path {spec.path} is not a readable .npz of plain arrays ({exc}). "
+                "Write it with numpy.savez(path, x=..., y=...)."
+            ) from None
+    module, _, func = spec.path.partition(":")
+    try:
+        arrays = getattr(importlib.import_module(module), func)()
+    except Exception as exc:  # user code: any failure is reported as a data error
+        raise InputError(f"{origin}: data.path {spec.path} failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(arrays, dict):
+        raise InputError(f"{origin}: data.path {spec.path} must return a dict of arrays, not {type(arrays).__name__}.")
+    return {k: np.asarray(v) for k, v in arrays.items()}
+
+
+def _pick(arrays: dict[str, np.ndarray], names: str | list[str], field: str, origin: str) -> list[np.ndarray]:
+    names = [names] if isinstance(names, str) else names
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise InputError(
+            f"{origin}: {field} names array '{missing[0]}', which the data file does not have; "
+            f"it has: {', '.join(sorted(arrays)) or 'nothing'}."
+        )
+    return [arrays[n] for n in names]
+
+
+def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str) -> Samples:
+    """Draw evaluation / calibration / training splits and check them against the model inputs."""
+    if spec.synthetic:
+        rng = np.random.default_rng(spec.seed)
+        n_eval, n_cal = int(spec.evaluation) if spec.evaluation >= 1 else 64, int(spec.calibration) if spec.calibration >= 1 else 64
+        make = lambda n: [_random(t, n, rng) for t in inputs]  # noqa: E731
+        return Samples(make(n_eval), None, make(n_cal), None, None, synthetic=True)
+
+    arrays = load_arrays(spec, origin)
+    names = [spec.inputs] if isinstance(spec.inputs, str) else list(spec.inputs)
+    if len(names) != len(inputs):
+        raise InputError(
+            f"{origin}: data.inputs names {len(names)} array(s) but the model has {len(inputs)} input(s): "
+            f"{', '.join(t.name for t in inputs)}. List one array per model input, in order."
+        )
+    xs = _pick(arrays, names, "data.inputs", origin)
+    ys = _pick(arrays, spec.labels, "data.labels", origin)[0] if spec.labels else None
+    pool = len(xs[0])
+    for name, a in zip(names, xs):
+        if len(a) != pool:
+            raise InputError(f"{origin}: data.inputs array '{name}' has {len(a)} samples, the first has {pool}.")
+    if ys is not None and len(ys) != pool:
+        raise InputError(f"{origin}: data.labels has {len(ys)} samples but the inputs have {pool}.")
+    xs = [_fit(a, t, "data.inputs", origin) for a, t in zip(xs, inputs)]
+
+    order = np.random.default_rng(spec.seed).permutation(pool)
+    n_eval = min(_count(spec.evaluation, pool), pool)
+    n_cal = min(_count(spec.calibration, pool), pool)
+    eval_idx = order[:n_eval]
+    rest = order[n_eval:]
+    # Calibration prefers samples not used for evaluation; it reuses them only when the pool is too small.
+    cal_idx = rest[:n_cal] if len(rest) >= n_cal else order[-n_cal:]
+    if spec.train is not None:
+        tx = [_fit(a, t, "data.train.inputs", origin) for a, t in zip(_pick(arrays, spec.train.inputs, "data.train.inputs", origin), inputs)]
+        ty = _pick(arrays, spec.train.labels, "data.train.labels", origin)[0]
+    else:
+        left = rest[n_cal:]
+        tx = [a[left] for a in xs] if len(left) else None
+        ty = ys[left] if (ys is not None and len(left)) else None
+    return Samples(
+        eval_x=[a[eval_idx] for a in xs],
+        eval_y=ys[eval_idx] if ys is not None else None,
+        calib_x=[a[cal_idx] for a in xs],
+        train_x=tx,
+        train_y=ty,
+        synthetic=False,
+    )
+
+
+def _fit(a: np.ndarray, t: TensorSpec, field: str, origin: str) -> np.ndarray:
+    """Check one array against one model input; cast only where no information is lost."""
+    want = t.shape[1:]
+    got = a.shape[1:]
+    if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want, got)):
+        raise InputError(
+            f"{origin}: {field} arrays have per-sample shape {tuple(got)} but model input '{t.name}' "
+            f"expects {tuple('any' if w is None else w for w in want)}. Reshape the data or pick other arrays."
+        )
+    target = np.dtype(t.dtype)
+    if a.dtype == target:
+        return a
+    if np.issubdtype(target, np.floating) and (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        return a.astype(target)
+    if np.issubdtype(target, np.integer) and np.issubdtype(a.dtype, np.integer):
+        return a.astype(target)
+    raise InputError(
+        f"{origin}: {field} arrays are {a.dtype} but model input '{t.name}' is {t.dtype}. Convert the data."
+    )
+
+
+def _random(t: TensorSpec, n: int, rng: np.random.Generator) -> np.ndarray:
+    shape = (n, *[d if d is not None else 1 for d in t.shape[1:]])
+    if np.issubdtype(np.dtype(t.dtype), np.integer):
+        return rng.integers(0, 10, size=shape).astype(t.dtype)
+    return rng.standard_normal(shape).astype(t.dtype)

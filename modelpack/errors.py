@@ -1,0 +1,67 @@
+"""Error hierarchy and the one place where errors map to exit codes."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_BUDGET = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+
+
+class ModelpackError(Exception):
+    """A known failure with a message meant for the user."""
+
+    exit_code = EXIT_INTERNAL
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class RecipeError(ModelpackError):
+    """The recipe, or a file it names, is invalid. Nothing was built."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, problems: list[str] | None = None, **kw):
+        super().__init__(message, **kw)
+        self.problems = problems or []
+
+
+class UsageError(ModelpackError):
+    """The command was used wrongly (an existing file, a wrong option)."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputError(RecipeError):
+    """A model or data file named by the recipe cannot be used as given."""
+
+
+class StepFailedError(ModelpackError):
+    """A pipeline step failed in a way that stops the build."""
+
+    hint = "Run again with --debug for the full log of the failing step."
+
+
+class TargetError(ModelpackError):
+    """An artifact could not be written for a target."""
+
+
+class BudgetError(ModelpackError):
+    """The build finished but a budget failed; the report is written."""
+
+    exit_code = EXIT_BUDGET
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """Map any exception to the documented exit code."""
+    if isinstance(exc, ModelpackError):
+        return exc.exit_code
+    return EXIT_INTERNAL

@@ -1,0 +1,140 @@
+"""Load a Keras model or SavedModel safely and expose one serving function (worker process only: imports TF)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@dataclass
+class Loaded:
+    """A loaded model and the serving function every converter starts from."""
+
+    obj: Any  # Keras model or SavedModel trackable
+    keras_model: Any | None  # the Keras model, when there is one
+    serve: Any  # tf.function with an explicit input signature, returns a list of tensors
+    inputs: list[dict]
+    outputs: list[dict]
+    params: int
+
+    def predict(self, xs: list[np.ndarray], batch: int = 128) -> list[np.ndarray]:
+        import tensorflow as tf
+
+        parts: list[list[np.ndarray]] = []
+        for start in range(0, len(xs[0]), batch):
+            out = self.serve(*[tf.constant(x[start : start + batch]) for x in xs])
+            parts.append([np.asarray(t) for t in out])
+        return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
+
+
+def safe_name(name: str) -> str:
+    """Input names become signature keys and ONNX names: keep them identifier-like."""
+    name = name.split(":")[0]
+    return re.sub(r"\W", "_", name) or "input"
+
+
+def _custom_objects(module: str | None) -> dict | None:
+    if not module:
+        return None
+    return dict(getattr(importlib.import_module(module), "CUSTOM_OBJECTS", {}))
+
+
+def load(path: str, fmt: str, trust_code: bool = False, custom_objects: str | None = None) -> Loaded:
+    """Open the model the way its format requires; safe mode unless the recipe trusts its code."""
+    import tensorflow as tf
+
+    objects = _custom_objects(custom_objects)
+    if fmt == "savedmodel":
+        return _from_savedmodel(tf.saved_model.load(path))
+    if fmt == "keras3":
+        import keras
+
+        model = keras.saving.load_model(path, compile=False, safe_mode=not trust_code, custom_objects=objects)
+    else:
+        import tf_keras
+
+        kwargs = {} if fmt == "tf-keras-h5" else {"safe_mode": not trust_code}
+        model = tf_keras.models.load_model(path, compile=False, custom_objects=objects, **kwargs)
+    return from_keras(model)
+
+
+def from_keras(model: Any) -> Loaded:
+    """Wrap a Keras 3 or tf-keras model in a serving function with named, batch-free input specs."""
+    import tensorflow as tf
+
+    specs = [
+        tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=safe_name(getattr(t, "name", f"input_{i}")))
+        for i, t in enumerate(model.inputs)
+    ]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        specs = [tf.TensorSpec(s.shape, s.dtype, name=f"input_{i}") for i, s in enumerate(specs)]
+
+    @tf.function(input_signature=specs)
+    def serve(*args):
+        out = model(args[0] if len(args) == 1 else list(args), training=False)
+        return _as_list(out)
+
+    outs = serve.get_concrete_function().structured_outputs
+    # The converters freeze variables they can find through this object; Keras 3 variables wrap tf.Variables
+    # that the model itself does not expose as trackables, so collect them explicitly.
+    holder = tf.Module()
+    holder.weights = [getattr(v, "value", v) for v in model.variables]
+    holder.serve = serve
+    return Loaded(
+        obj=holder,
+        keras_model=model,
+        serve=serve,
+        inputs=[_spec_json(s) for s in specs],
+        outputs=[{"name": f"output_{i}", "shape": _shape(o.shape), "dtype": o.dtype.name} for i, o in enumerate(outs)],
+        params=int(model.count_params()),
+    )
+
+
+def _from_savedmodel(obj: Any) -> Loaded:
+    import tensorflow as tf
+
+    if "serving_default" not in getattr(obj, "signatures", {}):
+        raise ValueError("the SavedModel has no 'serving_default' signature; export it with model.export(path)")
+    sig = obj.signatures["serving_default"]
+    given = sig.structured_input_signature[1]
+    order = sorted(given)
+    specs = [tf.TensorSpec([None, *given[k].shape[1:]], given[k].dtype, name=safe_name(k)) for k in order]
+
+    @tf.function(input_signature=specs)
+    def serve(*args):
+        return _as_list(sig(**dict(zip(order, args))))
+
+    outs = serve.get_concrete_function().structured_outputs
+    params = int(sum(np.prod(v.shape) for v in getattr(obj, "variables", [])))
+    return Loaded(
+        obj=obj,
+        keras_model=None,
+        serve=serve,
+        inputs=[_spec_json(s) for s in specs],
+        outputs=[{"name": f"output_{i}", "shape": _shape(o.shape), "dtype": o.dtype.name} for i, o in enumerate(outs)],
+        params=params,
+    )
+
+
+def _as_list(out: Any) -> list:
+    if isinstance(out, dict):
+        return [out[k] for k in sorted(out)]
+    if isinstance(out, (list, tuple)):
+        return list(out)
+    return [out]
+
+
+def _shape(shape: Any) -> list:
+    return [None if d is None else int(d) for d in shape]
+
+
+def _spec_json(s: Any) -> dict:
+    return {"name": s.name, "shape": _shape(s.shape), "dtype": s.dtype.name}

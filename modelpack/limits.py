@@ -1,0 +1,36 @@
+"""Platform facts: every size limit, runtime fact and price lives here and nowhere else."""
+
+from __future__ import annotations
+
+MB = 1_000_000
+MIB = 1024 * 1024
+
+# AWS Lambda quotas.
+LAMBDA_ZIP_DIRECT_UPLOAD_BYTES = 50 * MIB
+LAMBDA_UNZIPPED_TOTAL_BYTES = 262_144_000
+LAMBDA_MAX_LAYERS = 5
+LAMBDA_IMAGE_BYTES = 10 * 1024 * MIB
+LAMBDA_SYNC_PAYLOAD_BYTES = 6 * MB
+LAMBDA_ASYNC_PAYLOAD_BYTES = 256 * 1024
+LAMBDA_MEMORY_MB = (128, 10_240)
+LAMBDA_MB_PER_VCPU = 1_769
+LAMBDA_INIT_TIMEOUT_S = 10
+LAMBDA_TIMEOUT_S = 900
+
+# Lambda runtimes: Python version -> (OS, glibc).
+LAMBDA_RUNTIMES = {
+    "3.10": ("Amazon Linux 2", (2, 26)),
+    "3.11": ("Amazon Linux 2", (2, 26)),
+    "3.12": ("Amazon Linux 2023", (2, 34)),
+    "3.13": ("Amazon Linux 2023", (2, 34)),
+    "3.14": ("Amazon Linux 2023", (2, 34)),
+}
+
+# Lambda prices, us-east-1, USD.
+LAMBDA_PRICE_PER_GB_S = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
+LAMBDA_PRICE_PER_REQUEST = 0.20 / 1_000_000
+
+# Azure Functions.
+AZURE_FLEX_INSTANCE_MB = (512, 2_048, 4_096)
+AZURE_CONSUMPTION_MEMORY_MB = 1_536
+AZURE_HTTP_TIMEOUT_S = 230

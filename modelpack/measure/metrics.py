@@ -1,0 +1,60 @@
+"""Task metrics, fidelity and latency statistics: plain numpy, checked against hand-computed values."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+
+def accuracy(outputs: list[np.ndarray], labels: np.ndarray | None, task: str, top_k: int = 1) -> float | None:
+    """The task score on the evaluation samples (higher is better); None without labels."""
+    if labels is None:
+        return None
+    y = outputs[0]
+    if task == "classification":
+        scores = y.reshape(len(y), -1)
+        if scores.shape[1] == 1:  # one sigmoid unit
+            return float(np.mean((scores[:, 0] > 0.5).astype(int) == labels.reshape(-1)))
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
+        return float(np.mean(np.any(top == labels.reshape(-1, 1), axis=1)))
+    if task == "regression":
+        return -float(np.mean(np.abs(y.reshape(labels.shape) - labels)))  # negative MAE: higher is better
+    module, _, func = task.partition(":")
+    return float(getattr(importlib.import_module(module), func)(outputs, labels))
+
+
+def regression_errors(outputs: list[np.ndarray], labels: np.ndarray) -> dict:
+    err = outputs[0].reshape(labels.shape) - labels
+    return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err**2)))}
+
+
+def fidelity(outputs: list[np.ndarray], reference: list[np.ndarray], task: str) -> dict:
+    """Agreement of top-1 classes (classification) and absolute output error against the float model."""
+    diffs = [np.abs(o.astype(np.float64) - r.astype(np.float64)) for o, r in zip(outputs, reference)]
+    result = {
+        "agreement": None,
+        "max_abs_err": float(max(np.max(d, initial=0.0) if not np.isnan(d).any() else np.inf for d in diffs)),
+        "mean_abs_err": float(np.mean(np.concatenate([d.ravel() for d in diffs]))),
+    }
+    if task == "classification":
+        a, b = outputs[0].reshape(len(outputs[0]), -1), reference[0].reshape(len(reference[0]), -1)
+        if a.shape[1] == 1:
+            result["agreement"] = float(np.mean((a[:, 0] > 0.5) == (b[:, 0] > 0.5)))
+        else:
+            result["agreement"] = float(np.mean(np.argmax(a, axis=1) == np.argmax(b, axis=1)))
+    return result
+
+
+def latency_stats(times_ms: list[float]) -> dict:
+    t = np.asarray(times_ms, dtype=np.float64)
+    p = np.percentile(t, [50, 90, 95, 99])
+    return {
+        "p50": float(p[0]), "p90": float(p[1]), "p95": float(p[2]), "p99": float(p[3]),
+        "mean": float(t.mean()), "std": float(t.std()), "min": float(t.min()), "max": float(t.max()), "runs": len(t),
+    }
+
+
+def median_of(runs: list[dict]) -> dict:
+    """Per-field median of several cold-start runs."""
+    return {k: float(np.median([r[k] for r in runs])) for k in runs[0]}

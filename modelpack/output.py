@@ -1,0 +1,98 @@
+"""Atomic output directories, deterministic zips, checksums and the manifest."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from modelpack.errors import ModelpackError
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def tree_bytes(path: Path) -> int:
+    """Total size of a file or of every file below a directory."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def write_zip(source: Path, dest: Path, *, prefix: str = "") -> Path:
+    """Zip a file or a directory tree so the same input always gives the same bytes.
+
+    Entries are sorted, timestamps fixed, permissions normalised (0755 for executables, 0644 otherwise);
+    no absolute paths or build-machine names get in.
+    """
+    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for f in files:
+            rel = f.name if source.is_file() else f.relative_to(source).as_posix()
+            info = zipfile.ZipInfo(prefix + rel, date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            mode = 0o755 if f.stat().st_mode & stat.S_IXUSR else 0o644
+            info.external_attr = (stat.S_IFREG | mode) << 16
+            info.create_system = 3
+            zf.writestr(info, f.read_bytes(), compresslevel=9)
+    os.replace(tmp, dest)
+    return dest
+
+
+def zipped_size(path: Path) -> int:
+    """Bytes of `path` zipped with deflate, as it would ship."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_zip(path, Path(tmp) / "x.zip").stat().st_size
+
+
+@contextlib.contextmanager
+def atomic_output_dir(final: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `final`; on success it replaces `final`, on failure it is removed."""
+    final = final.resolve()
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".building", dir=final.parent))
+    except OSError as exc:
+        raise ModelpackError(
+            f"cannot create the output directory {final}: {exc.strerror}. Choose a writable --out.",
+        ) from None
+    try:
+        yield staging
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            os.replace(final, old)
+            os.replace(staging, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def write_manifest(out_dir: Path) -> Path:
+    """manifest.json: sha256 and size of every file in the output directory."""
+    entries = {}
+    for f in sorted(p for p in out_dir.rglob("*") if p.is_file()):
+        rel = f.relative_to(out_dir).as_posix()
+        if rel != "manifest.json":
+            entries[rel] = {"sha256": sha256_file(f), "size_bytes": f.stat().st_size}
+    path = out_dir / "manifest.json"
+    path.write_text(json.dumps({"files": entries}, indent=2, sort_keys=True) + "\n")
+    return path

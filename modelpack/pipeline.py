@@ -1,0 +1,344 @@
+"""The build: recipe in; converted, measured and judged variants, artifacts and a report out.
+
+DESIGN.md lists these stages as numbered steps. TensorFlow never loads in this process: steps run in a
+worker process (modelpack.worker) and measurements in fresh probe processes (modelpack.measure.probe).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from modelpack import budgets as budget_checks
+from modelpack import safety
+from modelpack.cache import Cache, cache_key
+from modelpack.data import Samples, TensorSpec, prepare
+from modelpack.errors import InputError, StepFailedError
+from modelpack.measure import metrics
+from modelpack.measure.runner import run_probe
+from modelpack.modelfile import ModelFile, detect
+from modelpack.output import atomic_output_dir, sha256_file, tree_bytes, write_manifest, zipped_size
+from modelpack.recipe.loader import load_recipe
+from modelpack.recipe.models import Recipe
+from modelpack.report import BuildReport
+from modelpack.select import select
+from modelpack.steps import STEPS, StepJob
+from modelpack.targets import TARGETS
+from modelpack.ui import Reporter
+from modelpack.worker import run_jobs
+
+TOOLS = ("modelpack", "tensorflow", "keras", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",
+         "onnxruntime", "ai-edge-litert", "numpy")
+FP32_TOLERANCE = 1e-4
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of every tool whose output could change a step's result (part of cache keys).
+
+    modelpack's own code enters as a hash of its sources, so a changed converter never reuses stale output.
+    """
+    h = hashlib.sha256()
+    for f in sorted(Path(__file__).parent.rglob("*.py")):
+        h.update(f.read_bytes())
+    out: dict[str, str | None] = {"modelpack-code": h.hexdigest()[:16]}
+    for name in TOOLS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+@dataclass
+class BuildContext:
+    """What targets see: the recipe, the model, the selected variant and where things are."""
+
+    recipe: Recipe
+    recipe_path: Path
+    model: ModelFile
+    info: dict
+    samples: Samples
+    work: Path
+    report: BuildReport
+    variant_files: dict[str, Path] = field(default_factory=dict)
+    reporter: Reporter = field(default_factory=Reporter)
+
+    @property
+    def selected_file(self) -> Path | None:
+        return self.variant_files.get(self.report.selected or "")
+
+
+class Builder:
+    """Runs the stages in order; `build()` and `bench()` are thin wrappers over it."""
+
+    def __init__(self, recipe_path: str | Path, cache_dir: str | Path | None, reporter: Reporter | None = None):
+        self.recipe_path = Path(recipe_path)
+        self.reporter = reporter or Reporter()
+        self.recipe = load_recipe(self.recipe_path)
+        self.cache = Cache(Path(cache_dir) if cache_dir else Path(), enabled=cache_dir is not None)
+        self.versions = versions()
+        self.origin = str(self.recipe_path)
+
+    # 1. model: detect format by content, refuse unsafe code, record identity
+    def load_model(self) -> None:
+        self.model = detect(Path(self.recipe.model.path))
+        safety.check(self.model, self.recipe.model.trust_code, self.origin)
+
+    # 2. inspect in the worker: inputs, outputs, parameters
+    def inspect(self) -> None:
+        res = self._steps([("inspect", "inspect", {}, None)])["inspect"]
+        if not res["ok"]:
+            raise InputError(
+                f"{self.model.path}: the model could not be loaded ({res['error']}). "
+                "Check that it was saved with model.save() by a compatible Keras, or trust its code if it has custom layers."
+            )
+        self.info = json.loads((Path(res["dir"]) / "info.json").read_text())
+
+    # 3. data: seeded splits, checked against the model inputs
+    def prepare_data(self) -> None:
+        specs = [TensorSpec.from_json(t) for t in self.info["inputs"]]
+        self.samples = prepare(self.recipe.data, specs, self.origin)
+        self.eval_npz = self.samples.save(self.work / "eval.npz", "eval")
+        self.calib_npz = self.samples.save(self.work / "calibration.npz", "calibration")
+        self.data_sha = {"evaluation": _npz_digest(self.eval_npz), "calibration": _npz_digest(self.calib_npz)}
+        self.baseline_dir = Path(self._steps([("baseline", "baseline", {}, None)])["baseline"]["dir"])
+
+    # 4. variants: every requested converter, isolated, cached
+    def convert(self) -> dict[str, dict]:
+        wanted = list(self.recipe.optimize.variants)
+        plan: list[str] = []
+        for name in wanted:
+            dep = STEPS.get(name).REQUIRES
+            if dep and dep not in plan:
+                plan.append(dep)
+            if name not in plan:
+                plan.append(name)
+        jobs = [(n, n, STEPS.get(n)().options(self.recipe), STEPS.get(n).REQUIRES) for n in plan]
+        self.converted = self._steps(jobs)
+        return {n: self.converted[n] for n in wanted}
+
+    def _steps(self, plan: list[tuple[str, str, dict, str | None]]) -> dict[str, dict]:
+        """Run (label, step, options, dependency) jobs through the cache and the worker."""
+        done: dict[str, dict] = {}
+        keys: dict[str, str] = {}
+        pending: list[tuple[str, str, StepJob]] = []
+        for label, step_name, options, dep in plan:
+            step = STEPS.get(step_name)
+            data = {}
+            if step.USES_CALIBRATION:
+                data["calibration"] = str(self.calib_npz)
+            if step_name == "baseline":
+                data["evaluation"] = str(self.eval_npz)
+            key = cache_key(step_name, self.model.sha256, options, self.versions,
+                            {k: self.data_sha[k] for k in data}, keys.get(dep or ""))
+            keys[label] = key
+            hit = self.cache.get(key)
+            if hit is not None:
+                done[label] = {**json.loads((hit / "result.json").read_text()), "dir": str(hit), "cached": True}
+                continue
+            out = self.work / "steps" / label
+            shutil.rmtree(out, ignore_errors=True)
+            dep_dir = done.get(dep, {}).get("dir") if dep else None
+            if dep and dep_dir is None:
+                dep_dir = str(self.work / "steps" / dep)
+            job = StepJob(step_name, str(self.model.path), self.model.format, str(out), options,
+                          self.recipe.model.trust_code, self.recipe.model.custom_objects, dep_dir, data)
+            pending.append((label, key, job))
+        if pending:
+            with self.reporter.step(f"running {', '.join(p[0] for p in pending)}"):
+                results = run_jobs([j for _, _, j in pending], self.work / "worker.log")
+            for label, key, job in pending:
+                res = results[job.out_dir]
+                if res["ok"]:
+                    (job.out / "result.json").write_text(json.dumps(res))
+                    (job.out / ".started").unlink(missing_ok=True)
+                    entry = self.cache.put(key, job.out)
+                    done[label] = {**res, "dir": str(entry), "cached": False}
+                else:
+                    done[label] = {**res, "dir": None, "cached": False}
+        cached = [label for label, _, _, _ in plan if done[label].get("cached")]
+        if cached:
+            self.reporter.info(f"reused cached {', '.join(cached)}")
+        return done
+
+    # 5. measure: sizes, accuracy, fidelity, warm latency, cold start, peak memory
+    def measure(self, results: dict[str, dict]) -> list[dict]:
+        baseline = _load_outputs(self.baseline_dir / "outputs.npz")
+        variants = [self._measure_one("keras", None, {"ok": True}, baseline)]
+        for name, res in results.items():
+            variants.append(self._measure_one(name, STEPS.get(name), res, baseline))
+        base_acc = variants[0].get("accuracy")
+        for v in variants:
+            if v.get("accuracy") is not None and base_acc is not None:
+                v["accuracy_drop"] = base_acc - v["accuracy"]
+        return variants
+
+    def _measure_one(self, name: str, step, res: dict, baseline: list[np.ndarray]) -> dict:
+        fmt = "keras" if step is None else step.FORMAT
+        record = {
+            "name": name, "format": fmt, "quantization": "none" if step is None else step.QUANTIZATION,
+            "pruned": False, "status": "ok", "error": None, "cached": bool(res.get("cached")),
+            "size_bytes": None, "zipped_bytes": None, "accuracy": None, "accuracy_drop": None,
+            "fidelity": {"agreement": None, "max_abs_err": None, "mean_abs_err": None},
+            "latency_ms": None, "cold_start_ms": None, "peak_rss_mb": None,
+            "details": res.get("details") or {}, "budgets": [], "budgets_passed": False,
+        }
+        if not res.get("ok"):
+            record.update(status="failed", error=res.get("error"))
+            return record
+        path = self.model.path if step is None else Path(res["dir"]) / step.FILE
+        ms = self.recipe.measure
+        spec = {
+            "model": str(path), "kind": fmt, "format": self.model.format, "data": str(self.eval_npz),
+            "inputs": [t["name"] for t in self.info["inputs"]], "threads": ms.latency.threads,
+            "warmup": ms.latency.warmup, "runs": ms.latency.runs, "batch": ms.latency.batch,
+            "eval_batch": 64 if fmt == "keras" else 1, "out": str(self.work / f"out-{name}.npz"),
+            "trust_code": self.recipe.model.trust_code, "custom_objects": self.recipe.model.custom_objects,
+        }
+        try:
+            with self.reporter.step(f"measuring {name}"):
+                warm = run_probe("warm", spec, self.work)
+                colds = [run_probe("cold", spec, self.work) for _ in range(ms.cold_start.runs)]
+        except StepFailedError as exc:
+            record.update(status="failed", error=str(exc))
+            return record
+        outputs = _load_outputs(Path(spec["out"]))
+        task = self.recipe.task
+        cold = metrics.median_of(colds)
+        record.update(
+            size_bytes=tree_bytes(Path(path)),
+            zipped_bytes=zipped_size(Path(path)),
+            accuracy=metrics.accuracy(outputs, self.samples.eval_y, task),
+            fidelity=metrics.fidelity(outputs, baseline, task),
+            latency_ms=metrics.latency_stats(warm["latency_ms"]),
+            cold_start_ms={"p50": cold["total_ms"], "import": cold["import_ms"], "load": cold["load_ms"],
+                           "first_inference": cold["first_ms"], "runs": len(colds)},
+            peak_rss_mb=max(c["peak_rss_mb"] for c in colds),
+        )
+        if task == "regression" and self.samples.eval_y is not None:
+            record["regression"] = metrics.regression_errors(outputs, self.samples.eval_y)
+        if step is not None and step.QUANTIZATION == "none":
+            worst = max(float(np.max(np.abs(o - b) / (1 + np.abs(b)))) for o, b in zip(outputs, baseline))
+            if not worst <= FP32_TOLERANCE:  # NaN fails too
+                record.update(status="failed", error=f"float32 conversion differs from Keras by {worst:.2e} "
+                                                     f"(tolerance {FP32_TOLERANCE:g})")
+        record["file"] = str(path)
+        return record
+
+    # 6. budgets and selection
+    def judge(self, variants: list[dict]) -> tuple[str | None, str, str | None, list[dict]]:
+        for v in variants:
+            v["budgets"] = budget_checks.check(v, self.recipe.budgets)
+            v["budgets_passed"] = v["status"] == "ok" and all(b["passed"] for b in v["budgets"])
+        chosen, reason, closest = select(variants, self.recipe.select)
+        named = chosen or closest
+        rows = next((v["budgets"] for v in variants if v["name"] == named), []) if named else []
+        return chosen, reason, closest, rows
+
+    def report(self) -> BuildReport:
+        d = self.recipe.data
+        if self.samples.synthetic:
+            desc = f"synthetic random inputs ({len(self.samples.eval_x[0])} samples): no accuracy, fidelity and latency only"
+        else:
+            desc = (f"{len(self.samples.eval_x[0])} evaluation and {len(self.samples.calib_x[0])} calibration samples "
+                    f"from {_rel(Path(d.path), self.recipe_path) if d.path and os.path.exists(d.path) else d.path}"
+                    f" (labels: {d.labels or 'none'})")
+        ms = self.recipe.measure
+        return BuildReport(
+            modelpack_version=self.versions["modelpack"] or "0",
+            recipe=_rel(self.recipe_path.resolve(), self.recipe_path),
+            name=self.recipe.name,
+            model={"path": _rel(self.model.path, self.recipe_path), "sha256": self.model.sha256,
+                   "format": self.model.format, "params": self.info["params"], "size_bytes": self.model.size_bytes,
+                   "inputs": self.info["inputs"], "outputs": self.info["outputs"]},
+            data={"description": desc, "synthetic": self.samples.synthetic,
+                  "evaluation": len(self.samples.eval_x[0]), "calibration": len(self.samples.calib_x[0])},
+            measure={"batch": ms.latency.batch, "threads": ms.latency.threads, "warmup": ms.latency.warmup,
+                     "runs": ms.latency.runs, "cold_runs": ms.cold_start.runs},
+        )
+
+    def run(self, work: Path) -> BuildReport:
+        """Stages 1–6: everything except writing artifacts."""
+        self.work = work
+        self.load_model()
+        self.inspect()
+        self.prepare_data()
+        converted = self.convert()
+        variants = self.measure(converted)
+        report = self.report()
+        report.variants = variants
+        report.selected, report.selection_reason, report.closest, report.budgets = self.judge(variants)
+        if self.samples.synthetic:
+            report.notes.append("Data is synthetic: accuracy is not measured; fidelity and latency are.")
+        return report
+
+
+def _rel(path: Path, recipe_path: Path) -> str:
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), recipe_path.resolve().parent)).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
+def _npz_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with np.load(path) as npz:
+        for k in sorted(npz.files):
+            h.update(k.encode())
+            h.update(np.ascontiguousarray(npz[k]).tobytes())
+    return h.hexdigest()
+
+
+def _load_outputs(path: Path) -> list[np.ndarray]:
+    with np.load(path) as npz:
+        return [npz[f"out_{i}"] for i in range(len(npz.files))]
+
+
+def bench(recipe_path: str | Path, cache_dir: str | Path | None = ".modelpack-cache",
+          reporter: Reporter | None = None) -> BuildReport:
+    """Convert and measure only; nothing is written but the cache."""
+    builder = Builder(recipe_path, cache_dir, reporter)
+    with tempfile.TemporaryDirectory(prefix="modelpack-") as work:
+        return builder.run(Path(work))
+
+
+def build(recipe_path: str | Path, out: str | Path | None = None, cache_dir: str | Path | None = ".modelpack-cache",
+          reporter: Reporter | None = None) -> BuildReport:
+    """Run the whole build and write the output directory atomically; return the report.
+
+    The report says whether every budget passed; the output is written either way.
+    """
+    builder = Builder(recipe_path, cache_dir, reporter)
+    out_dir = Path(out) if out else Path("dist") / builder.recipe.name
+    with tempfile.TemporaryDirectory(prefix="modelpack-") as work_s, atomic_output_dir(out_dir) as staging:
+        work = Path(work_s)
+        report = builder.run(work)
+        ctx = BuildContext(builder.recipe, builder.recipe_path, builder.model, builder.info, builder.samples,
+                           work, report, reporter=builder.reporter)
+        for v in report.variants:
+            if v["status"] == "ok" and v["name"] != "keras":
+                dest = staging / "variants" / f"{v['name']}{Path(v['file']).suffix}"
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(v["file"], dest)
+                ctx.variant_files[v["name"]] = dest
+                v["path"] = dest.relative_to(staging).as_posix()
+            v.pop("file", None)
+        for spec in builder.recipe.targets:
+            target = TARGETS.get(spec.kind)(spec)
+            with builder.reporter.step(f"target {spec.identity()}"):
+                for art in target.build(ctx, staging):
+                    path = staging / art.path
+                    report.artifacts.append({"target": art.target, "path": art.path, "sha256": sha256_file(path),
+                                             "size_bytes": path.stat().st_size, "unzipped_bytes": art.unzipped_bytes,
+                                             **({"details": art.details} if art.details else {})})
+        report.write(staging)
+        write_manifest(staging)
+    return report

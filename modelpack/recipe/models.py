@@ -1,0 +1,239 @@
+"""Pydantic models of a recipe: every field typed, described, and strict about unknown keys."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+
+from modelpack.recipe.base import Strict
+
+VARIANTS = (
+    "tflite-fp32",
+    "tflite-dynamic",
+    "tflite-fp16",
+    "tflite-int8",
+    "onnx-fp32",
+    "onnx-dynamic",
+    "onnx-int8",
+)
+VariantName = Literal[VARIANTS]  # type: ignore[valid-type]
+SELECT_POLICIES = ("smallest", "fastest", "coldest-start", "most-accurate")
+_CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def _resolve(value: str | None, info: ValidationInfo, *, directory: bool = False) -> str | None:
+    """Resolve a path relative to the recipe file and check it exists."""
+    if value is None:
+        return None
+    base = Path((info.context or {}).get("base_dir", "."))
+    path = (base / value).resolve()
+    if (info.context or {}).get("check_files", True):
+        if not path.exists():
+            raise ValueError(f"file not found: {path}; paths are relative to the recipe file")
+        if directory is False and path.is_dir() and not (path / "saved_model.pb").exists():
+            raise ValueError(f"{path} is a directory but not a SavedModel (no saved_model.pb)")
+    return str(path)
+
+
+class ModelSpec(Strict):
+    """The trained model to package."""
+
+    path: str = Field(description="Keras 3 .keras, tf-keras .keras/.h5, or a SavedModel directory.")
+    trust_code: bool = Field(
+        False,
+        description="Allow Lambda layers and custom objects. Off by default: such code runs at load time.",
+    )
+    custom_objects: str | None = Field(
+        None, description="Importable module whose CUSTOM_OBJECTS dict names custom layers (needs trust_code)."
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _exists(cls, v: str, info: ValidationInfo) -> str:
+        return _resolve(v, info)  # type: ignore[return-value]
+
+    @model_validator(mode="after")
+    def _custom_needs_trust(self) -> ModelSpec:
+        if self.custom_objects and not self.trust_code:
+            raise ValueError("custom_objects requires trust_code: true")
+        return self
+
+
+Count = Annotated[float, Field(gt=0)]
+
+
+class TrainArrays(Strict):
+    """Arrays used only for fine-tuning (pruning)."""
+
+    inputs: str | list[str] = Field(description="Array name(s) holding the training inputs.")
+    labels: str = Field(description="Array name holding the training labels.")
+
+
+class DataSpec(Strict):
+    """Sample data for calibration, evaluation and fine-tuning."""
+
+    path: str | None = Field(
+        None, description="A .npz file of named arrays, or module:function returning a dict of arrays."
+    )
+    inputs: str | list[str] = Field(
+        "x", description="Array name(s) fed to the model inputs, in the order of the model's inputs."
+    )
+    labels: str | None = Field("y", description="Array name of the labels; null for unlabeled data.")
+    calibration: Count = Field(200, description="Samples for INT8 calibration: a count, or a fraction if < 1.")
+    evaluation: Count = Field(400, description="Samples for accuracy and fidelity: a count, or a fraction if < 1.")
+    train: TrainArrays | None = Field(
+        None, description="Separate arrays for fine-tuning; default: the samples left after the other splits."
+    )
+    seed: int = Field(0, description="Seed of the shuffle that draws the splits.")
+    synthetic: bool = Field(
+        False, description="No data file: random inputs for fidelity and latency only (no accuracy)."
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _exists(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and _CALLABLE_RE.match(v) and not v.endswith(".npz"):
+            return v
+        return _resolve(v, info)
+
+    @model_validator(mode="after")
+    def _path_or_synthetic(self) -> DataSpec:
+        if self.path is None and not self.synthetic:
+            raise ValueError("give data.path, or set data.synthetic: true to measure without data")
+        if self.path is not None and self.synthetic:
+            raise ValueError("data.path and data.synthetic: true exclude each other")
+        return self
+
+
+class PruneSpec(Strict):
+    """Magnitude pruning with tensorflow-model-optimization, then fine-tuning."""
+
+    final_sparsity: float = Field(gt=0, lt=1, description="Fraction of weights set to zero at the end.")
+    initial_sparsity: float = Field(0.0, ge=0, lt=1, description="Sparsity when pruning begins.")
+    schedule: Literal["polynomial", "constant"] = Field("polynomial", description="Pruning schedule.")
+    epochs: int = Field(2, ge=1, le=1000, description="Fine-tuning epochs.")
+    batch_size: int = Field(32, ge=1, description="Fine-tuning batch size.")
+    frequency: int = Field(0, ge=0, description="Steps between pruning updates; 0 picks one that reaches the target.")
+    m_by_n: Literal["2:4"] | None = Field(None, description="Structured sparsity pattern.")
+    loss: str | None = Field(None, description="Keras loss name; default: the model's compiled loss or a task default.")
+
+    @model_validator(mode="after")
+    def _order(self) -> PruneSpec:
+        if self.initial_sparsity >= self.final_sparsity:
+            raise ValueError("initial_sparsity must be smaller than final_sparsity")
+        return self
+
+
+class Int8Spec(Strict):
+    """Full-integer quantization settings."""
+
+    io: Literal["float", "int8"] = Field("float", description="Model input/output type of tflite-int8.")
+    calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
+        "minmax", description="ONNX Runtime calibration method for onnx-int8."
+    )
+    per_channel: bool = Field(True, description="Per-channel weight quantization for onnx-int8.")
+
+
+class OptimizeSpec(Strict):
+    """Which variants to build and how."""
+
+    variants: list[VariantName] = Field(
+        default_factory=lambda: list(VARIANTS), min_length=1, description="Variants to build and measure."
+    )
+    prune: PruneSpec | None = Field(None, description="Prune before converting; off unless given.")
+    int8: Int8Spec = Field(default_factory=Int8Spec, description="INT8 quantization settings.")
+    opset: int = Field(17, ge=13, le=21, description="ONNX opset for tf2onnx.")
+
+    @field_validator("variants")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dupes = sorted({x for x in v if v.count(x) > 1})
+        if dupes:
+            raise ValueError(f"variants listed twice: {', '.join(dupes)}")
+        return v
+
+
+class LatencySpec(Strict):
+    """Warm latency measurement."""
+
+    warmup: int = Field(20, ge=0, le=100_000, description="Untimed runs before measuring.")
+    runs: int = Field(200, ge=5, le=1_000_000, description="Timed runs.")
+    threads: int = Field(1, ge=1, le=256, description="Intra-op threads of the runtime.")
+    batch: int = Field(1, ge=1, le=4096, description="Batch size of each run.")
+
+
+class ColdStartSpec(Strict):
+    """Cold start measurement: fresh process, import, load, first inference."""
+
+    runs: int = Field(5, ge=1, le=100, description="Fresh processes; the report gives the median.")
+
+
+class MeasureSpec(Strict):
+    """How variants are measured."""
+
+    latency: LatencySpec = Field(default_factory=LatencySpec, description="Warm latency in one process.")
+    cold_start: ColdStartSpec = Field(default_factory=ColdStartSpec, description="Cold start in fresh processes.")
+
+
+NonNeg = Annotated[float, Field(ge=0)]
+
+
+class Budgets(Strict):
+    """Limits a variant must meet to be selected; absent means not enforced."""
+
+    max_accuracy_drop: NonNeg | None = Field(None, description="Largest allowed drop vs the Keras baseline (0.01 = 1 point).")
+    min_agreement: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        None, description="Smallest top-1 agreement with the float model."
+    )
+    max_model_mb: NonNeg | None = Field(None, description="Model file size, MB (10^6 bytes).")
+    max_zip_mb: NonNeg | None = Field(None, description="Zipped model size, MB.")
+    max_p50_ms: NonNeg | None = Field(None, description="Median warm latency, ms.")
+    max_p95_ms: NonNeg | None = Field(None, description="95th percentile warm latency, ms.")
+    max_p99_ms: NonNeg | None = Field(None, description="99th percentile warm latency, ms.")
+    max_cold_start_ms: NonNeg | None = Field(None, description="Median cold start (import + load + first run), ms.")
+    max_peak_rss_mb: NonNeg | None = Field(None, description="Peak resident memory of the cold-start process, MB.")
+
+
+class Recipe(Strict):
+    """A modelpack recipe."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Build name; used in output paths.")
+    model: ModelSpec = Field(description="The trained model to package.")
+    data: DataSpec = Field(default_factory=lambda: DataSpec(synthetic=True), description="Sample data.")
+    task: str = Field(
+        "classification",
+        description="classification, regression, or module:function computing a score (higher is better).",
+    )
+    optimize: OptimizeSpec = Field(default_factory=OptimizeSpec, description="Which variants to build and how.")
+    measure: MeasureSpec = Field(default_factory=MeasureSpec, description="How variants are measured.")
+    budgets: Budgets = Field(default_factory=Budgets, description="Limits a variant must meet to be selected.")
+    select: Literal[SELECT_POLICIES] = Field("fastest", description="How the winner is chosen among passing variants.")  # type: ignore[valid-type]
+    targets: list[TargetSpec] = Field(default_factory=list, description="Artifacts to write for the winner.")
+
+    @field_validator("task")
+    @classmethod
+    def _task(cls, v: str) -> str:
+        if v in ("classification", "regression") or _CALLABLE_RE.match(v):
+            return v
+        raise ValueError(f"'{v}' is not classification, regression, or module:function")
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_targets(cls, v: list[BaseModel]) -> list[BaseModel]:
+        seen: set[str] = set()
+        for t in v:
+            key = t.identity()  # type: ignore[attr-defined]
+            if key in seen:
+                raise ValueError(f"target {key} is listed twice")
+            seen.add(key)
+        return v
+
+
+# Target specs are contributed by the target modules; see modelpack.targets.
+from modelpack.targets.specs import TargetSpec  # noqa: E402
+
+Recipe.model_rebuild()
+__all__ = ["Recipe", "VARIANTS", "SELECT_POLICIES", "TargetSpec"]

@@ -1,0 +1,122 @@
+"""The build report: report.json (a contract other tools read) and report.md (for people and CI summaries)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+MB = 1_000_000
+
+
+@dataclass
+class BuildReport:
+    """Everything a build measured and wrote. Field names of the JSON form are a stable contract."""
+
+    modelpack_version: str
+    recipe: str
+    name: str
+    model: dict
+    data: dict
+    variants: list[dict] = field(default_factory=list)
+    budgets: list[dict] = field(default_factory=list)
+    selected: str | None = None
+    selection_reason: str = ""
+    closest: str | None = None
+    artifacts: list[dict] = field(default_factory=list)
+    steps: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    measure: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.selected is not None and all(b["passed"] for b in self.budgets)
+
+    def variant(self, name: str) -> dict | None:
+        return next((v for v in self.variants if v["name"] == name), None)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["passed"] = self.passed
+        return d
+
+    def write(self, out_dir: Path) -> None:
+        (out_dir / "report.json").write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
+        (out_dir / "report.md").write_text(to_markdown(self))
+
+
+def _f(x: float | None, fmt: str = "{:.2f}") -> str:
+    return "–" if x is None else fmt.format(x)
+
+
+def variant_rows(report: BuildReport) -> list[list[str]]:
+    """The comparison table shared by report.md and `modelpack bench`."""
+    base = report.variant("keras") or {}
+    base_p50 = (base.get("latency_ms") or {}).get("p50")
+    base_zip = base.get("zipped_bytes")
+    rows = []
+    for v in report.variants:
+        if v["status"] != "ok":
+            rows.append([v["name"], "failed", *["–"] * 10, (v.get("error") or "")[:80]])
+            continue
+        lat, cold = v.get("latency_ms") or {}, v.get("cold_start_ms") or {}
+        fid = v.get("fidelity") or {}
+        speedup = base_p50 / lat["p50"] if base_p50 and lat.get("p50") else None
+        ratio = v["zipped_bytes"] / base_zip if base_zip and v.get("zipped_bytes") else None
+        budget = "–" if v["name"] == "keras" or not v.get("budgets") else (
+            "pass" if v["budgets_passed"] else "fail: " + ", ".join(b["name"] for b in v["budgets"] if not b["passed"])
+        )
+        rows.append([
+            v["name"],
+            _f(v["size_bytes"] / MB, "{:.3f}"),
+            _f(v["zipped_bytes"] / MB, "{:.3f}"),
+            _f(v.get("accuracy"), "{:.4f}"),
+            _f(None if v.get("accuracy_drop") is None else 0.0 - v["accuracy_drop"] + 0.0, "{:+.4f}"),
+            _f(fid.get("agreement"), "{:.4f}"),
+            _f(lat.get("p50"), "{:.3f}"),
+            _f(lat.get("p99"), "{:.3f}"),
+            _f(cold.get("p50"), "{:.0f}"),
+            _f(v.get("peak_rss_mb"), "{:.0f}"),
+            _f(speedup, "{:.1f}×"),
+            _f(ratio, "{:.2f}"),
+            budget,
+        ])
+    return rows
+
+
+HEADERS = ["variant", "MB", "zip MB", "accuracy", "Δ acc", "agreement", "p50 ms", "p99 ms",
+           "cold ms", "RSS MB", "speed-up", "size ratio", "budgets"]
+
+
+def to_markdown(report: BuildReport) -> str:
+    lines = [f"## modelpack: {report.name}", ""]
+    status = "passed" if report.passed else "FAILED"
+    lines.append(f"**{status}** — selected: `{report.selected or 'none'}` ({report.selection_reason})")
+    if report.closest:
+        lines.append(f"Closest variant: `{report.closest}`.")
+    m = report.model
+    lines += ["", f"Model `{m['path']}` ({m['format']}, {m['params']:,} parameters, {m['size_bytes'] / MB:.3f} MB, "
+              f"sha256 `{m['sha256'][:12]}`)."]
+    d = report.data
+    lines.append(f"Data: {d.get('description', '')}")
+    ms = report.measure
+    if ms:
+        lines.append(
+            f"Latency: batch {ms['batch']}, {ms['threads']} thread(s), {ms['warmup']} warm-up + {ms['runs']} runs; "
+            f"cold start: median of {ms['cold_runs']} fresh processes (import + load + first inference)."
+        )
+    lines += ["", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(r) + " |" for r in variant_rows(report)]
+    if report.budgets:
+        lines += ["", f"### Budgets ({report.selected or report.closest or 'no variant'})", "",
+                  "| budget | limit | value | result |", "|---|---|---|---|"]
+        for b in report.budgets:
+            lines.append(f"| {b['name']} | {b['limit']:g} | {_f(b['value'], '{:.4g}')} | {'pass' if b['passed'] else 'FAIL'} |")
+    if report.artifacts:
+        lines += ["", "### Artifacts", "", "| target | path | MB | unzipped MB |", "|---|---|---|---|"]
+        for a in report.artifacts:
+            unz = None if a.get("unzipped_bytes") is None else a["unzipped_bytes"] / MB
+            lines.append(f"| {a['target']} | `{a['path']}` | {a['size_bytes'] / MB:.3f} | {_f(unz, '{:.3f}')} |")
+    if report.notes:
+        lines += ["", "### Notes", ""] + [f"- {n}" for n in report.notes]
+    return "\n".join(lines) + "\n"

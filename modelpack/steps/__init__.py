@@ -1,0 +1,14 @@
+"""Pipeline steps, registered by name: a new step is a module plus a registry line."""
+
+from __future__ import annotations
+
+from modelpack.registry import Registry
+from modelpack.steps import inspect, onnx, tflite
+from modelpack.steps.base import Step, StepJob
+
+STEPS: Registry[type[Step]] = Registry("step")
+for _module in (inspect, tflite, onnx):
+    for _step in _module.STEPS:
+        STEPS.register(_step)
+
+__all__ = ["STEPS", "Step", "StepJob"]

@@ -1,0 +1,49 @@
+"""The base class of pipeline steps; a step runs inside the worker process, file in, file out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from modelpack.recipe.models import Recipe
+
+
+@dataclass
+class StepJob:
+    """Everything a step needs, serialisable to JSON for the worker process."""
+
+    step: str
+    model_path: str
+    model_format: str
+    out_dir: str
+    options: dict = field(default_factory=dict)
+    trust_code: bool = False
+    custom_objects: str | None = None
+    dep_dir: str | None = None
+    data: dict = field(default_factory=dict)  # split name -> .npz path
+
+    @property
+    def out(self) -> Path:
+        return Path(self.out_dir)
+
+
+class Step:
+    """One unit of work. Variant steps produce a model file named FILE in the job's out_dir."""
+
+    NAME: ClassVar[str]
+    PURPOSE: ClassVar[str]
+    FORMAT: ClassVar[str] = ""
+    QUANTIZATION: ClassVar[str] = "none"
+    FILE: ClassVar[str] = ""
+    REQUIRES: ClassVar[str | None] = None  # a variant whose output this step consumes
+    USES_CALIBRATION: ClassVar[bool] = False
+
+    def options(self, recipe: Recipe) -> dict:
+        """The recipe options this step depends on (part of its cache key)."""
+        return {}
+
+    def run(self, job: StepJob, ctx: Any) -> dict:
+        """Do the work; `ctx` is the worker's per-process state (loaded model). Return details for the report."""
+        raise NotImplementedError

@@ -1,0 +1,19 @@
+"""Rich tables for the terminal: the same rows as report.md."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from modelpack.report import HEADERS, BuildReport, variant_rows
+
+
+def print_variants(report: BuildReport, console: Console | None = None) -> None:
+    table = Table(title=f"modelpack bench: {report.name}")
+    for i, h in enumerate(HEADERS):
+        table.add_column(h, justify="left" if i in (0, len(HEADERS) - 1) else "right")
+    for row in variant_rows(report):
+        table.add_row(*row)
+    console = console or Console()
+    console.print(table)
+    console.print(f"selected: {report.selected or 'none'} ({report.selection_reason})")

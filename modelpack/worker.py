@@ -1,0 +1,110 @@
+"""Run steps in a child process, so a converter that crashes takes down only its own variant.
+
+Parent side: `run_jobs(jobs, log)` starts `python -m modelpack.worker JOBS.json`, and restarts it after a crash
+for the jobs still pending. Child side: runs each job, writing `result.json` (or `.started` as it begins).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+from modelpack.steps.base import StepJob
+
+STARTED = ".started"
+RESULT = "result.json"
+
+
+class WorkerState:
+    """Per-process state: the model is loaded once per process and shared by the steps."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple, object] = {}
+
+    def model(self, job: StepJob):
+        from modelpack import keras_io
+
+        key = (job.model_path, job.model_format)
+        if key not in self._models:
+            self._models[key] = keras_io.load(job.model_path, job.model_format, job.trust_code, job.custom_objects)
+        return self._models[key]
+
+
+def first_message(exc: BaseException) -> str:
+    """The first meaningful line of a converter's error, not its whole traceback."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    meaningful = [ln for ln in lines if "error" in ln.lower() or "not supported" in ln.lower()]
+    text = (meaningful or lines or [""])[0]
+    text = text if len(text) <= 400 else text[:397] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _child(jobs_file: str) -> None:
+    from modelpack.steps import STEPS
+
+    state = WorkerState()
+    for raw in json.loads(Path(jobs_file).read_text()):
+        job = StepJob(**raw)
+        out = job.out
+        if (out / RESULT).exists():
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        (out / STARTED).touch()
+        step = STEPS.get(job.step)()
+        try:
+            if step.REQUIRES:
+                dep = json.loads((Path(job.dep_dir) / RESULT).read_text()) if job.dep_dir else {"ok": False}
+                if not dep.get("ok"):
+                    raise RuntimeError(f"needs {step.REQUIRES}, which failed")
+            result = {"ok": True, "details": step.run(job, state) or {}}
+        except Exception as exc:  # a failing step is recorded, the next one runs
+            result = {"ok": False, "error": first_message(exc), "traceback": traceback.format_exc()}
+        (out / RESULT).write_text(json.dumps(result, default=str))
+        sys.stdout.flush()
+
+
+def run_jobs(jobs: list[StepJob], log: Path, timeout_s: float = 3600) -> dict[str, dict]:
+    """Run the jobs in worker processes; return each job's result keyed by out_dir."""
+    pending = list(jobs)
+    results: dict[str, dict] = {}
+    while pending:
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, dir=log.parent) as f:
+            json.dump([asdict(j) for j in pending], f)
+        with open(log, "ab") as logf:
+            try:
+                proc = subprocess.run(
+                    [sys.executable, "-m", "modelpack.worker", f.name],
+                    stdout=logf, stderr=subprocess.STDOUT, timeout=timeout_s, check=False,
+                )
+                code = proc.returncode
+            except subprocess.TimeoutExpired:
+                code = "timeout"
+        Path(f.name).unlink(missing_ok=True)
+        still: list[StepJob] = []
+        crashed = False
+        for job in pending:
+            res_path = job.out / RESULT
+            if res_path.exists():
+                results[job.out_dir] = json.loads(res_path.read_text())
+            elif (job.out / STARTED).exists() and not crashed:
+                crashed = True
+                why = f"timed out after {timeout_s:.0f} s" if code == "timeout" else f"exit code {code}"
+                results[job.out_dir] = {"ok": False, "error": f"the {job.step} process crashed ({why}); see {log}"}
+                (job.out / RESULT).write_text(json.dumps(results[job.out_dir]))
+            else:
+                still.append(job)
+        if not crashed and still:  # the worker died before starting anything: do not loop forever
+            for job in still:
+                results[job.out_dir] = {"ok": False, "error": f"the worker process exited with code {code}; see {log}"}
+            still = []
+        pending = still
+    return results
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1])

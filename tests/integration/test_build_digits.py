@@ -1,0 +1,123 @@
+"""End to end on the shipped digits example: build, report contract, cache reuse, budgets and exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from modelpack.cli import cli
+from modelpack.output import sha256_file
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("digits")
+    import yaml
+
+    from tests.conftest import DIGITS
+
+    data = yaml.safe_load((DIGITS / "recipe.yaml").read_text())
+    data["model"]["path"] = str(DIGITS / "model.keras")
+    data["data"]["path"] = str(DIGITS / "digits.npz")
+    data["measure"] = {"latency": {"warmup": 2, "runs": 20}, "cold_start": {"runs": 1}}
+    recipe = tmp / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(data, sort_keys=False))
+    out, cache = tmp / "out", tmp / "cache"
+    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(out), "--cache-dir", str(cache)])
+    return {"result": result, "out": out, "cache": cache, "recipe": recipe, "tmp": tmp}
+
+
+def test_build_exit_0_and_outputs(built):
+    assert built["result"].exit_code == 0, built["result"].output
+    out = built["out"]
+    assert {"report.json", "report.md", "manifest.json"} <= {p.name for p in out.iterdir()}
+    assert [p.name for p in built["tmp"].iterdir() if p.name.startswith(".out")] == []  # no staging left
+
+
+def test_report_contract(built):
+    report = json.loads((built["out"] / "report.json").read_text())
+    for key in ("modelpack_version", "recipe", "passed", "selected", "model", "variants", "budgets", "artifacts"):
+        assert key in report
+    assert report["passed"] is True
+    assert report["model"]["format"] == "keras3" and report["model"]["params"] == 34394
+    assert len(report["model"]["sha256"]) == 64
+    names = [v["name"] for v in report["variants"]]
+    assert names[0] == "keras" and set(names[1:]) == {
+        "tflite-fp32", "tflite-dynamic", "tflite-fp16", "tflite-int8", "onnx-fp32", "onnx-dynamic", "onnx-int8"}
+    for v in report["variants"]:
+        assert v["status"] == "ok", v
+        for key in ("format", "quantization", "pruned", "size_bytes", "zipped_bytes", "accuracy", "fidelity",
+                    "latency_ms", "cold_start_ms", "peak_rss_mb", "budgets_passed"):
+            assert key in v
+        assert {"p50", "p90", "p99"} <= set(v["latency_ms"])
+        assert v["zipped_bytes"] > 0 and v["accuracy"] > 0.9
+    by = {v["name"]: v for v in report["variants"]}
+    assert by["keras"]["accuracy"] > 0.97
+    for fp32 in ("tflite-fp32", "onnx-fp32"):
+        assert by[fp32]["fidelity"]["max_abs_err"] < 1e-4
+    for int8 in ("tflite-int8", "onnx-int8"):
+        assert by[int8]["fidelity"]["agreement"] >= 0.95
+        assert by[int8]["zipped_bytes"] < by["tflite-fp32"]["zipped_bytes"] / 2
+    assert report["selected"] in by and report["selected"] != "keras"
+    assert report["selected"] and by[report["selected"]]["budgets_passed"]
+    assert {b["name"] for b in report["budgets"]} == {"max_accuracy_drop", "min_agreement", "max_zip_mb", "max_p95_ms"}
+
+
+def test_manifest_matches_files(built):
+    manifest = json.loads((built["out"] / "manifest.json").read_text())["files"]
+    assert "report.json" in manifest
+    for rel, entry in manifest.items():
+        assert sha256_file(built["out"] / rel) == entry["sha256"]
+
+
+def test_report_md_for_people(built):
+    md = (built["out"] / "report.md").read_text()
+    assert md.startswith("## modelpack: digits")
+    assert "| variant | MB | zip MB |" in md and "| tflite-int8 |" in md and "### Budgets" in md
+
+
+def test_rebuild_reuses_cache(built):
+    out2 = built["tmp"] / "out2"
+    result = CliRunner().invoke(cli, ["build", str(built["recipe"]), "--out", str(out2), "--cache-dir", str(built["cache"])])
+    assert result.exit_code == 0, result.output
+    assert "reused cached" in result.output
+    for variant in ("tflite-int8.tflite", "onnx-int8.onnx"):
+        assert sha256_file(built["out"] / "variants" / variant) == sha256_file(out2 / "variants" / variant)
+
+
+def test_budget_failure_exit_1_report_written(built, tmp_path):
+    import yaml
+
+    data = yaml.safe_load(built["recipe"].read_text())
+    data["budgets"] = {"max_p50_ms": 0.000001, "max_zip_mb": 0.045}
+    data["optimize"] = {"variants": ["tflite-fp32", "tflite-int8"]}
+    recipe = tmp_path / "tight.yaml"
+    recipe.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(out), "--cache-dir", str(built["cache"])])
+    assert result.exit_code == 1, result.output
+    assert "budgets failed (max_p50_ms)" in result.output and "closest: tflite-int8" in result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["passed"] is False and report["selected"] is None and report["closest"] == "tflite-int8"
+    assert {b["name"]: b["passed"] for b in report["budgets"]} == {"max_p50_ms": False, "max_zip_mb": True}
+
+
+def test_bad_data_leaves_previous_output(built, tmp_path):
+    import numpy as np
+    import yaml
+
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros((10, 4, 4, 1), "float32"), y=np.zeros(10, "int64"))
+    data = yaml.safe_load(built["recipe"].read_text())
+    data["data"] = {"path": str(bad)}
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text(yaml.safe_dump(data))
+    before = {p.name: sha256_file(p) for p in built["out"].iterdir() if p.is_file()}
+    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(built["out"]), "--cache-dir", str(built["cache"])])
+    assert result.exit_code == 2, result.output
+    assert "per-sample shape (4, 4, 1)" in result.output and "expects (8, 8, 1)" in result.output
+    assert {p.name: sha256_file(p) for p in built["out"].iterdir() if p.is_file()} == before
