@@ -86,7 +86,7 @@ def from_keras(model: Any) -> Loaded:
     # The converters freeze variables they can find through this object; Keras 3 variables wrap tf.Variables
     # that the model itself does not expose as trackables, so collect them explicitly.
     holder = tf.Module()
-    holder.weights = [getattr(v, "value", v) for v in model.variables]
+    holder.weights = [v if isinstance(v, tf.Variable) else v.value for v in model.variables]
     holder.serve = serve
     return Loaded(
         obj=holder,

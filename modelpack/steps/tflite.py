@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -13,18 +14,20 @@ class _TFLiteStep(Step):
     FORMAT = "tflite"
     FILE = "model.tflite"
 
-    def configure(self, converter: Any, job: StepJob) -> None:
+    def configure(self, converter: Any, job: StepJob, names: list[str]) -> None:
         """Set the converter options of this variant."""
 
     def run(self, job: StepJob, ctx: Any) -> dict:
         import tensorflow as tf
 
         loaded = ctx.model(job)
-        converter = tf.lite.TFLiteConverter.from_concrete_functions(
-            [loaded.serve.get_concrete_function()], loaded.obj
-        )
-        self.configure(converter, job)
-        (job.out / self.FILE).write_bytes(converter.convert())
+        # Through a SavedModel so every source format gets the same `serving_default` signature
+        # (from_concrete_functions drops it for tf-keras models); the handlers call that signature.
+        with tempfile.TemporaryDirectory() as tmp:
+            tf.saved_model.save(loaded.obj, tmp, signatures={"serving_default": loaded.serve.get_concrete_function()})
+            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+            self.configure(converter, job, [t["name"] for t in loaded.inputs])
+            (job.out / self.FILE).write_bytes(converter.convert())
         return {}
 
 
@@ -38,7 +41,7 @@ class TFLiteDynamic(_TFLiteStep):
     PURPOSE = "TFLite with int8 weights and float activations (dynamic-range quantization)."
     QUANTIZATION = "dynamic"
 
-    def configure(self, converter: Any, job: StepJob) -> None:
+    def configure(self, converter: Any, job: StepJob, names: list[str]) -> None:
         import tensorflow as tf
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -49,7 +52,7 @@ class TFLiteFP16(_TFLiteStep):
     PURPOSE = "TFLite with float16 weights."
     QUANTIZATION = "float16"
 
-    def configure(self, converter: Any, job: StepJob) -> None:
+    def configure(self, converter: Any, job: StepJob, names: list[str]) -> None:
         import tensorflow as tf
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -65,15 +68,16 @@ class TFLiteInt8(_TFLiteStep):
     def options(self, recipe: Any) -> dict:
         return {"io": recipe.optimize.int8.io}
 
-    def configure(self, converter: Any, job: StepJob) -> None:
+    def configure(self, converter: Any, job: StepJob, names: list[str]) -> None:
         import tensorflow as tf
 
         with np.load(job.data["calibration"]) as npz:
             xs = [npz[f"in_{i}"] for i in range(len(npz.files))]
 
         def representative():
+            # Keyed by signature input name: the converter's own tensor order may differ from the model's.
             for i in range(len(xs[0])):
-                yield [x[i : i + 1] for x in xs]
+                yield {name: x[i : i + 1] for name, x in zip(names, xs)}
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
