@@ -41,10 +41,11 @@ class Samples:
     synthetic: bool
 
     def save(self, path: Path, split: str = "eval") -> Path:
-        xs = self.eval_x if split == "eval" else self.calib_x
-        arrays = {f"in_{i}": a for i, a in enumerate(xs)}
-        if split == "eval" and self.eval_y is not None:
-            arrays["labels"] = self.eval_y
+        xs, ys = {"eval": (self.eval_x, self.eval_y), "calibration": (self.calib_x, None),
+                  "train": (self.train_x, self.train_y)}[split]
+        arrays = {f"in_{i}": a for i, a in enumerate(xs or [])}
+        if ys is not None:
+            arrays["labels"] = ys
         np.savez(path, **arrays)
         return path
 

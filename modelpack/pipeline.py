@@ -109,9 +109,36 @@ class Builder:
         self.eval_npz = self.samples.save(self.work / "eval.npz", "eval")
         self.calib_npz = self.samples.save(self.work / "calibration.npz", "calibration")
         self.data_sha = {"evaluation": _npz_digest(self.eval_npz), "calibration": _npz_digest(self.calib_npz)}
+        if self.recipe.optimize.prune is not None:
+            if self.samples.train_x is None or self.samples.train_y is None:
+                raise InputError(
+                    f"{self.origin}: optimize.prune fine-tunes the model, which needs labelled training samples: "
+                    "set data.train (arrays) or leave samples over after data.evaluation and data.calibration."
+                )
+            self.train_npz = self.samples.save(self.work / "train.npz", "train")
+            self.data_sha["training"] = _npz_digest(self.train_npz)
         self.baseline_dir = Path(self._steps([("baseline", "baseline", {}, None)])["baseline"]["dir"])
 
-    # 4. variants: every requested converter, isolated, cached
+    # 4a. pruning (optional): its output becomes the source of every variant
+    def prune(self) -> None:
+        self.source = self.model
+        self.prune_details: dict | None = None
+        if self.recipe.optimize.prune is None:
+            return
+        res = self._steps([("prune", "prune", STEPS.get("prune")().options(self.recipe), None)])["prune"]
+        if not res["ok"]:
+            if res["error"].startswith("PruneError: "):
+                raise InputError(f"{self.origin}: optimize.prune: {res['error'].removeprefix('PruneError: ')}")
+            raise StepFailedError(f"pruning failed: {res['error']}")
+        self.prune_details = res["details"]
+        self.source = detect(Path(res["dir"]) / "model.keras")
+        # The pruned model's own outputs: what its float32 conversions must reproduce.
+        out = self._steps([("source-baseline", "baseline", {}, None)])["source-baseline"]
+        if not out["ok"]:
+            raise StepFailedError(f"running the pruned model failed: {out['error']}")
+        self.source_baseline_dir = Path(out["dir"])
+
+    # 4b. variants: every requested converter, isolated, cached
     def convert(self) -> dict[str, dict]:
         wanted = list(self.recipe.optimize.variants)
         plan: list[str] = []
@@ -137,7 +164,10 @@ class Builder:
                 data["calibration"] = str(self.calib_npz)
             if step_name == "baseline":
                 data["evaluation"] = str(self.eval_npz)
-            key = cache_key(step_name, self.model.sha256, options, self.versions,
+            if step_name == "prune":
+                data["training"] = str(self.train_npz)
+            source = self.model if label in ("inspect", "baseline", "prune") else self.source
+            key = cache_key(step_name, source.sha256, options, self.versions,
                             {k: self.data_sha[k] for k in data}, keys.get(dep or ""))
             keys[label] = key
             hit = self.cache.get(key)
@@ -149,7 +179,7 @@ class Builder:
             dep_dir = done.get(dep, {}).get("dir") if dep else None
             if dep and dep_dir is None:
                 dep_dir = str(self.work / "steps" / dep)
-            job = StepJob(step_name, str(self.model.path), self.model.format, str(out), options,
+            job = StepJob(step_name, str(source.path), source.format, str(out), options,
                           self.recipe.model.trust_code, self.recipe.model.custom_objects, dep_dir, data)
             pending.append((label, key, job))
         if pending:
@@ -172,20 +202,22 @@ class Builder:
     # 5. measure: sizes, accuracy, fidelity, warm latency, cold start, peak memory
     def measure(self, results: dict[str, dict]) -> list[dict]:
         baseline = _load_outputs(self.baseline_dir / "outputs.npz")
-        variants = [self._measure_one("keras", None, {"ok": True}, baseline)]
+        source = baseline if self.prune_details is None else _load_outputs(self.source_baseline_dir / "outputs.npz")
+        variants = [self._measure_one("keras", None, {"ok": True}, baseline, baseline)]
         for name, res in results.items():
-            variants.append(self._measure_one(name, STEPS.get(name), res, baseline))
+            variants.append(self._measure_one(name, STEPS.get(name), res, baseline, source))
         base_acc = variants[0].get("accuracy")
         for v in variants:
             if v.get("accuracy") is not None and base_acc is not None:
                 v["accuracy_drop"] = base_acc - v["accuracy"]
         return variants
 
-    def _measure_one(self, name: str, step, res: dict, baseline: list[np.ndarray]) -> dict:
+    def _measure_one(self, name: str, step, res: dict, baseline: list[np.ndarray], source: list[np.ndarray]) -> dict:
+        """Measure one variant; fidelity is against the float baseline, the fp32 check against its source."""
         fmt = "keras" if step is None else step.FORMAT
         record = {
             "name": name, "format": fmt, "quantization": "none" if step is None else step.QUANTIZATION,
-            "pruned": False, "status": "ok", "error": None, "cached": bool(res.get("cached")),
+            "pruned": step is not None and self.prune_details is not None, "status": "ok", "error": None, "cached": bool(res.get("cached")),
             "size_bytes": None, "zipped_bytes": None, "accuracy": None, "accuracy_drop": None,
             "fidelity": {"agreement": None, "max_abs_err": None, "mean_abs_err": None},
             "latency_ms": None, "cold_start_ms": None, "peak_rss_mb": None,
@@ -226,9 +258,9 @@ class Builder:
         if task == "regression" and self.samples.eval_y is not None:
             record["regression"] = metrics.regression_errors(outputs, self.samples.eval_y)
         if step is not None and step.QUANTIZATION == "none":
-            worst = max(float(np.max(np.abs(o - b) / (1 + np.abs(b)))) for o, b in zip(outputs, baseline))
+            worst = max(float(np.max(np.abs(o - b) / (1 + np.abs(b)))) for o, b in zip(outputs, source))
             if not worst <= FP32_TOLERANCE:  # NaN fails too
-                record.update(status="failed", error=f"float32 conversion differs from Keras by {worst:.2e} "
+                record.update(status="failed", error=f"float32 conversion differs from its Keras source by {worst:.2e} "
                                                      f"(tolerance {FP32_TOLERANCE:g})")
         record["file"] = str(path)
         return record
@@ -271,11 +303,17 @@ class Builder:
         self.load_model()
         self.inspect()
         self.prepare_data()
+        self.prune()
         converted = self.convert()
         variants = self.measure(converted)
         report = self.report()
         report.variants = variants
         report.selected, report.selection_reason, report.closest, report.budgets = self.judge(variants)
+        if self.prune_details is not None:
+            report.prune = self.prune_details
+            report.notes.append(
+                "Pruning zeroes weights but keeps them in the file: it shrinks zipped size, not raw size."
+            )
         if self.samples.synthetic:
             report.notes.append("Data is synthetic: accuracy is not measured; fidelity and latency are.")
         return report

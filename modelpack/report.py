@@ -27,6 +27,7 @@ class BuildReport:
     steps: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     measure: dict = field(default_factory=dict)
+    prune: dict | None = None
 
     @property
     def passed(self) -> bool:
@@ -112,6 +113,11 @@ def to_markdown(report: BuildReport) -> str:
                   "| budget | limit | value | result |", "|---|---|---|---|"]
         for b in report.budgets:
             lines.append(f"| {b['name']} | {b['limit']:g} | {_f(b['value'], '{:.4g}')} | {'pass' if b['passed'] else 'FAIL'} |")
+    if report.prune:
+        p = report.prune
+        lines += ["", f"### Pruning (target sparsity {p['target']:.0%}, {p['schedule']} schedule, "
+                      f"{p['steps']} fine-tuning steps)", "", "| layer | sparsity |", "|---|---|"]
+        lines += [f"| {name} | {value:.1%} |" for name, value in p["sparsity_by_layer"].items()]
     if report.artifacts:
         lines += ["", "### Artifacts", "", "| target | path | MB | unzipped MB |", "|---|---|---|---|"]
         for a in report.artifacts:

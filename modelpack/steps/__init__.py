@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from modelpack.registry import Registry
-from modelpack.steps import inspect, onnx, tflite
+from modelpack.steps import inspect, onnx, prune, tflite
 from modelpack.steps.base import Step, StepJob
 
 STEPS: Registry[type[Step]] = Registry("step")
-for _module in (inspect, tflite, onnx):
+for _module in (inspect, prune, tflite, onnx):
     for _step in _module.STEPS:
         STEPS.register(_step)
 

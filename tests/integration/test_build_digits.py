@@ -121,3 +121,22 @@ def test_bad_data_leaves_previous_output(built, tmp_path):
     assert result.exit_code == 2, result.output
     assert "per-sample shape (4, 4, 1)" in result.output and "expects (8, 8, 1)" in result.output
     assert {p.name: sha256_file(p) for p in built["out"].iterdir() if p.is_file()} == before
+
+
+def test_int8_io_is_dequantized_before_comparison(built, tmp_path):
+    import yaml
+    from ai_edge_litert.interpreter import Interpreter
+
+    data = yaml.safe_load(built["recipe"].read_text())
+    data["optimize"] = {"variants": ["tflite-int8"], "int8": {"io": "int8"}}
+    data["budgets"] = {"min_agreement": 0.95}
+    recipe = tmp_path / "int8io.yaml"
+    recipe.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(out), "--cache-dir", str(built["cache"])])
+    assert result.exit_code == 0, result.output
+    interp = Interpreter(model_path=str(out / "variants" / "tflite-int8.tflite"))
+    assert interp.get_input_details()[0]["dtype"].__name__ == "int8"
+    assert interp.get_output_details()[0]["dtype"].__name__ == "int8"
+    v = json.loads((out / "report.json").read_text())["variants"][1]
+    assert v["fidelity"]["agreement"] >= 0.95 and v["fidelity"]["max_abs_err"] < 0.2
