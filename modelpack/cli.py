@@ -126,15 +126,31 @@ def build(recipe: Path, out: Path | None, cache_dir: str, no_cache: bool, quiet:
 
 
 @cli.command()
-@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With a model instead of a recipe: a .npz with arrays x (inputs) and y (labels).")
+@click.option("--variants", help="With a model: comma-separated variants to build [all].")
 @click.option("--cache-dir", default=".modelpack-cache", show_default=True, type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the measurements as JSON.")
 @handle_errors
-def bench(recipe: Path, cache_dir: str, as_json: bool) -> None:
-    """Convert and measure RECIPE's variants and print a comparison table; writes nothing."""
-    from modelpack.pipeline import bench as run_bench
+def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir: str, as_json: bool) -> None:
+    """Convert and measure the variants of SOURCE (a recipe, or a model file) and print a comparison table.
 
-    report = run_bench(recipe, cache_dir=cache_dir, reporter=_reporter(as_json))
+    Writes nothing but the cache. `modelpack bench model.keras --data data.npz` needs no recipe.
+    """
+    import tempfile
+
+    from modelpack.pipeline import bench as run_bench
+    from modelpack.recipe.adhoc import recipe_for_model
+
+    with tempfile.TemporaryDirectory(prefix="modelpack-bench-") as tmp:
+        if source.suffix in (".yaml", ".yml"):
+            if data_path or variants:
+                raise UsageError("--data and --variants go with a model file; a recipe names its own.")
+            recipe = source
+        else:
+            recipe = recipe_for_model(source, data_path, variants, Path(tmp))
+        report = run_bench(recipe, cache_dir=cache_dir, reporter=_reporter(as_json))
     if as_json:
         click.echo(json.dumps({"variants": report.variants, "selected": report.selected,
                                "selection_reason": report.selection_reason}, indent=2, sort_keys=True))

@@ -377,6 +377,6 @@ def build(recipe_path: str | Path, out: str | Path | None = None, cache_dir: str
                     report.artifacts.append({"target": art.target, "path": art.path, "sha256": sha256_file(path),
                                              "size_bytes": path.stat().st_size, "unzipped_bytes": art.unzipped_bytes,
                                              **({"details": art.details} if art.details else {})})
-        report.write(staging)
+        report.write(staging, builder.recipe.budgets.model_dump())
         write_manifest(staging)
     return report

@@ -41,9 +41,14 @@ class BuildReport:
         d["passed"] = self.passed
         return d
 
-    def write(self, out_dir: Path) -> None:
+    def write(self, out_dir: Path, budgets: dict | None = None) -> None:
+        """report.json, report.md, and report.html with its chart report.png."""
+        from modelpack.chart import write_chart, write_html
+
         (out_dir / "report.json").write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
         (out_dir / "report.md").write_text(to_markdown(self))
+        chart = write_chart(self, out_dir / "report.png", budgets or {})
+        write_html(self, out_dir / "report.html", chart)
 
 
 def _f(x: float | None, fmt: str = "{:.2f}") -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console
 from rich.table import Table
 
@@ -14,6 +16,7 @@ def print_variants(report: BuildReport, console: Console | None = None) -> None:
         table.add_column(h, justify="left" if i in (0, len(HEADERS) - 1) else "right")
     for row in variant_rows(report):
         table.add_row(*row)
-    console = console or Console()
+    # Full width in CI logs and pipes, where rich would otherwise cut columns at 80 characters.
+    console = console or Console(width=None if sys.stdout.isatty() else 200)
     console.print(table)
     console.print(f"selected: {report.selected or 'none'} ({report.selection_reason})")

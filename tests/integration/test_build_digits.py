@@ -140,3 +140,30 @@ def test_int8_io_is_dequantized_before_comparison(built, tmp_path):
     assert interp.get_output_details()[0]["dtype"].__name__ == "int8"
     v = json.loads((out / "report.json").read_text())["variants"][1]
     assert v["fidelity"]["agreement"] >= 0.95 and v["fidelity"]["max_abs_err"] < 0.2
+
+
+def test_bench_model_without_recipe(built):
+    from tests.conftest import DIGITS
+
+    result = CliRunner().invoke(cli, ["bench", str(DIGITS / "model.keras"), "--data", str(DIGITS / "digits.npz"),
+                                      "--variants", "tflite-int8,onnx-fp32", "--json",
+                                      "--cache-dir", str(built["cache"])])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output[result.output.index("{"):])
+    names = [v["name"] for v in payload["variants"]]
+    assert names == ["keras", "tflite-int8", "onnx-fp32"]
+    assert all(v["accuracy"] > 0.95 for v in payload["variants"])
+    assert payload["selected"] in ("tflite-int8", "onnx-fp32")
+
+
+def test_bench_table_and_bad_variant(built):
+    from tests.conftest import DIGITS
+
+    bad = CliRunner().invoke(cli, ["bench", str(DIGITS / "model.keras"), "--variants", "tflite-int4"])
+    assert bad.exit_code == 2 and "'tflite-int4' is not one of" in bad.output
+
+
+def test_html_report_and_chart(built):
+    page = (built["out"] / "report.html").read_text()
+    assert "<img src='report.png'" in page and "<td>tflite-int8</td>" in page
+    assert (built["out"] / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

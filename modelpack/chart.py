@@ -1,0 +1,81 @@
+"""report.png and report.html: zipped size against median latency, accuracy as colour, budgets as lines."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from modelpack.report import HEADERS, MB, BuildReport, variant_rows
+
+
+def write_chart(report: BuildReport, path: Path, budgets: dict) -> Path | None:
+    """Scatter of the measured variants; None when nothing was measured."""
+    points = [v for v in report.variants if v["status"] == "ok" and v.get("latency_ms")]
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    xs = [v["zipped_bytes"] / MB for v in points]
+    ys = [v["latency_ms"]["p50"] for v in points]
+    colour_key = "accuracy" if all(v.get("accuracy") is not None for v in points) else None
+    if colour_key:
+        acc = [v["accuracy"] for v in points]
+        lo, hi = min(acc), max(acc)
+        pad = max(0.005, (hi - lo) * 0.05)
+        scatter = ax.scatter(xs, ys, c=acc, cmap="viridis", vmin=lo - pad, vmax=hi + pad, s=70, edgecolors="black")
+        fig.colorbar(scatter, ax=ax, label="accuracy")
+    else:
+        ax.scatter(xs, ys, s=70, color="tab:blue", edgecolors="black")
+    for v, x, y in zip(points, xs, ys):
+        weight = "bold" if v["name"] == report.selected else "normal"
+        ax.annotate(v["name"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8, fontweight=weight)
+    if budgets.get("max_zip_mb") is not None:
+        ax.axvline(budgets["max_zip_mb"], color="tab:red", linestyle="--", label=f"max_zip_mb {budgets['max_zip_mb']:g}")
+    if budgets.get("max_p50_ms") is not None:
+        ax.axhline(budgets["max_p50_ms"], color="tab:orange", linestyle="--", label=f"max_p50_ms {budgets['max_p50_ms']:g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("zipped size (MB, log)")
+    ax.set_ylabel("median warm latency (ms, log)")
+    ax.set_title(f"{report.name}: size vs latency (selected: {report.selected or 'none'})")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def write_html(report: BuildReport, path: Path, chart: Path | None) -> Path:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in HEADERS)
+    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in variant_rows(report))
+    def value(b: dict) -> str:
+        return "–" if b["value"] is None else f"{b['value']:.4g}"
+
+    budgets = "".join(
+        f"<tr><td>{e(b['name'])}</td><td>{b['limit']:g}</td><td>{value(b)}</td>"
+        f"<td>{'pass' if b['passed'] else 'FAIL'}</td></tr>" for b in report.budgets
+    )
+    status = "passed" if report.passed else "FAILED"
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>modelpack: {e(report.name)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}</style>",
+        "</head><body>",
+        f"<h1>modelpack: {e(report.name)}</h1>",
+        f"<p><b>{status}</b> — selected <code>{e(report.selected or 'none')}</code> ({e(report.selection_reason)})</p>",
+        f"<img src='{chart.name}' alt='zipped size against median latency'>" if chart else "",
+        f"<table><tr>{head}</tr>{body}</table>",
+        f"<h2>Budgets</h2><table><tr><th>budget</th><th>limit</th><th>value</th><th>result</th></tr>{budgets}</table>"
+        if report.budgets else "",
+        "</body></html>\n",
+    ]
+    path.write_text("".join(parts))
+    return path
