@@ -255,6 +255,8 @@ class Builder:
                            "first_inference": cold["first_ms"], "runs": len(colds)},
             peak_rss_mb=max(c["peak_rss_mb"] for c in colds),
         )
+        if ms.top_k and task == "classification":
+            record["accuracy_top_k"] = {"k": ms.top_k, "value": metrics.accuracy(outputs, self.samples.eval_y, task, ms.top_k)}
         if task == "regression" and self.samples.eval_y is not None:
             record["regression"] = metrics.regression_errors(outputs, self.samples.eval_y)
         if step is not None and step.QUANTIZATION == "none":

@@ -176,6 +176,7 @@ class MeasureSpec(Strict):
 
     latency: LatencySpec = Field(default_factory=LatencySpec, description="Warm latency in one process.")
     cold_start: ColdStartSpec = Field(default_factory=ColdStartSpec, description="Cold start in fresh processes.")
+    top_k: int | None = Field(None, ge=2, le=1000, description="Also report top-k accuracy (classification).")
 
 
 NonNeg = Annotated[float, Field(ge=0)]

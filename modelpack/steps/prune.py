@@ -121,13 +121,18 @@ class PruneStep(Step):
     FILE = "model.keras"
 
     def options(self, recipe: Any) -> dict:
-        return {**recipe.optimize.prune.model_dump(), "task": recipe.task}
+        return {**recipe.optimize.prune.model_dump(), "task": recipe.task, "seed": recipe.data.seed}
 
     def run(self, job: StepJob, ctx: Any) -> dict:
         import tensorflow_model_optimization as tfmot
         import tf_keras
 
+        import tensorflow as tf
+
         opts = job.options
+        # Same recipe, same pruned model: seeded shuffling and initialisation, deterministic kernels.
+        tf_keras.utils.set_random_seed(opts.get("seed", 0))
+        tf.config.experimental.enable_op_determinism()
         loaded = ctx.model(job)
         if loaded.keras_model is None:
             raise PruneError("a SavedModel has no Keras layers to prune; prune the Keras model before exporting it")
