@@ -160,6 +160,30 @@ def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir:
     print_variants(report)
 
 
+@cli.command()
+@click.argument("dist", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--event", "events", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON event file; repeat to send several in one execution environment.")
+@handle_errors
+def invoke(dist: Path, events: tuple[Path, ...]) -> None:
+    """Run DIST's Lambda layer + function under the Lambda Runtime Interface Emulator and send EVENT(s)."""
+    import tempfile
+
+    from modelpack.invoke import LambdaEmulator
+
+    payloads = []
+    for path in events:
+        try:
+            payloads.append(json.loads(path.read_text()))
+        except ValueError as exc:
+            raise UsageError(f"{path}: not valid JSON ({exc}).") from None
+    with tempfile.TemporaryDirectory(prefix="modelpack-invoke-") as tmp, LambdaEmulator(dist, Path(tmp)) as emu:
+        for path, event in zip(events, payloads):
+            response, ms = emu.invoke(event)
+            click.echo(f"# {path.name}: {ms:.1f} ms")
+            click.echo(json.dumps(response, indent=1))
+
+
 def main() -> None:
     cli(prog_name="modelpack")
 

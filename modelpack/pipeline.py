@@ -38,6 +38,7 @@ from modelpack.worker import run_jobs
 TOOLS = ("modelpack", "tensorflow", "keras", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",
          "onnxruntime", "ai-edge-litert", "numpy")
 FP32_TOLERANCE = 1e-4
+TREE_INFO = "modelpack-tree.json"
 
 
 def versions() -> dict[str, str | None]:
@@ -70,10 +71,34 @@ class BuildContext:
     report: BuildReport
     variant_files: dict[str, Path] = field(default_factory=dict)
     reporter: Reporter = field(default_factory=Reporter)
+    cache: Cache | None = None
+    versions_key: str = ""
+    built: dict = field(default_factory=dict)  # what earlier targets of this build produced, by kind
 
     @property
     def selected_file(self) -> Path | None:
         return self.variant_files.get(self.report.selected or "")
+
+    def selected_outputs_first(self) -> list[np.ndarray] | None:
+        """The selected variant's measured outputs for the first evaluation sample."""
+        path = self.work / f"out-{self.report.selected}.npz"
+        return [o[:1] for o in _load_outputs(path)] if path.exists() else None
+
+    def cached_tree(self, key: str, make) -> Path:
+        """A directory built by `make(dest) -> info`, reused from the cache when an intact copy exists."""
+        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+            self.reporter.info(f"reused cached tree {key[:12]}")
+            return hit
+        dest = self.work / "trees" / key
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        info = make(dest)
+        (dest / TREE_INFO).write_text(json.dumps(info, indent=1, sort_keys=True))
+        return self.cache.put(key, dest) if self.cache is not None else dest
+
+    @staticmethod
+    def read_tree_info(tree: Path) -> dict:
+        return json.loads((tree / TREE_INFO).read_text())
 
 
 class Builder:
@@ -362,7 +387,8 @@ def build(recipe_path: str | Path, out: str | Path | None = None, cache_dir: str
         work = Path(work_s)
         report = builder.run(work)
         ctx = BuildContext(builder.recipe, builder.recipe_path, builder.model, builder.info, builder.samples,
-                           work, report, reporter=builder.reporter)
+                           work, report, reporter=builder.reporter, cache=builder.cache if builder.cache.enabled else None,
+                           versions_key=cache_key(builder.versions))
         for v in report.variants:
             if v["status"] == "ok" and v["name"] != "keras":
                 dest = staging / "variants" / f"{v['name']}{Path(v['file']).suffix}"
@@ -371,7 +397,8 @@ def build(recipe_path: str | Path, out: str | Path | None = None, cache_dir: str
                 ctx.variant_files[v["name"]] = dest
                 v["path"] = dest.relative_to(staging).as_posix()
             v.pop("file", None)
-        for spec in builder.recipe.targets:
+        order = TARGETS.names()  # layers before the functions that use them
+        for spec in sorted(builder.recipe.targets, key=lambda t: order.index(t.kind)):
             target = TARGETS.get(spec.kind)(spec)
             with builder.reporter.step(f"target {spec.identity()}"):
                 for art in target.build(ctx, staging):

@@ -124,10 +124,9 @@ class PruneStep(Step):
         return {**recipe.optimize.prune.model_dump(), "task": recipe.task, "seed": recipe.data.seed}
 
     def run(self, job: StepJob, ctx: Any) -> dict:
+        import tensorflow as tf
         import tensorflow_model_optimization as tfmot
         import tf_keras
-
-        import tensorflow as tf
 
         opts = job.options
         # Same recipe, same pruned model: seeded shuffling and initialisation, deterministic kernels.

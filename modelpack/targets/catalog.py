@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from modelpack.targets import TARGETS
+from modelpack.targets.lambda_function import LambdaFunctionTarget
+from modelpack.targets.lambda_layer import LambdaLayerTarget
 
-for _target in ():
-    TARGETS.register(_target)
+TARGETS.register(LambdaLayerTarget)
+TARGETS.register(LambdaFunctionTarget)

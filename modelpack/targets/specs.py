@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import functools
+import operator
+from typing import Annotated
 
 from pydantic import Field
 
@@ -10,14 +12,6 @@ from modelpack.targets import (
     TARGETS,
     catalog,  # noqa: F401  (registers every target)
 )
-from modelpack.targets.base import TargetSpecBase
 
-_specs = tuple(t.Spec for t in TARGETS)
-if _specs:
-    TargetSpec = Annotated[_specs, Field(discriminator="kind")]  # type: ignore[valid-type]
-else:
-
-    class _NoTarget(TargetSpecBase):
-        kind: Literal["(no target kinds are available)"]
-
-    TargetSpec = _NoTarget  # type: ignore[misc]
+_union = functools.reduce(operator.or_, [t.Spec for t in TARGETS])
+TargetSpec = Annotated[_union, Field(discriminator="kind")]  # type: ignore[valid-type]

@@ -1,0 +1,203 @@
+"""Serve one model: load it once per process, check requests, answer in TensorFlow Serving's REST format.
+
+Shipped inside every generated handler (Lambda, Azure, images). Depends only on numpy, the standard
+library and model_runtime.py: never on TensorFlow or modelpack.
+
+Requests:  {"instances": [...]}  (row format; an instance is a value, or {input_name: value})
+           {"inputs": value | {input_name: value}}  (columnar format)
+Responses: {"predictions": [...], "model": {"name": ..., "sha256": ...}} (+ "top_k" if configured)
+Errors:    {"error": "..."} with a 4xx status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+
+import model_runtime
+import numpy as np
+
+MAX_DEPTH = 64
+
+
+class RequestError(Exception):
+    """A bad request: the client gets `status` and a JSON error naming what was expected."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+class IntegrityError(RuntimeError):
+    """The model file does not match the build manifest: refuse to serve."""
+
+
+class ModelHolder:
+    """Loads the model on first use, once per process, even when many threads ask at the same time."""
+
+    def __init__(self, config: dict, base_dir: str):
+        self.config = config
+        self.path = _model_path(config, base_dir)
+        self._lock = threading.Lock()
+        self._model = None
+        self.loads = 0
+        self.load_ms = 0.0
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def get(self):
+        model = self._model
+        if model is None:
+            with self._lock:
+                if self._model is None:
+                    t = time.perf_counter()
+                    _verify(self.path, self.config["model"]["sha256"])
+                    self._model = model_runtime.load(self.path, int(self.config.get("threads", 1)))
+                    self.load_ms = (time.perf_counter() - t) * 1e3
+                    self.loads += 1
+                model = self._model
+        return model
+
+
+def load_config(base_dir: str) -> dict:
+    with open(os.path.join(base_dir, "modelpack.json")) as f:
+        return json.load(f)
+
+
+def _model_path(config: dict, base_dir: str) -> str:
+    rel = config["model"]["path"]
+    if config["model"].get("in_layer"):
+        return os.path.join(os.environ.get("MODELPACK_OPT_DIR", "/opt"), rel)
+    return os.path.join(base_dir, rel)
+
+
+def _verify(path: str, expected: str) -> None:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    if h.hexdigest() != expected:
+        raise IntegrityError(f"model file {path} has sha256 {h.hexdigest()}, the build manifest says {expected}")
+
+
+def parse_body(body: bytes | str, limit: int) -> dict:
+    """Decode a JSON request body, refusing oversize, non-JSON and non-object bodies."""
+    if len(body) > limit:
+        raise RequestError(f"request body is {len(body)} bytes; the limit is {limit}", status=413)
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise RequestError(f"request body is not valid JSON: {str(exc)[:120]}") from None
+    if not isinstance(data, dict):
+        raise RequestError('request must be a JSON object such as {"instances": [...]} or {"inputs": ...}')
+    return data
+
+
+def to_arrays(request: dict, inputs: list[dict]) -> dict[str, np.ndarray]:
+    """Turn an "instances" or "inputs" request into one checked array per model input."""
+    names = [i["name"] for i in inputs]
+    if ("instances" in request) == ("inputs" in request):
+        raise RequestError('give exactly one of "instances" (row format) or "inputs" (columnar format)')
+    if "instances" in request:
+        rows = request["instances"]
+        if not isinstance(rows, list) or not rows:
+            raise RequestError('"instances" must be a non-empty list')
+        if len(names) == 1 and not isinstance(rows[0], dict):
+            columns = {names[0]: rows}
+        else:
+            if not all(isinstance(r, dict) for r in rows):
+                raise RequestError(f"each instance must be an object with keys {names}")
+            columns = {n: [r.get(n) for r in rows] for n in names}
+            _check_keys(rows[0], names)
+    else:
+        value = request["inputs"]
+        if isinstance(value, dict):
+            _check_keys(value, names)
+            columns = value
+        elif len(names) == 1:
+            columns = {names[0]: value}
+        else:
+            raise RequestError(f'"inputs" must be an object with keys {names} for this model')
+    return {spec["name"]: _array(columns.get(spec["name"]), spec) for spec in inputs}
+
+
+def _check_keys(obj: dict, names: list[str]) -> None:
+    missing = [n for n in names if n not in obj]
+    extra = [k for k in obj if k not in names]
+    if missing or extra:
+        raise RequestError(f"expected inputs {names}; missing {missing}, unknown {extra[:5]}")
+
+
+def _depth(value, limit: int = MAX_DEPTH) -> int:
+    depth = 0
+    while isinstance(value, list):
+        depth += 1
+        if depth > limit or not value:
+            break
+        value = value[0]
+    return depth
+
+
+def _array(value, spec: dict) -> np.ndarray:
+    name, want, dtype = spec["name"], spec["shape"], np.dtype(spec["dtype"])
+    if value is None:
+        raise RequestError(f"input '{name}' is missing")
+    if _depth(value) > len(want):
+        raise RequestError(f"input '{name}' is nested deeper than its shape {_shape_text(want)}")
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError, RecursionError):
+        raise RequestError(f"input '{name}' is not a rectangular array of shape {_shape_text(want)}") from None
+    if arr.dtype == object or arr.dtype.kind in "USV":
+        raise RequestError(f"input '{name}' must hold numbers of type {dtype.name}, shape {_shape_text(want)}")
+    if arr.dtype == bool:
+        arr = arr.astype(np.int64)
+    if arr.ndim != len(want) or any(w is not None and w != g for w, g in zip(want[1:], arr.shape[1:])):
+        raise RequestError(
+            f"input '{name}' has shape {list(arr.shape)}; expected {_shape_text(want)} (first dimension: batch)"
+        )
+    if np.issubdtype(dtype, np.integer):
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
+            raise RequestError(f"input '{name}' must hold integers ({dtype.name})")
+        info = np.iinfo(dtype)
+        if arr.size and (arr.min() < info.min or arr.max() > info.max):
+            raise RequestError(f"input '{name}' has values outside the {dtype.name} range")
+    elif arr.size and not np.all(np.isfinite(arr.astype(np.float64))):
+        raise RequestError(f"input '{name}' contains NaN or infinity")
+    return arr.astype(dtype)
+
+
+def _shape_text(shape: list) -> str:
+    return "[" + ", ".join("batch" if i == 0 else ("any" if d is None else str(d)) for i, d in enumerate(shape)) + "]"
+
+
+def predict(holder: ModelHolder, request: dict) -> tuple[dict, float]:
+    """Run a checked request; return the response body and the inference time in ms."""
+    config = holder.config
+    arrays = to_arrays(request, config["inputs"])
+    batch = {len(a) for a in arrays.values()}
+    if len(batch) != 1:
+        raise RequestError(f"all inputs must have the same batch size; got {sorted(batch)}")
+    if batch.pop() > int(config.get("max_batch", 1024)):
+        raise RequestError(f"batch is larger than the limit of {config.get('max_batch', 1024)}", status=413)
+    model = holder.get()
+    t = time.perf_counter()
+    outputs = model.predict(arrays)
+    infer_ms = (time.perf_counter() - t) * 1e3
+    names = [o["name"] for o in config["outputs"]]
+    if len(outputs) == 1:
+        predictions = np.asarray(outputs[0]).tolist()
+    else:
+        predictions = [{n: np.asarray(o[i]).tolist() for n, o in zip(names, outputs)} for i in range(len(outputs[0]))]
+    body = {"predictions": predictions, "model": {"name": config["name"], "sha256": config["model"]["sha256"]}}
+    k = config.get("top_k")
+    if k and config.get("task") == "classification":
+        scores = np.asarray(outputs[0]).reshape(len(outputs[0]), -1)
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        body["top_k"] = [[{"class": int(c), "score": float(s[c])} for c in row] for row, s in zip(top, scores)]
+    return body, infer_ms

@@ -1,0 +1,156 @@
+"""`modelpack invoke`: run built Lambda artifacts the way Lambda runs them, on this machine.
+
+The layer is laid out as /opt and the function as the task root in a temporary directory; the handler
+runs under the AWS Lambda Runtime Interface Emulator with awslambdaric, in an interpreter of the target
+Python that sees only those directories (and awslambdaric). Both listen on loopback only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from modelpack import interpreters
+from modelpack.errors import TargetError, UsageError
+from modelpack.targets.handler_check import handler_env
+
+SAM_CLI_VERSION = "1.170.0"  # the wheel that carries the emulator binaries
+CACHE = Path(os.environ.get("MODELPACK_TOOLS_CACHE", "~/.cache/modelpack")).expanduser()
+
+
+def safe_extract(archive: Path, dest: Path) -> None:
+    """Extract a zip, refusing absolute paths and `..` (zip-slip)."""
+    with zipfile.ZipFile(archive) as zf:
+        for name in zf.namelist():
+            target = (dest / name).resolve()
+            if name.startswith("/") or ".." in Path(name).parts or not str(target).startswith(str(dest.resolve())):
+                raise UsageError(f"{archive}: entry '{name}' would be written outside the extraction directory; refused.")
+        zf.extractall(dest)
+
+
+def _pip(args: list[str], what: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise TargetError(f"could not fetch {what} from the package index: {proc.stderr.strip()[-300:]}")
+
+
+def emulator(arch: str) -> Path:
+    """The Runtime Interface Emulator binary, taken once from the aws-sam-cli wheel and cached."""
+    binary = CACHE / "rie" / SAM_CLI_VERSION / f"aws-lambda-rie-{arch}"
+    if binary.exists():
+        return binary
+    with tempfile.TemporaryDirectory() as tmp:
+        _pip(["download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", tmp, f"aws-sam-cli=={SAM_CLI_VERSION}"],
+             "the aws-sam-cli wheel (for the Lambda runtime emulator)")
+        wheel = next(Path(tmp).glob("*.whl"))
+        with zipfile.ZipFile(wheel) as zf:
+            data = zf.read(f"samcli/local/rapid/aws-lambda-rie-{arch}")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    partial = binary.with_suffix(".part")
+    partial.write_bytes(data)
+    partial.chmod(0o755)
+    os.replace(partial, binary)
+    return binary
+
+
+def runtime_client(python: str, interpreter: str) -> Path:
+    """awslambdaric (and its dependencies) installed for the target Python, cached."""
+    dest = CACHE / "awslambdaric" / python
+    if (dest / ".complete").exists():
+        return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    proc = subprocess.run([interpreter, "-m", "pip", "--version"], capture_output=True, check=False)
+    installer = [interpreter, "-m", "pip"] if proc.returncode == 0 else [sys.executable, "-m", "pip"]
+    args = ["install", "--quiet", "--disable-pip-version-check", "--target", str(dest), "awslambdaric"]
+    if installer[0] == sys.executable and python != interpreters.host_python():
+        args += ["--only-binary=:all:", "--python-version", python]
+    run = subprocess.run([*installer, *args], capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise TargetError(f"could not install awslambdaric for Python {python}: {run.stderr.strip()[-300:]}")
+    (dest / ".complete").touch()
+    return dest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LambdaEmulator:
+    """The emulator running one extracted function + layer; `invoke(event)` posts to it."""
+
+    def __init__(self, dist: Path, workdir: Path):
+        report = json.loads((dist / "report.json").read_text())
+        layer = next((a for a in report["artifacts"] if a["target"] == "lambda-layer"), None)
+        function = next((a for a in report["artifacts"] if a["path"] == "lambda/function.zip"), None)
+        if function is None or layer is None:
+            raise UsageError(f"{dist}: no Lambda layer and function here; add lambda-layer and lambda-function targets.")
+        self.python, self.arch = layer["details"]["python"], layer["details"]["arch"]
+        if self.arch != interpreters.host_arch():
+            raise UsageError(f"the layer is built for {self.arch} but this machine is {interpreters.host_arch()}; "
+                             f"build a twin with `arch: {interpreters.host_arch()}` to check it here.")
+        self.interpreter = interpreters.find(self.python)
+        if self.interpreter is None:
+            raise UsageError(f"the layer targets Python {self.python}, which is not installed here; build a twin "
+                             f"for {interpreters.host_python()} or install python{self.python}.")
+        self.opt, self.task = workdir / "opt", workdir / "task"
+        safe_extract(dist / layer["path"], self.opt)
+        safe_extract(dist / function["path"], self.task)
+        self.port = _free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> LambdaEmulator:
+        ric = runtime_client(self.python, self.interpreter)
+        env = handler_env(self.task, self.opt)
+        env["PYTHONPATH"] += os.pathsep + str(ric)
+        env.update(AWS_LAMBDA_FUNCTION_NAME="modelpack-invoke", AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1024")
+        self.proc = subprocess.Popen(
+            [str(emulator(self.arch)), "--runtime-interface-emulator-address", f"127.0.0.1:{self.port}",
+             "--runtime-api-address", f"127.0.0.1:{_free_port()}", self.interpreter, "-S", "-m", "awslambdaric",
+             "handler.handler"],
+            cwd=self.task, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.05)
+        self.__exit__(None, None, None)
+        raise TargetError("the Lambda runtime emulator did not start listening within 30 s")
+
+    def invoke(self, event: object, timeout_s: float = 120) -> tuple[object, float]:
+        url = f"http://127.0.0.1:{self.port}/2015-03-31/functions/function/invocations"
+        req = urllib.request.Request(url, data=json.dumps(event).encode(), method="POST")
+        t = time.perf_counter()
+        try:
+            with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+                body = resp.read()
+        except urllib.error.URLError as exc:
+            raise TargetError(f"invoking through the emulator failed: {exc}") from None
+        return json.loads(body), (time.perf_counter() - t) * 1e3
+
+    def logs(self) -> str:
+        if self.proc is None or self.proc.stdout is None:
+            return ""
+        return self.proc.stdout.read().decode(errors="replace") if self.proc.poll() is not None else ""
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

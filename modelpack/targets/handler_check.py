@@ -1,0 +1,57 @@
+"""Run a generated handler in fresh processes, as a Lambda cold start would, and time it."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+_RUN = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import handler
+t1 = time.perf_counter()
+result = handler.handler(json.loads(sys.argv[1]), None)
+t2 = time.perf_counter()
+print("MODELPACK_HANDLER " + json.dumps({"import_ms": (t1 - t0) * 1e3, "first_ms": (t2 - t1) * 1e3,
+      "total_ms": (t2 - t0) * 1e3, "result": result, "loads": handler.HOLDER.loads}))
+"""
+
+
+def handler_env(function_dir: Path, layer_dir: Path) -> dict:
+    """The environment of a Lambda execution: task root and /opt/python only, no bytecode writing."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update(PYTHONPATH=os.pathsep.join([str(function_dir), str(layer_dir / "python")]),
+               MODELPACK_OPT_DIR=str(layer_dir), LAMBDA_TASK_ROOT=str(function_dir),
+               PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1", OMP_NUM_THREADS="1")
+    return env
+
+
+def cold_start(function_dir: Path, layer_dir: Path, interpreter: str, sample: dict[str, np.ndarray],
+               runs: int = 3) -> dict:
+    """Median import and first-invocation time of the handler, and its prediction for `sample`."""
+    event = json.dumps({"inputs": {k: v.tolist() for k, v in sample.items()}})
+    results = []
+    for _ in range(runs):
+        proc = subprocess.run([interpreter, "-S", "-c", _RUN, event], capture_output=True, text=True,
+                              env=handler_env(function_dir, layer_dir), cwd=function_dir, timeout=300, check=False)
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("MODELPACK_HANDLER ")), None)
+        if line is None:
+            err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+            raise RuntimeError(f"the handler failed in a fresh process: {(err or ['no output'])[-1][:300]}")
+        results.append(json.loads(line[len("MODELPACK_HANDLER "):]))
+    result = results[0]["result"]
+    if "predictions" not in result:
+        raise RuntimeError(f"the handler answered {result}")
+    return {
+        "cold_start_ms": {k: round(statistics.median(r[k] for r in results), 2)
+                          for k in ("import_ms", "first_ms", "total_ms")},
+        "runs": runs,
+        "bytecode_writing": "disabled",
+        "predictions": result["predictions"],
+        "model_loads": results[0]["loads"],
+    }

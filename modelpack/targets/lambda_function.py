@@ -1,0 +1,115 @@
+"""`kind: lambda-function`: a function zip with the lazy, load-once handler, its config and (usually) the model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from pydantic import Field
+
+from modelpack import limits
+from modelpack.errors import TargetError
+from modelpack.output import sha256_file, tree_bytes, write_zip
+from modelpack.targets import handler_check, lambda_limits, sam
+from modelpack.targets.base import Artifact, Target, TargetSpecBase
+
+if TYPE_CHECKING:
+    from modelpack.pipeline import BuildContext
+
+COMMON_FILES = ("model_runtime.py", "serving.py")
+
+
+class LambdaFunctionSpec(TargetSpecBase):
+    """A Lambda function zip whose handler serves the selected variant."""
+
+    kind: Literal["lambda-function"]
+    load: Literal["lazy", "init"] = Field("lazy", description="Load the model on first request, or at init.")
+    memory_mb: int = Field(1024, ge=limits.LAMBDA_MEMORY_MB[0], le=limits.LAMBDA_MEMORY_MB[1], description="MemorySize.")
+    timeout_s: int = Field(30, ge=1, le=limits.LAMBDA_TIMEOUT_S, description="Timeout in seconds.")
+    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
+    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
+    sam: bool = Field(True, description="Write template.yaml (AWS SAM) for the layer and the function.")
+    provisioned_concurrency: int | None = Field(None, ge=1, description="ProvisionedConcurrencyConfig in the template.")
+    warmer_schedule: str | None = Field(
+        None, pattern=r"^(rate|cron)\(.+\)$", description="Schedule event that keeps the function warm, e.g. rate(5 minutes)."
+    )
+
+
+def template_dir(name: str) -> Path:
+    return Path(str(resources.files("modelpack.layer_templates") / name))
+
+
+def handler_config(ctx: BuildContext, model_rel: str, in_layer: bool, spec) -> dict:
+    """modelpack.json: everything the handler needs to know about the model, written by the build."""
+    return {
+        "name": ctx.recipe.name,
+        "variant": ctx.report.selected,
+        "model": {"path": model_rel, "sha256": sha256_file(ctx.selected_file), "in_layer": in_layer},
+        "inputs": ctx.info["inputs"],
+        "outputs": ctx.info["outputs"],
+        "task": ctx.recipe.task,
+        "top_k": spec.top_k,
+        "max_batch": spec.max_batch,
+        "load": spec.load,
+        "threads": 1,
+        "payload_limit_bytes": limits.LAMBDA_SYNC_PAYLOAD_BYTES,
+    }
+
+
+class LambdaFunctionTarget(Target):
+    NAME = "lambda-function"
+    PURPOSE = "Lambda function zip: load-once handler, TF Serving-style API, EMF metrics, SAM template."
+    Spec = LambdaFunctionSpec
+
+    def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:
+        spec: LambdaFunctionSpec = self.spec  # type: ignore[assignment]
+        model = ctx.selected_file
+        if model is None:
+            raise TargetError("lambda-function: no variant was selected, so there is no model to serve.")
+        layer = ctx.built.get("lambda-layer")
+        in_layer = bool(layer and layer["spec"].model_in == "layer")
+        fn = ctx.work / "lambda-function"
+        shutil.rmtree(fn, ignore_errors=True)
+        fn.mkdir()
+        shutil.copyfile(template_dir("lambda") / "handler.py", fn / "handler.py")
+        for name in COMMON_FILES:
+            shutil.copyfile(template_dir("common") / name, fn / name)
+        model_rel = f"model/model{model.suffix}"
+        if not in_layer:
+            (fn / "model").mkdir()
+            shutil.copyfile(model, fn / model_rel)
+        (fn / "modelpack.json").write_text(json.dumps(handler_config(ctx, model_rel, in_layer, spec), indent=1,
+                                                      sort_keys=True) + "\n")
+        unzipped = tree_bytes(fn)
+        total = unzipped + (layer["unzipped_bytes"] if layer else 0)
+        zip_path = write_zip(fn, out_dir / "lambda" / "function.zip")
+        errors, warnings = lambda_limits.check(total, {"function.zip": zip_path.stat().st_size}, layers=1 if layer else 0)
+        if errors:
+            raise TargetError(f"lambda-function: {errors[0]}.")
+        ctx.report.notes += [f"lambda-function: {w}." for w in warnings]
+        details = {"handler": "handler.handler", "load": spec.load, "model_in": "layer" if in_layer else "function",
+                   "unzipped_total_bytes": total, "layers": 1 if layer else 0}
+        if layer is None:
+            ctx.report.notes.append("lambda-function: no lambda-layer target in this recipe; attach a layer with "
+                                    "numpy and the inference runtime when deploying.")
+        elif layer["can_run"]:
+            sample = {i["name"]: np.asarray(x[:1]) for i, x in zip(ctx.info["inputs"], ctx.samples.eval_x)}
+            check = handler_check.cold_start(fn, layer["dir"], layer["interpreter"], sample)
+            expected = ctx.selected_outputs_first()
+            got = [np.asarray(check["predictions"], dtype=np.float64)]
+            if expected is not None and len(expected) == 1:
+                err = float(np.max(np.abs(got[0] - expected[0].astype(np.float64))))
+                check["max_abs_err_vs_variant"] = err
+                if not err <= 1e-5:
+                    raise TargetError(f"lambda-function: the handler's prediction differs from the selected variant's "
+                                      f"by {err:.2e}; the packaged model does not behave as measured.")
+            details["handler_cold_start_ms"] = check["cold_start_ms"]
+            details["handler_check"] = {k: v for k, v in check.items() if k not in ("predictions", "cold_start_ms")}
+        artifacts = [Artifact(self.NAME, "lambda/function.zip", unzipped, details)]
+        if spec.sam:
+            artifacts.append(sam.write(ctx, spec, layer, out_dir / "lambda" / "template.yaml"))
+        return artifacts

@@ -1,0 +1,54 @@
+"""template.yaml for AWS SAM: the layer, the function, and the options the recipe asks for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelpack.targets.base import Artifact
+
+
+def write(ctx: Any, spec: Any, layer: dict | None, path: Path) -> Artifact:
+    python = layer["spec"].python if layer else "3.12"
+    arch = layer["spec"].arch if layer else "x86_64"
+    resources: dict = {}
+    fn: dict = {
+        "CodeUri": "function.zip",
+        "Handler": "handler.handler",
+        "Runtime": f"python{python}",
+        "Architectures": [arch],
+        "MemorySize": spec.memory_mb,
+        "Timeout": spec.timeout_s,
+        "Description": f"modelpack: {ctx.recipe.name} ({ctx.report.selected})",
+    }
+    if layer:
+        resources["RuntimeLayer"] = {
+            "Type": "AWS::Serverless::LayerVersion",
+            "Properties": {
+                "LayerName": f"{ctx.recipe.name}-{layer['runtime'].name}",
+                "Description": f"{layer['runtime'].name} and numpy for python{python} {arch} (modelpack)",
+                "ContentUri": "layer.zip",
+                "CompatibleRuntimes": [f"python{python}"],
+                "CompatibleArchitectures": [arch],
+            },
+        }
+        fn["Layers"] = [{"Ref": "RuntimeLayer"}]
+    if spec.provisioned_concurrency:
+        fn["AutoPublishAlias"] = "live"
+        fn["ProvisionedConcurrencyConfig"] = {"ProvisionedConcurrentExecutions": spec.provisioned_concurrency}
+    if spec.warmer_schedule:
+        fn["Events"] = {"Warmer": {"Type": "Schedule",
+                                   "Properties": {"Schedule": spec.warmer_schedule, "Input": '{"warmer": true}'}}}
+    resources["ModelFunction"] = {"Type": "AWS::Serverless::Function", "Properties": fn}
+    template = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Transform": "AWS::Serverless-2016-10-31",
+        "Description": f"modelpack build of {ctx.recipe.name}",
+        "Resources": resources,
+        "Outputs": {"ModelFunctionArn": {"Value": {"Fn::GetAtt": ["ModelFunction", "Arn"]}}},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(template, sort_keys=False))
+    return Artifact("lambda-function", path.relative_to(path.parents[1]).as_posix(), None, {"kind": "sam-template"})

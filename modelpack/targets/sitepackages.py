@@ -1,0 +1,176 @@
+"""Build a runtime's site-packages for a target platform: install wheels, slim, ship bytecode, verify.
+
+One implementation for every zip target (Lambda layer, Azure .python_packages, image contexts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelpack.errors import TargetError
+from modelpack.measure.runner import runtime_dir
+from modelpack.targets.runtimes import COMMON_PRUNE, Runtime
+
+MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
+
+
+def platform_tags(glibc: tuple[int, int], arch: str) -> list[str]:
+    """Every manylinux tag a system with this glibc accepts: pip matches --platform tags exactly."""
+    machine = MACHINE[arch]
+    tags = [f"manylinux_2_{minor}_{machine}" for minor in range(glibc[1], 16, -1)]
+    return tags + [f"manylinux2014_{machine}"]
+
+
+def _pip_args(python: str, arch: str, glibc: tuple[int, int]) -> list[str]:
+    abi = "cp" + python.replace(".", "")
+    args = ["--only-binary=:all:", "--no-deps", "--python-version", python, "--implementation", "cp", "--abi", abi]
+    for tag in platform_tags(glibc, arch):
+        args += ["--platform", tag]
+    return args
+
+
+def newest_fitting(package: str, python: str, arch: str, glibc: tuple[int, int]) -> str | None:
+    """The newest version of `package` with a wheel for this target, asked of pip without installing."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed", "--report", "-",
+             "--target", tmp, *_pip_args(python, arch, glibc), package],
+            capture_output=True, text=True, check=False,
+        )
+    try:
+        return json.loads(proc.stdout)["install"][0]["metadata"]["version"]
+    except (ValueError, KeyError, IndexError):
+        return None
+
+
+def install(runtime: Runtime, python: str, arch: str, glibc: tuple[int, int], pins: dict[str, str], dest: Path,
+            os_name: str) -> dict[str, str]:
+    """pip-install the runtime's wheels for the target into `dest`; return {package: version}.
+
+    The runtime goes first; numpy follows with the constraint that runtime version needs.
+    """
+    main, *rest = runtime.packages
+    specs = [f"{main}=={pins[main]}" if main in pins else main]
+    proc = _pip_target(dest, python, arch, glibc, specs)
+    if proc.returncode == 0:
+        version = _installed(dest).get(main.lower(), "")
+        specs += [f"{p}=={pins[p]}" if p in pins else (runtime.numpy_spec(version) if p == "numpy" else p) for p in rest]
+        proc = _pip_target(dest, python, arch, glibc, specs[1:])
+    if proc.returncode != 0:
+        problems = []
+        for package in runtime.packages:
+            newest = newest_fitting(package, python, arch, glibc)
+            wanted = pins.get(package)
+            if newest is None:
+                problems.append(f"{package} has no wheel for Python {python} on {os_name} {arch}")
+            elif wanted and wanted != newest:
+                problems.append(f"{package}=={wanted} has no wheel for it; the newest that installs is {newest}")
+        detail = "; ".join(problems) or proc.stderr.strip().splitlines()[-1][:300]
+        raise TargetError(
+            f"cannot install {', '.join(specs)} for Python {python} on {os_name} "
+            f"(glibc {glibc[0]}.{glibc[1]}, {arch}): {detail}. Pin a version that installs (target `versions`), "
+            "or choose a newer Python runtime."
+        )
+    return _installed(dest)
+
+
+def _pip_target(dest: Path, python: str, arch: str, glibc: tuple[int, int], specs: list[str]):
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check",
+         "--target", str(dest), *_pip_args(python, arch, glibc), *specs],
+        capture_output=True, text=True, check=False,
+    )
+
+
+def _installed(dest: Path) -> dict[str, str]:
+    versions = {}
+    for info in dest.glob("*.dist-info"):
+        name, _, version = info.name[: -len(".dist-info")].rpartition("-")
+        versions[name.lower().replace("_", "-")] = version
+    return versions
+
+
+def slim(tree: Path, runtime: Runtime) -> list[str]:
+    """Remove what inference never loads; return the removed paths (relative)."""
+    removed = []
+    for pattern in (*COMMON_PRUNE, *runtime.prune):
+        for path in sorted(tree.glob(pattern), reverse=True):
+            if path.exists():
+                removed.append(path.relative_to(tree).as_posix())
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    return removed
+
+
+@dataclass
+class Verification:
+    """What one inference from the tree showed."""
+
+    ok: bool
+    modules: list[str] = field(default_factory=list)  # files under the tree that inference imported
+    output: list | None = None
+    import_ms: float | None = None
+    error: str | None = None
+
+
+_CHECK = r"""
+import json, os, sys, time
+t = time.perf_counter()
+import numpy as np
+import model_runtime
+tree = os.path.realpath(sys.argv[1]); spec = json.loads(sys.argv[3])
+m = model_runtime.load(sys.argv[2], 1)
+import_ms = (time.perf_counter() - t) * 1e3
+feed = {i["name"]: np.zeros([1] + [d or 1 for d in i["shape"][1:]], dtype=i["dtype"]) for i in spec}
+out = m.predict(feed)
+mods = sorted({os.path.realpath(getattr(mod, "__file__", "") or "") for mod in list(sys.modules.values())})
+mods = [os.path.relpath(f, tree) for f in mods if f.startswith(tree + os.sep)]
+print("MODELPACK_VERIFY " + json.dumps({"modules": mods, "output": [np.asarray(o).tolist() for o in out],
+                                        "import_ms": import_ms}))
+"""
+
+
+def verify(tree: Path, interpreter: str, model: Path, inputs: list[dict]) -> Verification:
+    """Run one inference with the target interpreter seeing only `tree`, numpy and model_runtime.py."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update(PYTHONPATH=os.pathsep.join([str(tree), runtime_dir()]), PYTHONDONTWRITEBYTECODE="1",
+               PYTHONNOUSERSITE="1", OMP_NUM_THREADS="1")
+    with tempfile.TemporaryDirectory() as cwd:
+        proc = subprocess.run([interpreter, "-S", "-c", _CHECK, str(tree), str(model), json.dumps(inputs)],
+                              capture_output=True, text=True, env=env, cwd=cwd, timeout=300, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith("MODELPACK_VERIFY "):
+            data = json.loads(line[len("MODELPACK_VERIFY "):])
+            return Verification(True, data["modules"], data["output"], data["import_ms"])
+    err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    return Verification(False, error=(err[-1] if err else f"exit code {proc.returncode}")[:400])
+
+
+_COMPILE = r"""
+import py_compile, sys
+tree = sys.argv[1]
+for rel in sys.argv[2:]:
+    py_compile.compile(tree + "/" + rel, cfile=tree + "/" + rel + "c", dfile=rel, doraise=True,
+                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+"""
+
+
+def ship_bytecode(tree: Path, interpreter: str, modules: list[str]) -> int:
+    """Replace the imported modules' sources by sourceless, unchecked-hash .pyc from the target Python.
+
+    Lambda's /opt and Azure's package mount are read-only, so Python cannot cache bytecode there and would
+    recompile these modules at every cold start. Hash-based .pyc do not depend on zip timestamps.
+    """
+    sources = [m for m in modules if m.endswith(".py")]
+    if not sources:
+        return 0
+    subprocess.run([interpreter, "-S", "-c", _COMPILE, str(tree), *sources], check=True, capture_output=True)
+    for rel in sources:
+        (tree / rel).unlink()
+    return len(sources)

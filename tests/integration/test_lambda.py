@@ -1,0 +1,241 @@
+"""Lambda targets end to end: layer and function zips for this machine's Python, run under the real
+Lambda Runtime Interface Emulator, checked against the selected variant; concurrency, integrity,
+determinism, SAM validation and the wrong-platform-wheel error."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from modelpack.cli import cli
+from modelpack.interpreters import host_arch, host_python
+from modelpack.invoke import LambdaEmulator, safe_extract
+from tests.conftest import DIGITS
+
+pytestmark = pytest.mark.slow
+SRC = Path(__file__).resolve().parents[2]
+
+
+def write_recipe(path: Path, variants: list[str], **target_opts) -> Path:
+    data = yaml.safe_load((DIGITS / "recipe.yaml").read_text())
+    data["model"]["path"] = str(DIGITS / "model.keras")
+    data["data"]["path"] = str(DIGITS / "digits.npz")
+    data["measure"] = {"latency": {"warmup": 2, "runs": 10}, "cold_start": {"runs": 1}}
+    data["optimize"] = {"variants": variants}
+    data["targets"] = [
+        {"kind": "lambda-layer", "python": host_python(), "arch": host_arch(), **target_opts},
+        {"kind": "lambda-function", "top_k": 3, "max_batch": 16, "memory_mb": 512, "warmer_schedule": "rate(5 minutes)"},
+    ]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def build(recipe: Path, out: Path, cache: Path) -> dict:
+    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(out), "--cache-dir", str(cache)])
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "report.json").read_text())
+
+
+def _dist(variant: str, tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp(f"lambda-{variant}")
+    recipe = write_recipe(tmp / "recipe.yaml", [variant])
+    report = build(recipe, tmp / "out", tmp / "cache")
+    return {"out": tmp / "out", "report": report, "tmp": tmp, "recipe": recipe, "variant": variant}
+
+
+@pytest.fixture(scope="module")
+def tflite_dist(tmp_path_factory):
+    return _dist("tflite-int8", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def onnx_dist(tmp_path_factory):
+    return _dist("onnx-fp32", tmp_path_factory)
+
+
+@pytest.fixture(params=["tflite", "onnx"])
+def dist(request):
+    return request.getfixturevalue(f"{request.param}_dist")
+
+
+def samples(n: int) -> np.ndarray:
+    with np.load(DIGITS / "digits.npz") as npz:
+        return npz["x"][:n]
+
+
+def variant_predictions(dist, x: np.ndarray) -> np.ndarray:
+    sys.path.insert(0, str(SRC / "layer_templates" / "common"))
+    import model_runtime
+
+    model = model_runtime.load(str(dist["out"] / "variants" / (dist["variant"] + (".onnx" if "onnx" in dist["variant"] else ".tflite"))))
+    return np.concatenate([model.predict({"image": x[i : i + 1]})[0] for i in range(len(x))])
+
+
+def test_layer_and_function_artifacts(dist):
+    arts = {a["path"]: a for a in dist["report"]["artifacts"]}
+    assert set(arts) == {"lambda/layer.zip", "lambda/function.zip", "lambda/template.yaml"}
+    layer = arts["lambda/layer.zip"]["details"]
+    runtime = "litert" if dist["variant"].startswith("tflite") else "onnxruntime"
+    assert layer["runtime"] == runtime and layer["verified"] is True
+    assert layer["bytecode"] > 50  # sourceless .pyc for the modules inference imports
+    assert arts["lambda/layer.zip"]["unzipped_bytes"] < layer["naive_unzipped_bytes"]
+    fn = arts["lambda/function.zip"]["details"]
+    assert fn["handler_check"]["max_abs_err_vs_variant"] <= 1e-5
+    assert fn["handler_check"]["model_loads"] == 1
+    assert 0 < fn["handler_cold_start_ms"]["total_ms"] < 5000
+    import zipfile
+
+    with zipfile.ZipFile(dist["out"] / "lambda" / "layer.zip") as zf:
+        names = zf.namelist()
+    assert all(n.startswith("python/") for n in names)
+    pkg = "ai_edge_litert" if runtime == "litert" else "onnxruntime"
+    assert f"python/{pkg}/__init__.pyc" in names and f"python/{pkg}/__init__.py" not in names
+    assert not any("/tests/" in n or n.endswith(".pyi") for n in names)
+
+
+def test_invoke_under_emulator_matches_variant(dist, tmp_path):
+    x = samples(5)
+    expected = variant_predictions(dist, x)
+    http = {"version": "2.0", "routeKey": "POST /predict", "rawPath": "/predict", "isBase64Encoded": True,
+            "headers": {"content-type": "application/json"}, "requestContext": {"http": {"method": "POST"}},
+            "body": base64.b64encode(json.dumps({"inputs": x[:2].tolist()}).encode()).decode()}
+    with LambdaEmulator(dist["out"], tmp_path) as emu:
+        warm, _ = emu.invoke({"warmer": True})
+        direct, _ = emu.invoke({"instances": x.tolist()})
+        via_http, _ = emu.invoke(http)
+        bad_shape, _ = emu.invoke({"instances": [[1, 2, 3]]})
+        bad_json, _ = emu.invoke({**http, "isBase64Encoded": False, "body": "{not json"})
+        bad_b64, _ = emu.invoke({**http, "body": "@@@"})
+        too_big, _ = emu.invoke({**http, "isBase64Encoded": False, "body": " " * 6_000_001})
+        batch, _ = emu.invoke({"instances": samples(17).tolist()})
+        after, _ = emu.invoke({"instances": x[:1].tolist()})
+    assert warm == {"warmed": True, "model": "digits"}
+    assert np.max(np.abs(np.asarray(direct["predictions"]) - expected)) <= 1e-6
+    assert direct["model"]["name"] == "digits" and len(direct["model"]["sha256"]) == 64
+    assert [t[0]["class"] for t in direct["top_k"]] == list(np.argmax(expected, axis=1))
+    assert via_http["statusCode"] == 200
+    assert np.allclose(json.loads(via_http["body"])["predictions"], expected[:2], atol=1e-6)
+    assert bad_shape["statusCode"] == 400 and "expected [batch, 8, 8, 1]" in bad_shape["error"]
+    assert bad_json["statusCode"] == 400 and "not valid JSON" in json.loads(bad_json["body"])["error"]
+    assert bad_b64["statusCode"] == 400 and "base64" in json.loads(bad_b64["body"])["error"]
+    assert too_big["statusCode"] == 413
+    assert batch["statusCode"] == 413 and "limit of 16" in batch["error"]
+    assert "predictions" in after  # still serving after bad requests
+
+
+def _run_in_handler_env(function_dir: Path, layer_dir: Path, code: str) -> dict:
+    from modelpack.targets.handler_check import handler_env
+
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=function_dir,
+                          env=handler_env(function_dir, layer_dir), timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return {"result": json.loads(proc.stdout.strip().splitlines()[-1]), "stdout": proc.stdout}
+
+
+def extracted(dist, tmp_path) -> tuple[Path, Path]:
+    task, opt = tmp_path / "task", tmp_path / "opt"
+    safe_extract(dist["out"] / "lambda" / "function.zip", task)
+    safe_extract(dist["out"] / "lambda" / "layer.zip", opt)
+    return task, opt
+
+
+def test_32_concurrent_cold_requests_load_once(dist, tmp_path):
+    task, opt = extracted(dist, tmp_path)
+    event = json.dumps({"instances": samples(1).tolist()})
+    code = f"""
+import json, threading, handler
+barrier = threading.Barrier(32)
+results = []
+def call():
+    barrier.wait()
+    results.append(handler.handler(json.loads({event!r}), None))
+threads = [threading.Thread(target=call) for _ in range(32)]
+[t.start() for t in threads]; [t.join() for t in threads]
+print(json.dumps({{"loads": handler.HOLDER.loads, "ok": sum("predictions" in r for r in results)}}))
+"""
+    out = _run_in_handler_env(task, opt, code)["result"]
+    assert out == {"loads": 1, "ok": 32}
+
+
+def test_tampered_model_is_refused(dist, tmp_path):
+    task, opt = extracted(dist, tmp_path)
+    model = next((task / "model").iterdir())
+    data = bytearray(model.read_bytes())
+    data[-1] ^= 0xFF
+    model.write_bytes(bytes(data))
+    code = f"""
+import json, handler
+print(json.dumps(handler.handler({{"instances": {samples(1).tolist()!r}}}, None)))
+"""
+    run = _run_in_handler_env(task, opt, code)
+    assert run["result"]["statusCode"] == 500 and "integrity" in run["result"]["error"]
+    assert '"refused"' in run["stdout"] and "build manifest" in run["stdout"]
+
+
+def test_log_line_is_embedded_metric_format(dist, tmp_path):
+    task, opt = extracted(dist, tmp_path)
+    code = f"""
+import json, handler
+handler.handler({{"instances": {samples(1).tolist()!r}}}, None)
+handler.handler({{"instances": {samples(1).tolist()!r}}}, None)
+print(json.dumps({{}}))
+"""
+    lines = [json.loads(ln) for ln in _run_in_handler_env(task, opt, code)["stdout"].splitlines()[:2]]
+    cold, warm = lines
+    assert cold["cold"] is True and cold["ColdStart"] == 1 and cold["ModelLoadMs"] > 0
+    assert warm["cold"] is False and "ModelLoadMs" not in warm and warm["InferenceMs"] > 0
+    metrics = {m["Name"] for m in cold["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert metrics == {"ColdStart", "ModelLoadMs", "InferenceMs"}
+
+
+def test_sam_template_passes_cfn_lint(dist):
+    template = dist["out"] / "lambda" / "template.yaml"
+    proc = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(template)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    fn = yaml.safe_load(template.read_text())["Resources"]["ModelFunction"]["Properties"]
+    assert fn["MemorySize"] == 512 and fn["Runtime"] == f"python{host_python()}" and fn["Handler"] == "handler.handler"
+    assert fn["Events"]["Warmer"]["Properties"]["Schedule"] == "rate(5 minutes)"
+
+
+def test_two_clean_builds_give_identical_zips(tflite_dist, tmp_path):
+    dist = tflite_dist
+    again = build(dist["recipe"], tmp_path / "out", tmp_path / "fresh-cache")
+    first = {a["path"]: a["sha256"] for a in dist["report"]["artifacts"]}
+    second = {a["path"]: a["sha256"] for a in again["artifacts"]}
+    assert first == second
+
+
+def test_wrong_platform_wheel_names_newest_that_installs(onnx_dist, tmp_path):
+    dist = onnx_dist
+    recipe = write_recipe(tmp_path / "r.yaml", ["onnx-fp32"])
+    data = yaml.safe_load(recipe.read_text())
+    data["targets"][0].update(python="3.11", versions={"onnxruntime": "1.32.0"})
+    recipe.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(tmp_path / "o"),
+                                      "--cache-dir", str(dist["tmp"] / "cache")])
+    assert result.exit_code == 3, result.output
+    assert "Amazon Linux 2" in result.output and "glibc 2.26" in result.output
+    assert "onnxruntime==1.32.0 has no wheel for it; the newest that installs is 1.16.3" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "o").exists()
+
+
+def test_invoke_refuses_zip_slip(tmp_path):
+    import zipfile
+
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../outside.txt", "x")
+    from modelpack.errors import UsageError
+
+    with pytest.raises(UsageError, match="outside the extraction directory"):
+        safe_extract(evil, Path(tempfile.mkdtemp(dir=tmp_path)))
+    assert not (tmp_path / "outside.txt").exists()
