@@ -156,6 +156,8 @@ def _pick(annotation: Any, value: Any) -> Any:
 def format_problem(path: Path, err: dict, data: dict, lines: dict[Loc, int]) -> str:
     """One line: `file:line field.path: what is wrong and what is allowed`."""
     loc = _clean_loc(tuple(err["loc"]), data)
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc += ("kind",)
     line = _line_for(loc, lines)
     where = f"{path}:{line}" if line else str(path)
     return f"{where} {_dotted(loc)}: {_describe(err, loc, data)}"
