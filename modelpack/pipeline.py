@@ -398,7 +398,12 @@ def build(recipe_path: str | Path, out: str | Path | None = None, cache_dir: str
                 v["path"] = dest.relative_to(staging).as_posix()
             v.pop("file", None)
         order = TARGETS.names()  # layers before the functions that use them
-        for spec in sorted(builder.recipe.targets, key=lambda t: order.index(t.kind)):
+        targets = sorted(builder.recipe.targets, key=lambda t: order.index(t.kind))
+        if targets and report.selected is None:
+            report.notes.append(f"Targets not built ({', '.join(t.identity() for t in targets)}): no variant "
+                                "meets every budget, so there is nothing to package.")
+            targets = []
+        for spec in targets:
             target = TARGETS.get(spec.kind)(spec)
             with builder.reporter.step(f"target {spec.identity()}"):
                 for art in target.build(ctx, staging):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 INF = float("inf")
+TIE = 0.05  # timings within 5 % of the best are noise: among those, the smallest variant wins
 
 
 def _num(x: float | None, default: float = INF) -> float:
@@ -23,6 +24,7 @@ POLICIES: dict[str, Callable[[dict], tuple]] = {
         _num(v.get("zipped_bytes")),
     ),
 }
+TIMED = ("fastest", "coldest-start")
 REASONS = {
     "smallest": "smallest zipped size",
     "fastest": "lowest median warm latency",
@@ -38,7 +40,16 @@ def select(variants: list[dict], policy: str) -> tuple[str | None, str, str | No
     passing = [v for v in candidates if v["budgets_passed"]]
     if passing:
         best = min(passing, key=lambda v: (*key(v), v["name"]))
-        return best["name"], f"{best['name']}: {REASONS[policy]} of {len(passing)} variant(s) within every budget", None
+        reason = f"{best['name']}: {REASONS[policy]} of {len(passing)} variant(s) within every budget"
+        if policy in TIMED:
+            limit = key(best)[0] * (1 + TIE)
+            close = [v for v in passing if key(v)[0] <= limit]
+            smallest = min(close, key=lambda v: (_num(v.get("zipped_bytes")), key(v)[0], v["name"]))
+            if smallest is not best:
+                reason = (f"{smallest['name']}: smallest of {len(close)} variant(s) within {TIE:.0%} of the "
+                          f"{REASONS[policy]} ({best['name']}), a difference within measurement noise")
+                best = smallest
+        return best["name"], reason, None
     if not candidates:
         return None, "no variant was built successfully", None
     closest = min(

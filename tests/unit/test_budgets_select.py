@@ -76,3 +76,12 @@ def test_failed_variants_are_ignored():
     vs[2]["status"] = "failed"
     chosen, _, _ = select(judged(vs, Budgets()), "fastest")
     assert chosen == "c-cold"
+
+
+def test_near_ties_in_time_go_to_the_smaller_variant():
+    vs = VARIANTS()
+    vs[3]["latency_ms"]["p50"] = 1.03  # c-cold: 3 % slower than b-fast, and smaller
+    chosen, reason, _ = select(judged(vs, Budgets()), "fastest")
+    assert chosen == "c-cold" and "within 5%" in reason and "b-fast" in reason
+    vs[3]["latency_ms"]["p50"] = 1.2  # 20 % slower: a real difference
+    assert select(judged(vs, Budgets()), "fastest")[0] == "b-fast"
