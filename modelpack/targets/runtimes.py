@@ -29,11 +29,14 @@ COMMON_PRUNE = (
     "**/__pycache__", "**/*.pyi", "**/py.typed", "bin", "**/tests", "**/testing/_private/extbuild.py",
     "numpy/f2py", "numpy/_pyinstaller", "numpy/typing/tests", "numpy/distutils", "numpy/doc",
     "numpy/_core/include", "numpy/_core/lib/pkgconfig", "numpy/random/_examples", "numpy/*.pxd",
-    "numpy/_core/*.pxd", "numpy/random/*.pxd", "numpy/typing",
-    # numpy's test-only extension modules (numpy 2 keeps them in _core, numpy 1 in core)
-    "numpy/_core/_*_tests.*.so", "numpy/core/_*_tests.*.so", "numpy/_core/_simd.*.so", "numpy/core/_simd.*.so",
+    "numpy/_core/*.pxd", "numpy/random/*.pxd",
     "*.dist-info/RECORD", "*.dist-info/INSTALLER", "*.dist-info/REQUESTED", "*.dist-info/direct_url.json",
 )
+
+# numpy 2 loads these lazily and inference never asks for them (nor for its test-only extension modules);
+# numpy 1 imports several of them eagerly, so they stay there.
+NUMPY2_PRUNE = ("numpy/random", "numpy/ma", "numpy/polynomial", "numpy/fft", "numpy/testing", "numpy/typing",
+                "numpy/_core/_*_tests.*.so", "numpy/_core/_simd.*.so")
 
 RUNTIMES = {
     "onnxruntime": Runtime(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from modelpack.errors import TargetError
 from modelpack.measure.runner import runtime_dir
-from modelpack.targets.runtimes import COMMON_PRUNE, Runtime
+from modelpack.targets.runtimes import COMMON_PRUNE, NUMPY2_PRUNE, Runtime
 
 MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
 
@@ -100,7 +100,8 @@ def _installed(dest: Path) -> dict[str, str]:
 def slim(tree: Path, runtime: Runtime) -> list[str]:
     """Remove what inference never loads; return the removed paths (relative)."""
     removed = []
-    for pattern in (*COMMON_PRUNE, *runtime.prune):
+    numpy2 = _installed(tree).get("numpy", "").startswith("2.")
+    for pattern in (*COMMON_PRUNE, *runtime.prune, *(NUMPY2_PRUNE if numpy2 else ())):
         for path in sorted(tree.glob(pattern), reverse=True):
             if path.exists():
                 removed.append(path.relative_to(tree).as_posix())
