@@ -163,10 +163,16 @@ def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir:
 @cli.command()
 @click.argument("dist", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--event", "events", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSON event file; repeat to send several in one execution environment.")
+              help="JSON event file (Azure: the request body); repeat to send several in one process.")
+@click.option("--target", "platform", type=click.Choice(["lambda", "azure"]), default="lambda", show_default=True,
+              help="Which built artifact to run.")
 @handle_errors
-def invoke(dist: Path, events: tuple[Path, ...]) -> None:
-    """Run DIST's Lambda layer + function under the Lambda Runtime Interface Emulator and send EVENT(s)."""
+def invoke(dist: Path, events: tuple[Path, ...], platform: str) -> None:
+    """Run DIST's artifacts as the platform would and send EVENT(s).
+
+    lambda: the layer and function under the Lambda Runtime Interface Emulator with awslambdaric.
+    azure: the function app in a clean interpreter, called through azure.functions.HttpRequest.
+    """
     import tempfile
 
     from modelpack.invoke import LambdaEmulator
@@ -177,6 +183,15 @@ def invoke(dist: Path, events: tuple[Path, ...]) -> None:
             payloads.append(json.loads(path.read_text()))
         except ValueError as exc:
             raise UsageError(f"{path}: not valid JSON ({exc}).") from None
+    if platform == "azure":
+        from modelpack.azure_invoke import AzureApp
+
+        with tempfile.TemporaryDirectory(prefix="modelpack-invoke-") as tmp:
+            out = AzureApp(dist, Path(tmp)).call([{"route": "predict", "body": p} for p in payloads])
+        for path, result in zip(events, out["results"]):
+            click.echo(f"# {path.name}: HTTP {result['status']}")
+            click.echo(json.dumps(result["body"], indent=1))
+        return
     with tempfile.TemporaryDirectory(prefix="modelpack-invoke-") as tmp, LambdaEmulator(dist, Path(tmp)) as emu:
         for path, event in zip(events, payloads):
             response, ms = emu.invoke(event)

@@ -30,7 +30,11 @@ LAMBDA_RUNTIMES = {
 LAMBDA_PRICE_PER_GB_S = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
 LAMBDA_PRICE_PER_REQUEST = 0.20 / 1_000_000
 
-# Azure Functions.
+# Azure Functions (Linux). The Python 3.10/3.11 worker images are Debian 11 (glibc 2.31); 3.12 is newer,
+# so 2.31 is the wheel ceiling that fits every supported version.
+AZURE_PYTHONS = ("3.10", "3.11", "3.12")
+AZURE_OS = ("Azure Functions Linux (Debian)", (2, 31))
+AZURE_PAYLOAD_LIMIT_BYTES = 100 * MB
 AZURE_FLEX_INSTANCE_MB = (512, 2_048, 4_096)
 AZURE_CONSUMPTION_MEMORY_MB = 1_536
 AZURE_HTTP_TIMEOUT_S = 230

@@ -33,13 +33,15 @@ def tree_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def write_zip(source: Path, dest: Path, *, prefix: str = "") -> Path:
+def write_zip(source: Path, dest: Path, *, prefix: str = "", exclude: tuple[str, ...] = ()) -> Path:
     """Zip a file or a directory tree so the same input always gives the same bytes.
 
     Entries are sorted, timestamps fixed, permissions normalised (0755 for executables, 0644 otherwise);
-    no absolute paths or build-machine names get in.
+    no absolute paths or build-machine names get in. `exclude` names paths (relative to `source`) left out.
     """
-    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    files = [source] if source.is_file() else sorted(
+        p for p in source.rglob("*") if p.is_file() and p.relative_to(source).as_posix() not in exclude
+    )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:

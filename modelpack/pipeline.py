@@ -21,7 +21,7 @@ from modelpack import budgets as budget_checks
 from modelpack import safety
 from modelpack.cache import Cache, cache_key
 from modelpack.data import Samples, TensorSpec, prepare
-from modelpack.errors import InputError, StepFailedError
+from modelpack.errors import InputError, StepFailedError, TargetError
 from modelpack.measure import metrics
 from modelpack.measure.runner import run_probe
 from modelpack.modelfile import ModelFile, detect
@@ -406,7 +406,12 @@ def build(recipe_path: str | Path, out: str | Path | None = None, cache_dir: str
         for spec in targets:
             target = TARGETS.get(spec.kind)(spec)
             with builder.reporter.step(f"target {spec.identity()}"):
-                for art in target.build(ctx, staging):
+                try:
+                    artifacts = target.build(ctx, staging)
+                except TargetError as exc:
+                    prefix = f"{spec.identity()}: "
+                    raise TargetError(exc.message if exc.message.startswith(prefix) else prefix + exc.message) from None
+                for art in artifacts:
                     path = staging / art.path
                     report.artifacts.append({"target": art.target, "path": art.path, "sha256": sha256_file(path),
                                              "size_bytes": path.stat().st_size, "unzipped_bytes": art.unzipped_bytes,

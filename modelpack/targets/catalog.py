@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from modelpack.targets import TARGETS
+from modelpack.targets.azure_functions import AzureFunctionsTarget
 from modelpack.targets.lambda_function import LambdaFunctionTarget
 from modelpack.targets.lambda_layer import LambdaLayerTarget
 
 TARGETS.register(LambdaLayerTarget)
 TARGETS.register(LambdaFunctionTarget)
+TARGETS.register(AzureFunctionsTarget)

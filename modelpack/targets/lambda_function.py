@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import shutil
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -13,15 +11,12 @@ from pydantic import Field
 
 from modelpack import limits
 from modelpack.errors import TargetError
-from modelpack.output import sha256_file, tree_bytes, write_zip
-from modelpack.targets import handler_check, lambda_limits, sam
+from modelpack.output import tree_bytes, write_zip
+from modelpack.targets import handler_check, handler_files, lambda_limits, sam
 from modelpack.targets.base import Artifact, Target, TargetSpecBase
 
 if TYPE_CHECKING:
     from modelpack.pipeline import BuildContext
-
-COMMON_FILES = ("model_runtime.py", "serving.py")
-
 
 class LambdaFunctionSpec(TargetSpecBase):
     """A Lambda function zip whose handler serves the selected variant."""
@@ -39,27 +34,6 @@ class LambdaFunctionSpec(TargetSpecBase):
     )
 
 
-def template_dir(name: str) -> Path:
-    return Path(str(resources.files("modelpack.layer_templates") / name))
-
-
-def handler_config(ctx: BuildContext, model_rel: str, in_layer: bool, spec) -> dict:
-    """modelpack.json: everything the handler needs to know about the model, written by the build."""
-    return {
-        "name": ctx.recipe.name,
-        "variant": ctx.report.selected,
-        "model": {"path": model_rel, "sha256": sha256_file(ctx.selected_file), "in_layer": in_layer},
-        "inputs": ctx.info["inputs"],
-        "outputs": ctx.info["outputs"],
-        "task": ctx.recipe.task,
-        "top_k": spec.top_k,
-        "max_batch": spec.max_batch,
-        "load": spec.load,
-        "threads": 1,
-        "payload_limit_bytes": limits.LAMBDA_SYNC_PAYLOAD_BYTES,
-    }
-
-
 class LambdaFunctionTarget(Target):
     NAME = "lambda-function"
     PURPOSE = "Lambda function zip: load-once handler, TF Serving-style API, EMF metrics, SAM template."
@@ -74,16 +48,9 @@ class LambdaFunctionTarget(Target):
         in_layer = bool(layer and layer["spec"].model_in == "layer")
         fn = ctx.work / "lambda-function"
         shutil.rmtree(fn, ignore_errors=True)
-        fn.mkdir()
-        shutil.copyfile(template_dir("lambda") / "handler.py", fn / "handler.py")
-        for name in COMMON_FILES:
-            shutil.copyfile(template_dir("common") / name, fn / name)
-        model_rel = f"model/model{model.suffix}"
-        if not in_layer:
-            (fn / "model").mkdir()
-            shutil.copyfile(model, fn / model_rel)
-        (fn / "modelpack.json").write_text(json.dumps(handler_config(ctx, model_rel, in_layer, spec), indent=1,
-                                                      sort_keys=True) + "\n")
+        handler_files.write(ctx, fn, ("lambda", "handler.py"), model_in_layer=in_layer, options={
+            "top_k": spec.top_k, "max_batch": spec.max_batch, "load": spec.load,
+            "payload_limit_bytes": limits.LAMBDA_SYNC_PAYLOAD_BYTES})
         unzipped = tree_bytes(fn)
         total = unzipped + (layer["unzipped_bytes"] if layer else 0)
         zip_path = write_zip(fn, out_dir / "lambda" / "function.zip")

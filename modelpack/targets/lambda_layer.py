@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from modelpack import interpreters, limits
-from modelpack.cache import cache_key
 from modelpack.errors import TargetError
 from modelpack.output import tree_bytes, write_zip
 from modelpack.targets import lambda_limits, sitepackages
@@ -41,14 +40,6 @@ class LambdaLayerSpec(TargetSpecBase):
         return f"lambda-layer({self.python}, {self.arch})"
 
 
-def _bookkeeping(root: Path):
-    """copytree filter dropping the cache's own files at the top of a cached tree."""
-    def ignore(directory: str, names: list[str]) -> list[str]:
-        return [n for n in names if n in ("modelpack-tree.json", "entry.json")] if Path(directory) == root else []
-
-    return ignore
-
-
 class LambdaLayerTarget(Target):
     NAME = "lambda-layer"
     PURPOSE = "Lambda layer zip: runtime wheels for the target platform, slimmed, bytecode shipped, verified."
@@ -67,17 +58,15 @@ class LambdaLayerTarget(Target):
         interpreter = interpreters.find(spec.python, spec.interpreter)
         can_run = interpreter is not None and spec.arch == interpreters.host_arch()
 
-        key = cache_key("lambda-layer-site", runtime.packages, spec.python, spec.arch, sorted(spec.versions.items()),
-                        ctx.versions_key, bool(can_run))
-        tree = ctx.cached_tree(key, lambda dest: self._site_packages(dest, runtime, spec, glibc, os_name,
-                                                                       interpreter if can_run else None, model, ctx))
+        tree = sitepackages.cached(ctx, runtime, spec.python, spec.arch, glibc, os_name, spec.versions,
+                                   interpreter if can_run else None, model)
         info = dict(ctx.read_tree_info(tree))
         if info.get("note"):
             ctx.report.notes.append(f"{spec.identity()}: {info['note']}")
 
         layer = ctx.work / "lambda-layer"
         shutil.rmtree(layer, ignore_errors=True)
-        shutil.copytree(tree, layer / "python", ignore=_bookkeeping(tree))
+        shutil.copytree(tree, layer / "python", ignore=sitepackages.bookkeeping(tree))
         if spec.model_in == "layer":
             (layer / "model").mkdir()
             shutil.copyfile(model, layer / "model" / f"model{model.suffix}")
@@ -93,29 +82,3 @@ class LambdaLayerTarget(Target):
         ctx.built["lambda-layer"] = {"dir": layer, "spec": spec, "runtime": runtime, "interpreter": interpreter,
                                      "can_run": can_run, "unzipped_bytes": unzipped, "info": info}
         return [Artifact(self.NAME, "lambda/layer.zip", unzipped, info)]
-
-    def _site_packages(self, dest: Path, runtime, spec: LambdaLayerSpec, glibc, os_name: str,
-                       interpreter: str | None, model: Path, ctx: BuildContext) -> dict:
-        installed = sitepackages.install(runtime, spec.python, spec.arch, glibc, spec.versions, dest, os_name)
-        naive = tree_bytes(dest)
-        removed = sitepackages.slim(dest, runtime)
-        info: dict = {"installed": installed, "naive_unzipped_bytes": naive, "removed": len(removed)}
-        if interpreter is None:
-            why = ("the build machine is not " + spec.arch) if spec.arch != interpreters.host_arch() else \
-                f"no Python {spec.python} was found (set `interpreter`)"
-            info.update(verified=False, bytecode=0, note=(
-                f"not verified and shipped as sources only: {why}. Without .pyc files every cold start recompiles "
-                "the runtime's modules (measured on these machines: import numpy+onnxruntime 174 ms vs 67 ms)."))
-            return info
-        inputs = ctx.info["inputs"]
-        first = sitepackages.verify(dest, interpreter, model, inputs)
-        if not first.ok:
-            raise TargetError(f"{spec.identity()}: inference from the slimmed layer failed ({first.error}); "
-                              "a slimming rule removed something the runtime needs.")
-        compiled = sitepackages.ship_bytecode(dest, interpreter, first.modules)
-        second = sitepackages.verify(dest, interpreter, model, inputs)
-        if not second.ok or second.output != first.output:
-            raise TargetError(f"{spec.identity()}: inference failed after shipping bytecode ({second.error}).")
-        info.update(verified=True, bytecode=compiled, verify_import_ms=round(second.import_ms, 1),
-                    interpreter_version=spec.python)
-        return info

@@ -1,0 +1,92 @@
+"""Call a built Azure Functions package the way the Python worker would, in a clean interpreter.
+
+The zip is extracted to a temporary directory; a fresh interpreter of the app's Python version sees only the
+package's .python_packages, the app folder and the azure-functions library. It imports function_app, finds
+the registered functions, builds azure.functions.HttpRequest objects and calls them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from modelpack import interpreters
+from modelpack.errors import TargetError, UsageError
+from modelpack.invoke import CACHE, safe_extract
+
+AZURE_FUNCTIONS_VERSION = "1.26.0"
+
+_CALL = r"""
+import json, sys, threading
+import azure.functions as func
+import function_app
+functions = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+calls = json.load(sys.stdin)
+def one(call):
+    body = call.get("body")
+    raw = body.encode() if isinstance(body, str) else json.dumps(body).encode() if body is not None else b""
+    req = func.HttpRequest(method=call.get("method", "POST"), url="/api/" + call.get("route", ""), body=raw,
+                           headers=call.get("headers", {"content-type": "application/json"}))
+    resp = functions[call.get("function", "predict")](req)
+    text = resp.get_body().decode()
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        payload = text
+    return {"status": resp.status_code, "body": payload, "mimetype": resp.mimetype}
+if calls and calls[0].get("concurrent"):
+    n = calls[0]["concurrent"]; results = [None] * n; barrier = threading.Barrier(n)
+    def worker(i):
+        barrier.wait(); results[i] = one(calls[0])
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    [t.start() for t in threads]; [t.join() for t in threads]
+else:
+    results = [one(c) for c in calls]
+print("MODELPACK_AZURE " + json.dumps({"results": results, "loads": function_app.HOLDER.loads,
+                                       "functions": sorted(functions)}))
+"""
+
+
+def azure_functions_lib(python: str) -> Path:
+    """azure-functions and its dependencies (pure Python) installed once into a cache folder."""
+    dest = CACHE / "azure-functions" / AZURE_FUNCTIONS_VERSION
+    if (dest / ".complete").exists():
+        return dest
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(dest),
+                           f"azure-functions=={AZURE_FUNCTIONS_VERSION}"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise TargetError(f"could not install azure-functions: {proc.stderr.strip()[-300:]}")
+    (dest / ".complete").touch()
+    return dest
+
+
+class AzureApp:
+    """An extracted function app; `call([...])` runs requests through its registered functions."""
+
+    def __init__(self, dist: Path, workdir: Path):
+        report = json.loads((dist / "report.json").read_text())
+        art = next((a for a in report["artifacts"] if a["target"] == "azure-functions"), None)
+        if art is None:
+            raise UsageError(f"{dist}: no Azure Functions package here; add an azure-functions target.")
+        self.python = art["details"]["python"]
+        self.interpreter = interpreters.find(self.python)
+        if self.interpreter is None:
+            raise UsageError(f"the app targets Python {self.python}, which is not installed here.")
+        self.root = workdir / "wwwroot"
+        safe_extract(dist / art["path"], self.root)
+
+    def call(self, calls: list[dict]) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+        env.update(PYTHONPATH=os.pathsep.join([str(self.root), str(self.root / ".python_packages/lib/site-packages"),
+                                               str(azure_functions_lib(self.python))]),
+                   PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1", OMP_NUM_THREADS="1")
+        proc = subprocess.run([self.interpreter, "-S", "-c", _CALL], input=json.dumps(calls), capture_output=True,
+                              text=True, env=env, cwd=self.root, timeout=300, check=False)
+        for line in proc.stdout.splitlines():
+            if line.startswith("MODELPACK_AZURE "):
+                return json.loads(line[len("MODELPACK_AZURE "):])
+        err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        raise TargetError(f"the function app failed: {(err or ['no output'])[-1][:400]}")

@@ -1,0 +1,90 @@
+"""`kind: azure-functions`: a Python v2 function app with .python_packages, zipped for run-from-package."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from modelpack import interpreters, limits
+from modelpack.errors import TargetError
+from modelpack.output import tree_bytes, write_zip
+from modelpack.targets import handler_files, sitepackages
+from modelpack.targets.base import Artifact, Target, TargetSpecBase
+from modelpack.targets.runtimes import FORMAT_RUNTIME, RUNTIMES
+
+if TYPE_CHECKING:
+    from modelpack.pipeline import BuildContext
+
+SITE = ".python_packages/lib/site-packages"
+LOCAL_SETTINGS = "local.settings.json"
+HEADROOM_MB = 128  # the worker process itself, beyond the model's own cold-start peak
+
+
+class AzureFunctionsSpec(TargetSpecBase):
+    """An Azure Functions (Linux, Python v2 model) app folder and its deployment zip."""
+
+    kind: Literal["azure-functions"]
+    python: Literal[limits.AZURE_PYTHONS] = Field("3.11", description="Functions Python version.")  # type: ignore[valid-type]
+    route: str = Field("predict", pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_/-]{0,63}$", description="POST route under /api/.")
+    auth_level: Literal["anonymous", "function", "admin"] = Field("function", description="HTTP auth level.")
+    app_name: str | None = Field(None, pattern=r"^[A-Za-z0-9-]{2,60}$", description="Function app name (for docs).")
+    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
+    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
+    max_request_mb: float = Field(10, gt=0, le=100, description="Larger request bodies get 413.")
+    versions: dict[str, str] = Field(default_factory=dict, description="Pinned runtime versions.")
+    interpreter: str | None = Field(None, description="Python of the target version, for bytecode and verification.")
+
+    def identity(self) -> str:
+        return f"azure-functions({self.python})"
+
+
+class AzureFunctionsTarget(Target):
+    NAME = "azure-functions"
+    PURPOSE = "Azure Functions app: v2 function_app.py, host.json, .python_packages, run-from-package zip."
+    Spec = AzureFunctionsSpec
+
+    def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:
+        spec: AzureFunctionsSpec = self.spec  # type: ignore[assignment]
+        model = ctx.selected_file
+        if model is None:
+            raise TargetError("no variant was selected, so there is no model to serve.")
+        runtime = RUNTIMES[FORMAT_RUNTIME[ctx.report.variant(ctx.report.selected)["format"]]]
+        os_name, glibc = limits.AZURE_OS
+        interpreter = interpreters.find(spec.python, spec.interpreter)
+        can_run = interpreter is not None and interpreters.host_arch() == "x86_64"
+        tree = sitepackages.cached(ctx, runtime, spec.python, "x86_64", glibc, os_name, spec.versions,
+                                   interpreter if can_run else None, model)
+        info = dict(ctx.read_tree_info(tree))
+        if info.get("note"):
+            ctx.report.notes.append(f"{spec.identity()}: {info['note']}")
+
+        app = out_dir / "azure" / "functionapp"
+        handler_files.write(ctx, app, ("azure", "function_app.py"), model_in_layer=False, options={
+            "top_k": spec.top_k, "max_batch": spec.max_batch, "load": "lazy",
+            "payload_limit_bytes": int(spec.max_request_mb * limits.MB),
+            "azure": {"route": spec.route, "auth_level": spec.auth_level, "app_name": spec.app_name}})
+        templates = handler_files.template_dir("azure")
+        shutil.copyfile(templates / "host.json", app / "host.json")
+        shutil.copyfile(templates / "funcignore", app / ".funcignore")
+        shutil.copytree(tree, app / SITE, ignore=sitepackages.bookkeeping(tree))
+        installed = info["installed"]
+        (app / "requirements.txt").write_text(
+            "".join(f"{name}=={installed[name]}\n" for name in sorted(installed)) + "azure-functions\n"
+        )
+        # An example for `func start`; it never goes into the deployment zip.
+        shutil.copyfile(templates / "local.settings.json", app / LOCAL_SETTINGS)
+
+        unzipped = tree_bytes(app) - (app / LOCAL_SETTINGS).stat().st_size
+        write_zip(app, out_dir / "azure" / "functionapp.zip", exclude=(LOCAL_SETTINGS,))
+        peak = (ctx.report.variant(ctx.report.selected) or {}).get("peak_rss_mb")
+        fits = {str(mb): (peak is not None and peak + HEADROOM_MB <= mb) for mb in limits.AZURE_FLEX_INSTANCE_MB}
+        info.update(python=spec.python, runtime=runtime.name, route=f"/api/{spec.route}", auth_level=spec.auth_level,
+                    flex_instance_fits=fits, peak_rss_mb=peak, headroom_mb=HEADROOM_MB)
+        if not any(fits.values()):
+            ctx.report.notes.append(f"{spec.identity()}: the model's peak memory ({peak} MB + {HEADROOM_MB} MB worker "
+                                    "headroom) fits no Flex Consumption instance size; use Premium or Dedicated.")
+        ctx.built["azure-functions"] = {"dir": app, "spec": spec, "interpreter": interpreter, "can_run": can_run}
+        return [Artifact(self.NAME, "azure/functionapp.zip", unzipped, info)]

@@ -1,0 +1,45 @@
+"""The files every generated handler carries: shared serving code, its config, and the model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from modelpack.output import sha256_file
+
+COMMON_FILES = ("model_runtime.py", "serving.py")
+
+
+def template_dir(name: str) -> Path:
+    """A folder of layer_templates/, shipped inside the installed package."""
+    return Path(str(resources.files("modelpack.layer_templates") / name))
+
+
+def write(ctx: Any, dest: Path, entry: tuple[str, str], *, model_in_layer: bool, options: dict) -> dict:
+    """Copy the entry template and the common files into `dest`, write modelpack.json and (unless it lives in a
+    layer) the model; return the config."""
+    dest.mkdir(parents=True, exist_ok=True)
+    folder, filename = entry
+    shutil.copyfile(template_dir(folder) / filename, dest / filename)
+    for name in COMMON_FILES:
+        shutil.copyfile(template_dir("common") / name, dest / name)
+    model = ctx.selected_file
+    model_rel = f"model/model{model.suffix}"
+    if not model_in_layer:
+        (dest / "model").mkdir(exist_ok=True)
+        shutil.copyfile(model, dest / model_rel)
+    config = {
+        "name": ctx.recipe.name,
+        "variant": ctx.report.selected,
+        "model": {"path": model_rel, "sha256": sha256_file(model), "in_layer": model_in_layer},
+        "inputs": ctx.info["inputs"],
+        "outputs": ctx.info["outputs"],
+        "task": ctx.recipe.task,
+        "threads": 1,
+        **options,
+    }
+    (dest / "modelpack.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
+    return config
