@@ -10,11 +10,11 @@ except metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0"
 
 
-def build(recipe_path, out=None, cache_dir=".modelpack-cache", reporter=None):
+def build(recipe_path, out=None, cache_dir=".modelpack-cache", reporter=None, images=False):
     """Build a recipe; see modelpack.pipeline.build."""
     from modelpack.pipeline import build as _build
 
-    return _build(recipe_path, out=out, cache_dir=cache_dir, reporter=reporter)
+    return _build(recipe_path, out=out, cache_dir=cache_dir, reporter=reporter, images=images)
 
 
 def bench(recipe_path, cache_dir=".modelpack-cache", reporter=None):

@@ -109,12 +109,14 @@ def _reporter(quiet: bool):
 @click.option("--cache-dir", default=".modelpack-cache", show_default=True, type=click.Path(file_okay=False))
 @click.option("--no-cache", is_flag=True, help="Rebuild every step; neither read nor write the cache.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the result line.")
+@click.option("--images", is_flag=True, help="Build and smoke-test image targets through the container engine.")
 @handle_errors
-def build(recipe: Path, out: Path | None, cache_dir: str, no_cache: bool, quiet: bool) -> None:
+def build(recipe: Path, out: Path | None, cache_dir: str, no_cache: bool, quiet: bool, images: bool) -> None:
     """Build RECIPE: convert, measure, check budgets, select, and write artifacts and reports."""
     from modelpack.pipeline import build as run_build
 
-    report = run_build(recipe, out=out, cache_dir=None if no_cache else cache_dir, reporter=_reporter(quiet))
+    report = run_build(recipe, out=out, cache_dir=None if no_cache else cache_dir, reporter=_reporter(quiet),
+                       images=images)
     out_dir = out or Path("dist") / report.name
     if report.passed:
         click.echo(f"built {out_dir}: selected {report.selected} ({report.selection_reason})")

@@ -74,6 +74,7 @@ class BuildContext:
     cache: Cache | None = None
     versions_key: str = ""
     built: dict = field(default_factory=dict)  # what earlier targets of this build produced, by kind
+    options: dict = field(default_factory=dict)  # command-line switches targets honour (images)
 
     @property
     def selected_file(self) -> Path | None:
@@ -376,7 +377,7 @@ def bench(recipe_path: str | Path, cache_dir: str | Path | None = ".modelpack-ca
 
 
 def build(recipe_path: str | Path, out: str | Path | None = None, cache_dir: str | Path | None = ".modelpack-cache",
-          reporter: Reporter | None = None) -> BuildReport:
+          reporter: Reporter | None = None, images: bool = False) -> BuildReport:
     """Run the whole build and write the output directory atomically; return the report.
 
     The report says whether every budget passed; the output is written either way.
@@ -388,7 +389,7 @@ def build(recipe_path: str | Path, out: str | Path | None = None, cache_dir: str
         report = builder.run(work)
         ctx = BuildContext(builder.recipe, builder.recipe_path, builder.model, builder.info, builder.samples,
                            work, report, reporter=builder.reporter, cache=builder.cache if builder.cache.enabled else None,
-                           versions_key=cache_key(builder.versions))
+                           versions_key=cache_key(builder.versions), options={"images": images})
         for v in report.variants:
             if v["status"] == "ok" and v["name"] != "keras":
                 dest = staging / "variants" / f"{v['name']}{Path(v['file']).suffix}"

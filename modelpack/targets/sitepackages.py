@@ -29,9 +29,10 @@ def platform_tags(glibc: tuple[int, int], arch: str) -> list[str]:
     return tags + [f"manylinux2014_{machine}"]
 
 
-def _pip_args(python: str, arch: str, glibc: tuple[int, int]) -> list[str]:
+def _pip_args(python: str, arch: str, glibc: tuple[int, int], deps: bool = False) -> list[str]:
     abi = "cp" + python.replace(".", "")
-    args = ["--only-binary=:all:", "--no-deps", "--python-version", python, "--implementation", "cp", "--abi", abi]
+    args = ["--only-binary=:all:", *([] if deps else ["--no-deps"]), "--python-version", python,
+            "--implementation", "cp", "--abi", abi]
     for tag in platform_tags(glibc, arch):
         args += ["--platform", tag]
     return args
@@ -221,3 +222,22 @@ def bookkeeping(root: Path):
         return [n for n in names if n in ("modelpack-tree.json", "entry.json")] if Path(directory) == root else []
 
     return ignore
+
+
+def install_extra(dest: Path, packages: tuple[str, ...], python: str, arch: str, glibc: tuple[int, int]) -> None:
+    """Add platform glue (awslambdaric, azure-functions) with its dependencies, as the platform ships it.
+
+    Installed beside the tree and merged without replacing anything, so the slimmed, verified runtime stays.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check",
+             "--target", tmp, *_pip_args(python, arch, glibc, deps=True), *packages],
+            capture_output=True, text=True, check=False,
+        )
+        if proc.returncode != 0:
+            raise TargetError(f"cannot install {', '.join(packages)} for Python {python} ({arch}): "
+                              f"{proc.stderr.strip()[-300:]}")
+        for item in sorted(Path(tmp).iterdir()):
+            if not (dest / item.name).exists() and item.name != "bin":
+                shutil.move(str(item), dest / item.name)

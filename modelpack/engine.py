@@ -1,0 +1,45 @@
+"""A container engine through the Docker SDK: reachability, builds with streamed logs, smoke runs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+
+def connect() -> tuple[Any | None, str]:
+    """(client, "") when an engine answers at DOCKER_HOST or the default socket, else (None, why not)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=30)
+        client.ping()
+        return client, ""
+    except Exception as exc:  # any failure to reach the engine is reported, not raised
+        text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return None, f"no container engine answered at DOCKER_HOST or the default socket ({text})"
+
+
+def build(client: Any, context: Path, tag: str, log) -> dict:
+    """Build `context` as `tag`, streaming the build log to `log(line)`; return id, size and seconds."""
+    from docker.errors import APIError, BuildError
+
+    t = time.perf_counter()
+    try:
+        for chunk in client.api.build(path=str(context), tag=tag, rm=True, decode=True, network_mode="none"):
+            if "stream" in chunk and chunk["stream"].strip():
+                log(chunk["stream"].rstrip())
+            if "error" in chunk:
+                raise BuildError(chunk["error"], [])
+    except (APIError, BuildError) as exc:
+        raise RuntimeError(f"the image build failed: {str(exc)[:300]}") from None
+    image = client.images.get(tag)
+    return {"image_id": image.id, "size_bytes": int(image.attrs.get("Size", 0)), "build_s": round(time.perf_counter() - t, 2)}
+
+
+def run(client: Any, tag: str, command: list[str], entrypoint: str = "python3") -> tuple[str, float]:
+    """Run `command` in a fresh container with networking disabled; return its output and seconds."""
+    t = time.perf_counter()
+    out = client.containers.run(tag, command, entrypoint=entrypoint, network_mode="none", remove=True,
+                                stdout=True, stderr=True)
+    return out.decode(errors="replace"), time.perf_counter() - t

@@ -1,0 +1,221 @@
+"""`kind: lambda-image` and `kind: azure-image`: a self-contained build context, optionally built and smoke-tested.
+
+The context holds a Dockerfile rendered from layer_templates/, the same load-once handler as the zip targets,
+the model, and the runtime's site-packages installed here for the image's platform, so the image build
+needs no network. With `build: true` (or `modelpack build --images`) the image is built through the Docker
+SDK and a container with networking disabled serves one sample, compared with the selected variant.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from modelpack import engine, interpreters, limits
+from modelpack.errors import TargetError
+from modelpack.output import sha256_file, tree_bytes
+from modelpack.targets import handler_files, sitepackages
+from modelpack.targets.base import Artifact, Target, TargetSpecBase
+from modelpack.targets.runtimes import FORMAT_RUNTIME, RUNTIMES
+
+if TYPE_CHECKING:
+    from modelpack.pipeline import BuildContext
+
+class ImageSpecBase(TargetSpecBase):
+    python: Literal["3.10", "3.11", "3.12", "3.13"] = Field("3.12", description="Python version of the base image.")
+    base_image: str | None = Field(None, description="Base image; default: the platform's official Python image.")
+    glibc: str | None = Field(None, pattern=r"^2\.\d{2}$", description="glibc of the base image, e.g. '2.36'; "
+                              "default: known for the official bases, else 2.28.")
+    build: bool | Literal["required"] = Field(
+        False, description="Build and smoke-test the image; 'required' fails the build when no engine answers."
+    )
+    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
+    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
+    versions: dict[str, str] = Field(default_factory=dict, description="Pinned runtime versions.")
+
+    def identity(self) -> str:
+        return f"{self.kind}({self.python})"
+
+
+class LambdaImageSpec(ImageSpecBase):
+    """A Lambda container image (up to 10 GB)."""
+
+    kind: Literal["lambda-image"]
+
+
+class AzureImageSpec(ImageSpecBase):
+    """An Azure Functions container image (Premium, Dedicated, Container Apps)."""
+
+    kind: Literal["azure-image"]
+    route: str = Field("predict", pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_/-]{0,63}$", description="POST route under /api/.")
+    auth_level: Literal["anonymous", "function", "admin"] = Field("function", description="HTTP auth level.")
+
+
+class _ImageTarget(Target):
+    """Shared by both images: only the template, the app layout, extras and the smoke command differ."""
+
+    TEMPLATE: ClassVar[str]
+    APP_DIR: ClassVar[str]  # where, inside the context, the handler files go
+    SITE_DIR: ClassVar[str]  # where, inside the context, site-packages go
+    EXTRAS: ClassVar[tuple[str, ...]] = ()
+
+    def default_base(self, python: str) -> str:
+        raise NotImplementedError
+
+    def known_glibc(self, base: str) -> tuple[int, int] | None:
+        return None
+
+    def entry(self) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def options(self, spec) -> dict:
+        return {}
+
+    def entrypoint(self, base: str) -> str:
+        return ""
+
+    def extras(self, base: str) -> tuple[str, ...]:
+        return self.EXTRAS
+
+    def smoke_script(self, event: dict) -> str:
+        raise NotImplementedError
+
+    def add_files(self, app: Path) -> None:
+        """Platform files beside the handler."""
+
+    def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:
+        spec: ImageSpecBase = self.spec  # type: ignore[assignment]
+        model = ctx.selected_file
+        if model is None:
+            raise TargetError("no variant was selected, so there is no model to serve.")
+        runtime = RUNTIMES[FORMAT_RUNTIME[ctx.report.variant(ctx.report.selected)["format"]]]
+        base = spec.base_image or self.default_base(spec.python)
+        glibc = tuple(int(p) for p in spec.glibc.split(".")) if spec.glibc else (self.known_glibc(base) or (2, 28))
+        arch = interpreters.host_arch()
+        interpreter = interpreters.find(spec.python)
+        tree = sitepackages.cached(ctx, runtime, spec.python, arch, glibc, f"the base image {base}", spec.versions,
+                                   interpreter, model)
+        info = dict(ctx.read_tree_info(tree))
+
+        context = out_dir / "images" / self.NAME
+        app = context / self.APP_DIR
+        handler_files.write(ctx, app, self.entry(), model_in_layer=False, options={
+            "top_k": spec.top_k, "max_batch": spec.max_batch, "load": "lazy",
+            "payload_limit_bytes": limits.LAMBDA_SYNC_PAYLOAD_BYTES, **self.options(spec)})
+        self.add_files(app)
+        site = context / self.SITE_DIR
+        shutil.copytree(tree, site, ignore=sitepackages.bookkeeping(tree))
+        extras = self.extras(base)
+        if extras:
+            sitepackages.install_extra(site, extras, spec.python, arch, glibc)
+        dockerfile = (handler_files.template_dir(self.TEMPLATE) / "Dockerfile").read_text()
+        dockerfile = dockerfile.replace("{{BASE_IMAGE}}", base).replace("{{ENTRYPOINT}}", self.entrypoint(base))
+        (context / "Dockerfile").write_text(dockerfile)
+        context_sha = sha256_file(context / "Dockerfile")[:6] + sha256_file(app / "modelpack.json")[:6]
+        tag = f"{ctx.recipe.name}-{self.NAME}:{ctx.report.modelpack_version}-{context_sha}".lower()
+        info.update(base_image=base, glibc=f"{glibc[0]}.{glibc[1]}", python=spec.python, tag=tag,
+                    context_bytes=tree_bytes(context), extras=list(extras), image=None)
+        if spec.build or ctx.options.get("images"):
+            info["image"] = self._build_image(ctx, spec, context, tag)
+        return [Artifact(self.NAME, f"images/{self.NAME}/Dockerfile", None, info)]
+
+    def _build_image(self, ctx: BuildContext, spec: ImageSpecBase, context: Path, tag: str) -> dict | None:
+        client, why = engine.connect()
+        if client is None:
+            if spec.build == "required":
+                raise TargetError(f"{why}; the target says `build: required`. Start an engine (see "
+                                  "scripts/container-engine.sh) or set DOCKER_HOST.")
+            ctx.report.notes.append(f"{spec.identity()}: no image was built: {why}. The build context is in "
+                                    f"images/{self.NAME}/; build it with `docker build`.")
+            return None
+        try:
+            built = engine.build(client, context, tag, lambda line: ctx.reporter.info(f"  {line}"))
+        except RuntimeError as exc:
+            raise TargetError(str(exc)) from None
+        sample = {i["name"]: np.asarray(x[:1]).tolist() for i, x in zip(ctx.info["inputs"], ctx.samples.eval_x)}
+        output, seconds = engine.run(client, tag, ["-c", self.smoke_script({"inputs": sample})])
+        # azure-functions routes print() through logging ("INFO: ..."), so find the marker anywhere in a line.
+        line = next((ln for ln in output.splitlines() if "MODELPACK_SMOKE " in ln), None)
+        if line is None:
+            raise TargetError(f"the smoke run in {tag} failed: {output.strip()[-300:]}")
+        answer = json.loads(line.split("MODELPACK_SMOKE ", 1)[1])
+        expected = ctx.selected_outputs_first()
+        err = float(np.max(np.abs(np.asarray(answer["predictions"], dtype=np.float64) - expected[0]))) \
+            if expected is not None and len(expected) == 1 else None
+        if err is not None and not err <= 1e-5:
+            raise TargetError(f"the smoke run in {tag} predicted differently from the selected variant (by {err:.2e}).")
+        return {**built, "tag": tag, "smoke": {"ok": True, "seconds": round(seconds, 2), "max_abs_err_vs_variant": err,
+                                               "network": "none"}}
+
+
+class LambdaImageTarget(_ImageTarget):
+    NAME = "lambda-image"
+    PURPOSE = "Lambda container image: handler in the task root, runtime in /opt/python."
+    Spec = LambdaImageSpec
+    TEMPLATE = "lambda-image"
+    APP_DIR = "app"
+    SITE_DIR = "python"
+
+    def default_base(self, python: str) -> str:
+        return f"public.ecr.aws/lambda/python:{python}"
+
+    def known_glibc(self, base: str) -> tuple[int, int] | None:
+        version = base.rsplit(":", 1)[-1]
+        return limits.LAMBDA_RUNTIMES[version][1] if _is_aws(base) and version in limits.LAMBDA_RUNTIMES else None
+
+    def entry(self) -> tuple[str, str]:
+        return ("lambda", "handler.py")
+
+    def entrypoint(self, base: str) -> str:
+        # AWS's base images carry the runtime client; any other base needs awslambdaric as its entrypoint.
+        return "" if _is_aws(base) else 'ENTRYPOINT ["python3", "-m", "awslambdaric"]'
+
+    def extras(self, base: str) -> tuple[str, ...]:
+        return () if _is_aws(base) else ("awslambdaric",)
+
+    def smoke_script(self, event: dict) -> str:
+        return ("import json, sys; sys.path.insert(0, '/var/task'); import handler; "
+                f"r = handler.handler(json.loads({json.dumps(event)!r}), None); "
+                "print('MODELPACK_SMOKE ' + json.dumps(r))")
+
+
+class AzureImageTarget(_ImageTarget):
+    NAME = "azure-image"
+    PURPOSE = "Azure Functions container image: the function app in /home/site/wwwroot."
+    Spec = AzureImageSpec
+    TEMPLATE = "azure-image"
+    APP_DIR = "app"
+    SITE_DIR = "app/.python_packages/lib/site-packages"
+    EXTRAS = ("azure-functions",)
+
+    def default_base(self, python: str) -> str:
+        return f"mcr.microsoft.com/azure-functions/python:4-python{python}"
+
+    def known_glibc(self, base: str) -> tuple[int, int] | None:
+        return limits.AZURE_OS[1] if base.startswith("mcr.microsoft.com/azure-functions/") else None
+
+    def entry(self) -> tuple[str, str]:
+        return ("azure", "function_app.py")
+
+    def options(self, spec) -> dict:
+        return {"azure": {"route": spec.route, "auth_level": spec.auth_level, "app_name": None}}
+
+    def add_files(self, app: Path) -> None:
+        shutil.copyfile(handler_files.template_dir("azure") / "host.json", app / "host.json")
+
+    def smoke_script(self, event: dict) -> str:
+        return ("import json, sys; sys.path.insert(0, '/home/site/wwwroot'); import azure.functions as func; "
+                "import function_app; fns = {f.get_function_name(): f.get_user_function() for f in "
+                "function_app.app.get_functions()}; "
+                f"req = func.HttpRequest(method='POST', url='/api/predict', body={json.dumps(event).encode()!r}, "
+                "headers={'content-type': 'application/json'}); resp = fns['predict'](req); "
+                "print('MODELPACK_SMOKE ' + json.dumps(json.loads(resp.get_body())))")
+
+
+def _is_aws(base: str) -> bool:
+    return base.startswith("public.ecr.aws/lambda/python")

@@ -1,0 +1,118 @@
+"""Container images built through the Docker SDK against a real engine (podman serving the Docker API),
+smoke-tested in containers with networking disabled; and the path where no engine answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from modelpack.cli import cli
+from modelpack.interpreters import host_python
+from tests.conftest import DIGITS, ROOT
+
+pytestmark = pytest.mark.slow
+BASE = "localhost/modelpack-base:bookworm"
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """The project's engine script: installs and starts podman if needed and makes the local base image."""
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "container-engine.sh")], capture_output=True, text=True,
+                          check=False, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    host = proc.stdout.strip().rsplit("=", 1)[-1]
+    old = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = host
+    yield host
+    if old is None:
+        os.environ.pop("DOCKER_HOST", None)
+    else:
+        os.environ["DOCKER_HOST"] = old
+
+
+def write_recipe(path, build):
+    data = yaml.safe_load((DIGITS / "recipe.yaml").read_text())
+    data["model"]["path"] = str(DIGITS / "model.keras")
+    data["data"]["path"] = str(DIGITS / "digits.npz")
+    data["measure"] = {"latency": {"warmup": 2, "runs": 10}, "cold_start": {"runs": 1}}
+    data["optimize"] = {"variants": ["tflite-int8"]}
+    common = {"python": host_python(), "base_image": BASE, "glibc": "2.36", "build": build}
+    data["targets"] = [{"kind": "lambda-image", **common}, {"kind": "azure-image", **common}]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(engine, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("images")
+    recipe = write_recipe(tmp / "recipe.yaml", True)
+    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(tmp / "out"), "--cache-dir", str(tmp / "c")])
+    assert result.exit_code == 0, result.output
+    return {"out": tmp / "out", "report": json.loads((tmp / "out" / "report.json").read_text()), "tmp": tmp,
+            "recipe": recipe, "output": result.output}
+
+
+@pytest.mark.parametrize("kind", ["lambda-image", "azure-image"])
+def test_image_built_and_smoke_run_matches_variant(built, kind):
+    art = next(a for a in built["report"]["artifacts"] if a["target"] == kind)
+    image = art["details"]["image"]
+    assert image is not None and image["image_id"].startswith("sha256:") and image["size_bytes"] > 0
+    assert image["smoke"]["ok"] is True and image["smoke"]["network"] == "none"
+    assert image["smoke"]["max_abs_err_vs_variant"] <= 1e-5
+    assert image["tag"].startswith(f"digits-{kind}:") and "Successfully tagged" in built["output"]
+    import docker
+
+    assert docker.from_env().images.get(image["tag"]).id == image["image_id"]
+
+
+def test_contexts_are_self_contained(built):
+    lam = built["out"] / "images" / "lambda-image"
+    dockerfile = (lam / "Dockerfile").read_text()
+    assert f"FROM {BASE}" in dockerfile and 'ENTRYPOINT ["python3", "-m", "awslambdaric"]' in dockerfile
+    assert "RUN" not in dockerfile  # nothing is fetched at image build time
+    assert (lam / "python" / "awslambdaric").is_dir() and (lam / "app" / "handler.py").is_file()
+    assert (lam / "python" / "numpy" / "__init__.pyc").exists()  # the verified, slimmed runtime was kept
+    az = built["out"] / "images" / "azure-image"
+    assert "AzureWebJobsScriptRoot=/home/site/wwwroot" in (az / "Dockerfile").read_text()
+    assert (az / "app" / "function_app.py").is_file() and (az / "app" / "host.json").is_file()
+    assert (az / "app" / ".python_packages" / "lib" / "site-packages" / "azure" / "functions").is_dir()
+
+
+def test_aws_base_needs_no_runtime_client(engine, tmp_path):
+    data = yaml.safe_load(write_recipe(tmp_path / "r.yaml", False).read_text())
+    data["targets"] = [{"kind": "lambda-image", "python": host_python()}]
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(cli, ["build", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "o"),
+                                      "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    dockerfile = (tmp_path / "o" / "images" / "lambda-image" / "Dockerfile").read_text()
+    assert f"FROM public.ecr.aws/lambda/python:{host_python()}" in dockerfile
+    assert "ENTRYPOINT" not in dockerfile and 'CMD ["handler.handler"]' in dockerfile
+
+
+def test_no_engine_writes_context_and_says_so(built, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["build", str(built["recipe"]), "--out", str(out),
+                                      "--cache-dir", str(built["tmp"] / "c")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert all(a["details"]["image"] is None for a in report["artifacts"])
+    assert any("no image was built" in n and "no container engine answered" in n for n in report["notes"])
+    assert (out / "images" / "lambda-image" / "Dockerfile").is_file()
+
+    data = yaml.safe_load(built["recipe"].read_text())
+    for t in data["targets"]:
+        t["build"] = "required"
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(cli, ["build", str(strict), "--out", str(tmp_path / "o2"),
+                                      "--cache-dir", str(built["tmp"] / "c")])
+    assert result.exit_code == 3, result.output
+    assert "build: required" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o2").exists()
