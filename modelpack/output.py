@@ -69,7 +69,8 @@ def atomic_output_dir(final: Path) -> Iterator[Path]:
     final = final.resolve()
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".building", dir=final.parent))
+        _remove_abandoned(final)
+        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.{os.getpid()}.", suffix=".building", dir=final.parent))
     except OSError as exc:
         raise ModelpackError(
             f"cannot create the output directory {final}: {exc.strerror}. Choose a writable --out.",
@@ -86,6 +87,24 @@ def atomic_output_dir(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _remove_abandoned(final: Path) -> None:
+    """Delete staging directories of builds that were killed (their process is gone)."""
+    for old in final.parent.glob(f".{final.name}.*.building"):
+        pid = old.name[len(final.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_manifest(out_dir: Path) -> Path:

@@ -1,0 +1,221 @@
+"""Hostile input and faults: fuzzed requests against the generated handlers, builds killed at random points,
+secrets in the environment, an output directory that cannot be written."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from modelpack.cli import cli
+from modelpack.invoke import safe_extract
+from modelpack.output import sha256_file
+from tests.conftest import DIGITS, ROOT
+
+pytestmark = pytest.mark.slow
+STATUSES = {200, 400, 413, 415}
+CASES = {"lambda": 0, "azure": 0}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hardening")
+    data = yaml.safe_load((DIGITS / "recipe.yaml").read_text())
+    data["model"]["path"] = str(DIGITS / "model.keras")
+    data["data"]["path"] = str(DIGITS / "digits.npz")
+    data["measure"] = {"latency": {"warmup": 2, "runs": 10}, "cold_start": {"runs": 1}}
+    data["optimize"] = {"variants": ["tflite-int8"]}
+    data["targets"] = [{"kind": "lambda-function", "max_batch": 8}]
+    recipe = tmp / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(tmp / "out"), "--cache-dir", str(tmp / "c")])
+    assert result.exit_code == 0, result.output
+    return {"tmp": tmp, "out": tmp / "out", "recipe": recipe, "cache": tmp / "c"}
+
+
+def _fresh_import(directory: Path, module: str):
+    for name in ("handler", "function_app", "serving", "model_runtime"):
+        sys.modules.pop(name, None)
+    sys.path.insert(0, str(directory))
+    try:
+        return importlib.import_module(module)
+    finally:
+        sys.path.remove(str(directory))
+
+
+@pytest.fixture(scope="module")
+def lambda_handler(built):
+    task = built["tmp"] / "task"
+    safe_extract(built["out"] / "lambda" / "function.zip", task)
+    return _fresh_import(task, "handler")
+
+
+@pytest.fixture(scope="module")
+def azure_app(built):
+    """The Azure app: the same serving files with function_app.py as entry."""
+    app = built["tmp"] / "wwwroot"
+    safe_extract(built["out"] / "lambda" / "function.zip", app)
+    (app / "handler.py").unlink()
+    shutil.copyfile(ROOT / "layer_templates" / "azure" / "function_app.py", app / "function_app.py")
+    config = json.loads((app / "modelpack.json").read_text())
+    config["azure"] = {"route": "predict", "auth_level": "function", "app_name": None}
+    config["payload_limit_bytes"] = 200_000
+    (app / "modelpack.json").write_text(json.dumps(config))
+    module = _fresh_import(app, "function_app")
+    return module, {f.get_function_name(): f.get_user_function() for f in module.app.get_functions()}
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=40,
+)
+PIXEL = st.floats(allow_nan=True, allow_infinity=True, width=32) | st.integers(-300, 300) | st.text(max_size=3)
+IMAGES = st.lists(st.lists(st.lists(st.lists(PIXEL, min_size=1, max_size=2), min_size=1, max_size=9),
+                           min_size=1, max_size=9), min_size=0, max_size=3)
+BODIES = st.one_of(
+    JSON.map(json.dumps),
+    JSON.map(lambda v: json.dumps({"instances": v})),
+    JSON.map(lambda v: json.dumps({"inputs": v})),
+    IMAGES.map(lambda v: json.dumps({"instances": v})),
+    IMAGES.map(lambda v: json.dumps({"inputs": {"image": v}})),
+    st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+    st.sampled_from(["", "[" * 100_000, '{"instances": ' + "[" * 50_000 + "]" * 50_000 + "}", "null", "NaN",
+                     '{"instances": [[[[1e400]]]]}', " " * 300_000]),
+)
+CONTENT_TYPES = st.sampled_from(["application/json", "application/json; charset=utf-8", "text/plain", "",
+                                 "multipart/form-data", "APPLICATION/JSON"])
+
+
+def _good():
+    import numpy as np
+
+    with np.load(DIGITS / "digits.npz") as npz:
+        return {"instances": npz["x"][:1].tolist()}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(body=BODIES, b64=st.booleans(), ctype=CONTENT_TYPES, mangle=st.booleans())
+def test_lambda_handler_survives_anything(lambda_handler, body, b64, ctype, mangle):
+    payload = base64.b64encode(body.encode("utf-8", "surrogatepass")).decode() if b64 else body
+    if b64 and mangle:
+        payload = payload[:-1] + "*"
+    event = {"version": "2.0", "rawPath": "/predict", "requestContext": {"http": {"method": "POST"}},
+             "headers": {"content-type": ctype}, "isBase64Encoded": b64, "body": payload}
+    result = lambda_handler.handler(event, None)
+    CASES["lambda"] += 1
+    assert result["statusCode"] in STATUSES
+    parsed = json.loads(result["body"])
+    assert isinstance(parsed, dict) and (("predictions" in parsed) == (result["statusCode"] == 200))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(event=JSON)
+def test_lambda_direct_invocation_survives_anything(lambda_handler, event):
+    result = lambda_handler.handler(event, None)
+    CASES["lambda"] += 1
+    assert isinstance(result, dict)
+    assert "predictions" in result or "warmed" in result or result["statusCode"] in STATUSES - {200}
+
+
+def test_lambda_still_serves_after_fuzzing(lambda_handler):
+    result = lambda_handler.handler(_good(), None)
+    assert "predictions" in result and lambda_handler.HOLDER.loads == 1
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(body=BODIES, ctype=CONTENT_TYPES)
+def test_azure_function_survives_anything(azure_app, body, ctype):
+    import azure.functions as func
+
+    _, functions = azure_app
+    req = func.HttpRequest(method="POST", url="/api/predict", body=body.encode("utf-8", "surrogatepass"),
+                           headers={"content-type": ctype})
+    resp = functions["predict"](req)
+    CASES["azure"] += 1
+    assert resp.status_code in STATUSES
+    parsed = json.loads(resp.get_body())
+    assert isinstance(parsed, dict) and (("predictions" in parsed) == (resp.status_code == 200))
+
+
+def test_azure_still_serves_after_fuzzing(azure_app):
+    import azure.functions as func
+
+    module, functions = azure_app
+    req = func.HttpRequest(method="POST", url="/api/predict", body=json.dumps(_good()).encode(),
+                           headers={"content-type": "application/json"})
+    assert functions["predict"](req).status_code == 200 and module.HOLDER.loads == 1
+    print(f"fuzz cases: {CASES}")
+
+
+def test_sigkill_at_random_points_leaves_previous_output(built):
+    out = built["out"]
+    before = {p.relative_to(out).as_posix(): sha256_file(p) for p in out.rglob("*") if p.is_file()}
+    rng = random.Random(7)
+    points = sorted(rng.uniform(0.3, 20.0) for _ in range(6))
+    for delay in points:
+        proc = subprocess.Popen([sys.executable, "-m", "modelpack", "build", str(built["recipe"]), "--out", str(out),
+                                 "--cache-dir", str(built["cache"]), "-q"], start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        finished = proc.poll() is not None
+        if not finished:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        after = {p.relative_to(out).as_posix(): sha256_file(p) for p in out.rglob("*") if p.is_file()}
+        if finished:  # the build completed before the kill: a new, complete output
+            assert "manifest.json" in after and "report.json" in after
+            before = after
+        else:
+            assert after == before, f"output changed after SIGKILL at {delay:.1f} s"
+    # The next build completes and clears the staging directories the killed builds left.
+    result = CliRunner().invoke(cli, ["build", str(built["recipe"]), "--out", str(out), "--cache-dir", str(built["cache"])])
+    assert result.exit_code == 0, result.output
+    assert not list(out.parent.glob(".out.*.building"))
+    manifest = json.loads((out / "manifest.json").read_text())["files"]
+    assert all(sha256_file(out / rel) == e["sha256"] for rel, e in manifest.items())
+    print(f"SIGKILL points tried: {[round(p, 1) for p in points]}")
+
+
+def test_secrets_in_environment_never_reach_outputs(built, tmp_path, monkeypatch):
+    secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("AZURE_STORAGE_KEY", secret)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["build", str(built["recipe"]), "--out", str(out), "--cache-dir", str(built["cache"])])
+    assert result.exit_code == 0
+    for path in out.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            if path.suffix == ".zip":
+                import zipfile
+
+                with zipfile.ZipFile(path) as zf:
+                    data += b"".join(zf.read(n) for n in zf.namelist())
+            assert secret.encode() not in data, path
+
+
+def test_unwritable_output_is_a_clear_error(built, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = CliRunner().invoke(cli, ["build", str(built["recipe"]), "--out", str(blocker / "out"),
+                                      "--cache-dir", str(built["cache"])])
+    assert result.exit_code == 3, result.output
+    assert "cannot create the output directory" in result.output and "Traceback" not in result.output
