@@ -79,3 +79,37 @@ def write_html(report: BuildReport, path: Path, chart: Path | None) -> Path:
     ]
     path.write_text("".join(parts))
     return path
+
+
+def write_memory_chart(report: BuildReport, path: Path) -> Path | None:
+    """Duration, cold start and cost against memory size, with the recommendation marked."""
+    if not report.memory:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report.memory["rows"]
+    mb = [r["memory_mb"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
+    ax.plot(mb, [r["cold_start_ms"] for r in rows], "o-", color="tab:blue", label="cold start (ms)")
+    ax.plot(mb, [r["duration_ms"] * 1000 for r in rows], "s-", color="tab:green", label="mean inference (µs)")
+    ax.set_xlabel("Lambda memory (MB)")
+    ax.set_ylabel("time")
+    ax.set_yscale("log")
+    cost = ax.twinx()
+    cost.plot(mb, [r["cost_per_million"]["x86_64"] for r in rows], "^--", color="tab:red", label="$ per 1M (x86_64)")
+    cost.plot(mb, [r["cost_per_million"]["arm64"] for r in rows], "v--", color="tab:orange", label="$ per 1M (arm64)")
+    cost.set_ylabel("USD per million invocations")
+    best = report.memory["recommendations"].get("balanced")
+    if best:
+        ax.axvline(best, color="grey", linestyle=":", label=f"recommended {best} MB")
+    lines = ax.get_legend_handles_labels()
+    more = cost.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper center")
+    ax.set_title(f"{report.name}: {report.memory['variant']} by memory size (CPU share emulated)")
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    return path

@@ -22,7 +22,7 @@ from modelpack import safety
 from modelpack.cache import Cache, cache_key
 from modelpack.data import Samples, TensorSpec, prepare
 from modelpack.errors import InputError, StepFailedError, TargetError
-from modelpack.measure import metrics
+from modelpack.measure import memory, metrics
 from modelpack.measure.runner import run_probe
 from modelpack.modelfile import ModelFile, detect
 from modelpack.output import atomic_output_dir, sha256_file, tree_bytes, write_manifest, zipped_size
@@ -254,13 +254,7 @@ class Builder:
             return record
         path = self.model.path if step is None else Path(res["dir"]) / step.FILE
         ms = self.recipe.measure
-        spec = {
-            "model": str(path), "kind": fmt, "format": self.model.format, "data": str(self.eval_npz),
-            "inputs": [t["name"] for t in self.info["inputs"]], "threads": ms.latency.threads,
-            "warmup": ms.latency.warmup, "runs": ms.latency.runs, "batch": ms.latency.batch,
-            "eval_batch": 64 if fmt == "keras" else 1, "out": str(self.work / f"out-{name}.npz"),
-            "trust_code": self.recipe.model.trust_code, "custom_objects": self.recipe.model.custom_objects,
-        }
+        spec = self._probe_spec(path, fmt, out=str(self.work / f"out-{name}.npz"))
         try:
             with self.reporter.step(f"measuring {name}"):
                 warm = run_probe("warm", spec, self.work)
@@ -292,6 +286,45 @@ class Builder:
                                                      f"(tolerance {FP32_TOLERANCE:g})")
         record["file"] = str(path)
         return record
+
+    def _probe_spec(self, path: Path, fmt: str, out: str | None, **overrides) -> dict:
+        ms = self.recipe.measure
+        return {
+            "model": str(path), "kind": fmt, "format": self.model.format, "data": str(self.eval_npz),
+            "inputs": [t["name"] for t in self.info["inputs"]], "threads": ms.latency.threads,
+            "warmup": ms.latency.warmup, "runs": ms.latency.runs, "batch": ms.latency.batch,
+            "eval_batch": 64 if fmt == "keras" else 1, "out": out,
+            "trust_code": self.recipe.model.trust_code, "custom_objects": self.recipe.model.custom_objects,
+            **overrides,
+        }
+
+    # 7. memory sizes: latency and cost of the winner at each Lambda memory size
+    def tune_memory(self, report: BuildReport) -> dict | None:
+        tuning = self.recipe.measure.memory
+        chosen = report.variant(report.selected or "")
+        if tuning is None or chosen is None:
+            return None
+        rows = []
+        for mb in tuning.sizes_mb:
+            share = memory.cpu_share(mb)
+            threads = memory.threads_for(mb)
+            spec = self._probe_spec(Path(chosen["file"]), chosen["format"], None, threads=threads, runs=tuning.runs)
+            control = memory.duty_cycle(share) if share < 1 else None
+            with self.reporter.step(f"memory {mb} MB ({share:.2f} vCPU)"):
+                warm = run_probe("warm", spec, self.work, controller=control)
+                colds = [run_probe("cold", spec, self.work, controller=control) for _ in range(tuning.cold_runs)]
+            duration = memory.trimmed_mean(warm["latency_ms"])
+            rows.append({
+                "memory_mb": mb, "cpu_share": round(share, 3), "threads": threads, "duty_cycled": share < 1,
+                "duration_ms": duration, "latency_ms": metrics.latency_stats(warm["latency_ms"]),
+                "cold_start_ms": metrics.median_of(colds)["total_ms"],
+                "possible": (chosen.get("peak_rss_mb") or 0) + tuning.headroom_mb <= mb,
+                "cost_per_million": {arch: memory.cost_per_million(duration, mb, arch, tuning.prices)
+                                     for arch in ("x86_64", "arm64")},
+            })
+        return {"method": memory.METHOD, "variant": chosen["name"], "rows": rows,
+                "recommendations": memory.recommend(rows, tuning.balanced_weight),
+                "balanced_weight": tuning.balanced_weight, "headroom_mb": tuning.headroom_mb}
 
     # 6. budgets and selection
     def judge(self, variants: list[dict]) -> tuple[str | None, str, str | None, list[dict]]:
@@ -344,6 +377,7 @@ class Builder:
             )
         if self.samples.synthetic:
             report.notes.append("Data is synthetic: accuracy is not measured; fidelity and latency are.")
+        report.memory = self.tune_memory(report)
         return report
 
 

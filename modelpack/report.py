@@ -28,6 +28,7 @@ class BuildReport:
     notes: list[str] = field(default_factory=list)
     measure: dict = field(default_factory=dict)
     prune: dict | None = None
+    memory: dict | None = None
 
     @property
     def passed(self) -> bool:
@@ -43,11 +44,12 @@ class BuildReport:
 
     def write(self, out_dir: Path, budgets: dict | None = None) -> None:
         """report.json, report.md, and report.html with its chart report.png."""
-        from modelpack.chart import write_chart, write_html
+        from modelpack.chart import write_chart, write_html, write_memory_chart
 
         (out_dir / "report.json").write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
         (out_dir / "report.md").write_text(to_markdown(self))
         chart = write_chart(self, out_dir / "report.png", budgets or {})
+        write_memory_chart(self, out_dir / "memory.png")
         write_html(self, out_dir / "report.html", chart)
 
 
@@ -123,6 +125,20 @@ def to_markdown(report: BuildReport) -> str:
         lines += ["", f"### Pruning (target sparsity {p['target']:.0%}, {p['schedule']} schedule, "
                       f"{p['steps']} fine-tuning steps)", "", "| layer | sparsity |", "|---|---|"]
         lines += [f"| {name} | {value:.1%} |" for name, value in p["sparsity_by_layer"].items()]
+    if report.memory:
+        m = report.memory
+        rec = m["recommendations"]
+        lines += ["", f"### Memory size and cost ({m['variant']})", "",
+                  f"Recommended: **{rec['balanced']} MB** (balanced, cost weight {m['balanced_weight']:g}); "
+                  f"cheapest {rec['cost']} MB, fastest {rec['speed']} MB. {m['method']}", "",
+                  "![latency and cost against memory](memory.png)", "",
+                  "| memory MB | vCPU | threads | mean ms | p99 ms | cold ms | $ per 1M x86_64 | $ per 1M arm64 | possible |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in m["rows"]:
+            c = r["cost_per_million"]
+            lines.append(f"| {r['memory_mb']} | {r['cpu_share']:.2f} | {r['threads']} | {r['duration_ms']:.3f} | "
+                         f"{r['latency_ms']['p99']:.3f} | {r['cold_start_ms']:.0f} | {c['x86_64']:.4f} | "
+                         f"{c['arm64']:.4f} | {'yes' if r['possible'] else 'no: below peak RSS + headroom'} |")
     if report.artifacts:
         lines += ["", "### Artifacts", "", "| target | path | MB | unzipped MB |", "|---|---|---|---|"]
         for a in report.artifacts:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from importlib import resources
 from pathlib import Path
 
@@ -20,23 +21,33 @@ def runtime_dir() -> str:
     return str(resources.files("modelpack.layer_templates") / "common")
 
 
-def run_probe(mode: str, spec: dict, work: Path, timeout_s: float = 900) -> dict:
-    """Run probe.py MODE in a fresh interpreter; return its JSON result or raise StepFailedError."""
+def run_probe(mode: str, spec: dict, work: Path, timeout_s: float = 900, controller=None) -> dict:
+    """Run probe.py MODE in a fresh interpreter; return its JSON result or raise StepFailedError.
+
+    `controller(proc)`, if given, runs beside the probe (for example to throttle its CPU) until it exits.
+    """
     spec = {"runtime_dir": runtime_dir(), **spec}
     spec_path = work / f"probe-{mode}-{os.getpid()}-{abs(hash(json.dumps(spec, sort_keys=True)))}.json"
     spec_path.write_text(json.dumps(spec))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"}
     # One thread per runtime unless asked: keeps numbers comparable and stops BLAS from oversubscribing.
     env.update({k: str(spec.get("threads", 1)) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
+    proc = subprocess.Popen([sys.executable, str(PROBE), mode, str(spec_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    thread = threading.Thread(target=controller, args=(proc,), daemon=True) if controller else None
+    if thread:
+        thread.start()
     try:
-        proc = subprocess.run(
-            [sys.executable, str(PROBE), mode, str(spec_path)],
-            capture_output=True, text=True, timeout=timeout_s, env=env, check=False,
-        )
+        stdout, stderr = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
         raise StepFailedError(f"measuring {spec['model']} timed out after {timeout_s:.0f} s") from None
     finally:
         spec_path.unlink(missing_ok=True)
+        if thread:
+            thread.join()
+    proc.stdout, proc.stderr = stdout, stderr  # type: ignore[assignment]
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(MARK):
             return json.loads(line[len(MARK):])

@@ -171,12 +171,28 @@ class ColdStartSpec(Strict):
     runs: int = Field(5, ge=1, le=100, description="Fresh processes; the report gives the median.")
 
 
+class MemoryTuningSpec(Strict):
+    """Latency and cost of the selected variant at each Lambda memory size (CPU share emulated)."""
+
+    sizes_mb: list[Annotated[int, Field(ge=128, le=10_240)]] = Field(
+        default_factory=lambda: [256, 512, 1024, 1769, 2048, 3008], min_length=1, description="Memory sizes to try."
+    )
+    runs: int = Field(100, ge=10, le=100_000, description="Timed runs per size.")
+    cold_runs: int = Field(2, ge=1, le=20, description="Cold starts per size.")
+    headroom_mb: int = Field(64, ge=0, le=4096, description="Memory kept free above the measured peak RSS.")
+    balanced_weight: float = Field(0.5, ge=0, le=1, description="Weight of cost (vs speed) in the balanced pick.")
+    prices: dict[Literal["x86_64_per_gb_s", "arm64_per_gb_s", "per_request"], Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict, description="Override Lambda prices (USD); default: us-east-1 list prices."
+    )
+
+
 class MeasureSpec(Strict):
     """How variants are measured."""
 
     latency: LatencySpec = Field(default_factory=LatencySpec, description="Warm latency in one process.")
     cold_start: ColdStartSpec = Field(default_factory=ColdStartSpec, description="Cold start in fresh processes.")
     top_k: int | None = Field(None, ge=2, le=1000, description="Also report top-k accuracy (classification).")
+    memory: MemoryTuningSpec | None = Field(None, description="Memory-size and cost tuning; off unless given.")
 
 
 NonNeg = Annotated[float, Field(ge=0)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 from pydantic import Field
@@ -23,7 +23,9 @@ class LambdaFunctionSpec(TargetSpecBase):
 
     kind: Literal["lambda-function"]
     load: Literal["lazy", "init"] = Field("lazy", description="Load the model on first request, or at init.")
-    memory_mb: int = Field(1024, ge=limits.LAMBDA_MEMORY_MB[0], le=limits.LAMBDA_MEMORY_MB[1], description="MemorySize.")
+    memory_mb: Annotated[int, Field(ge=limits.LAMBDA_MEMORY_MB[0], le=limits.LAMBDA_MEMORY_MB[1])] | Literal["auto"] = Field(
+        1024, description="MemorySize; 'auto' takes the balanced recommendation of measure.memory."
+    )
     timeout_s: int = Field(30, ge=1, le=limits.LAMBDA_TIMEOUT_S, description="Timeout in seconds.")
     top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
     max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")

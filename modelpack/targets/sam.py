@@ -14,12 +14,19 @@ def write(ctx: Any, spec: Any, layer: dict | None, path: Path) -> Artifact:
     python = layer["spec"].python if layer else "3.12"
     arch = layer["spec"].arch if layer else "x86_64"
     resources: dict = {}
+    memory = spec.memory_mb
+    if memory == "auto":
+        memory = ((ctx.report.memory or {}).get("recommendations") or {}).get("balanced")
+        if memory is None:
+            memory = 1024
+            ctx.report.notes.append("lambda-function: memory_mb is auto but measure.memory did not run or found no "
+                                    "possible size; the template uses 1024 MB.")
     fn: dict = {
         "CodeUri": "function.zip",
         "Handler": "handler.handler",
         "Runtime": f"python{python}",
         "Architectures": [arch],
-        "MemorySize": spec.memory_mb,
+        "MemorySize": memory,
         "Timeout": spec.timeout_s,
         "Description": f"modelpack: {ctx.recipe.name} ({ctx.report.selected})",
     }

@@ -1,0 +1,42 @@
+"""Memory tuning on the digits example: the table, the chart, the recommendation in the SAM template."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from modelpack.cli import cli
+from tests.conftest import DIGITS
+
+pytestmark = pytest.mark.slow
+
+
+def test_memory_table_chart_and_auto_size(tmp_path):
+    data = yaml.safe_load((DIGITS / "recipe.yaml").read_text())
+    data["model"]["path"] = str(DIGITS / "model.keras")
+    data["data"]["path"] = str(DIGITS / "digits.npz")
+    data["optimize"] = {"variants": ["tflite-int8"]}
+    data["measure"] = {"latency": {"warmup": 2, "runs": 10}, "cold_start": {"runs": 1},
+                       "memory": {"sizes_mb": [256, 1769], "runs": 50, "cold_runs": 2}}
+    data["targets"] = [{"kind": "lambda-function", "memory_mb": "auto"}]
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(out), "--no-cache"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    rows = {r["memory_mb"]: r for r in report["memory"]["rows"]}
+    assert rows[256]["duty_cycled"] is True and rows[1769]["duty_cycled"] is False
+    # A seventh of a vCPU makes the cold start (import, load, first run) clearly slower.
+    assert rows[256]["cold_start_ms"] > 2 * rows[1769]["cold_start_ms"]
+    assert "SIGSTOP" in report["memory"]["method"]
+    rec = report["memory"]["recommendations"]
+    assert rec["balanced"] in rows
+    template = yaml.safe_load((out / "lambda" / "template.yaml").read_text())
+    assert template["Resources"]["ModelFunction"]["Properties"]["MemorySize"] == rec["balanced"]
+    md = (out / "report.md").read_text()
+    assert "### Memory size and cost" in md and "CPU share emulated" in md and "memory.png" in md
+    assert (out / "memory.png").read_bytes()[:4] == b"\x89PNG"
