@@ -25,7 +25,14 @@ from modelpack.errors import InputError, StepFailedError, TargetError
 from modelpack.measure import memory, metrics
 from modelpack.measure.runner import run_probe
 from modelpack.modelfile import ModelFile, detect
-from modelpack.output import atomic_output_dir, sha256_file, tree_bytes, write_manifest, zipped_size
+from modelpack.output import (
+    atomic_output_dir,
+    sha256_file,
+    tree_bytes,
+    write_manifest,
+    write_zip,
+    zipped_size,
+)
 from modelpack.recipe.loader import load_recipe
 from modelpack.recipe.models import Recipe
 from modelpack.report import BuildReport
@@ -39,6 +46,18 @@ TOOLS = ("modelpack", "tensorflow", "keras", "tf-keras", "tensorflow-model-optim
          "onnxruntime", "ai-edge-litert", "numpy")
 FP32_TOLERANCE = 1e-4
 TREE_INFO = "modelpack-tree.json"
+
+
+def host_id() -> str:
+    """This machine for measurement caching: CPU model, cores, Python."""
+    import platform
+
+    cpu = ""
+    try:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{platform.machine()}|{cpu}|{os.cpu_count()}|{platform.python_version()}"
 
 
 def versions() -> dict[str, str | None]:
@@ -96,6 +115,22 @@ class BuildContext:
         info = make(dest)
         (dest / TREE_INFO).write_text(json.dumps(info, indent=1, sort_keys=True))
         return self.cache.put(key, dest) if self.cache is not None else dest
+
+    def zip_tree(self, source: Path, dest: Path, exclude: tuple[str, ...] = ()) -> Path:
+        """write_zip through the cache: the same files (names and bytes) give the same zip, so reuse it."""
+        files = sorted(p for p in source.rglob("*") if p.is_file() and p.relative_to(source).as_posix() not in exclude)
+        key = cache_key("zip", [(p.relative_to(source).as_posix(), sha256_file(p), os.access(p, os.X_OK)) for p in files])
+        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(hit / "archive.zip", dest)
+            return dest
+        write_zip(source, dest, exclude=exclude)
+        if self.cache is not None:
+            entry = self.work / "zips" / key
+            entry.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(dest, entry / "archive.zip")
+            self.cache.put(key, entry)
+        return dest
 
     @staticmethod
     def read_tree_info(tree: Path) -> dict:
@@ -256,13 +291,11 @@ class Builder:
         ms = self.recipe.measure
         spec = self._probe_spec(path, fmt, out=str(self.work / f"out-{name}.npz"))
         try:
-            with self.reporter.step(f"measuring {name}"):
-                warm = run_probe("warm", spec, self.work)
-                colds = [run_probe("cold", spec, self.work) for _ in range(ms.cold_start.runs)]
+            warm, colds, outputs, reused = self._measured(name, Path(path), spec, ms.cold_start.runs)
         except StepFailedError as exc:
             record.update(status="failed", error=str(exc))
             return record
-        outputs = _load_outputs(Path(spec["out"]))
+        record["measurement"] = "reused from cache" if reused else "measured"
         task = self.recipe.task
         cold = metrics.median_of(colds)
         record.update(
@@ -287,6 +320,29 @@ class Builder:
         record["file"] = str(path)
         return record
 
+    def _measured(self, name: str, path: Path, spec: dict, cold_runs: int):
+        """Warm and cold probes of one model file, cached under the file's bytes, the probe options, the
+        tool versions and this machine (timings from another machine are never reused)."""
+        options = {k: v for k, v in spec.items() if k not in ("model", "data", "out")}
+        digest = self.model.sha256 if path == self.model.path else sha256_file(path)
+        key = cache_key("measure", digest, options, cold_runs, self.data_sha["evaluation"], self.versions, host_id())
+        hit = self.cache.get(key)
+        if hit is not None:
+            data = json.loads((hit / "measure.json").read_text())
+            self.reporter.info(f"reused cached measurements of {name}")
+            shutil.copyfile(hit / "outputs.npz", spec["out"])  # targets compare their handlers with these
+            return data["warm"], data["colds"], _load_outputs(hit / "outputs.npz"), True
+        with self.reporter.step(f"measuring {name}"):
+            warm = run_probe("warm", spec, self.work)
+            colds = [run_probe("cold", spec, self.work) for _ in range(cold_runs)]
+        entry = self.work / "measure" / name
+        shutil.rmtree(entry, ignore_errors=True)
+        entry.mkdir(parents=True)
+        (entry / "measure.json").write_text(json.dumps({"warm": warm, "colds": colds}))
+        shutil.copyfile(spec["out"], entry / "outputs.npz")
+        self.cache.put(key, entry)
+        return warm, colds, _load_outputs(Path(spec["out"])), False
+
     def _probe_spec(self, path: Path, fmt: str, out: str | None, **overrides) -> dict:
         ms = self.recipe.measure
         return {
@@ -304,6 +360,11 @@ class Builder:
         chosen = report.variant(report.selected or "")
         if tuning is None or chosen is None:
             return None
+        key = cache_key("memory", sha256_file(Path(chosen["file"])), tuning.model_dump(), chosen.get("peak_rss_mb"),
+                        self.recipe.measure.latency.model_dump(), self.versions, host_id())
+        if (hit := self.cache.get(key)) is not None:
+            self.reporter.info("reused cached memory-size measurements")
+            return json.loads((hit / "memory.json").read_text())
         rows = []
         for mb in tuning.sizes_mb:
             share = memory.cpu_share(mb)
@@ -322,9 +383,14 @@ class Builder:
                 "cost_per_million": {arch: memory.cost_per_million(duration, mb, arch, tuning.prices)
                                      for arch in ("x86_64", "arm64")},
             })
-        return {"method": memory.METHOD, "variant": chosen["name"], "rows": rows,
-                "recommendations": memory.recommend(rows, tuning.balanced_weight),
-                "balanced_weight": tuning.balanced_weight, "headroom_mb": tuning.headroom_mb}
+        result = {"method": memory.METHOD, "variant": chosen["name"], "rows": rows,
+                  "recommendations": memory.recommend(rows, tuning.balanced_weight),
+                  "balanced_weight": tuning.balanced_weight, "headroom_mb": tuning.headroom_mb}
+        entry = self.work / "memory-tuning"
+        entry.mkdir(exist_ok=True)
+        (entry / "memory.json").write_text(json.dumps(result))
+        self.cache.put(key, entry)
+        return result
 
     # 6. budgets and selection
     def judge(self, variants: list[dict]) -> tuple[str | None, str, str | None, list[dict]]:

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from modelpack import interpreters, limits
 from modelpack.errors import TargetError
-from modelpack.output import tree_bytes, write_zip
+from modelpack.output import tree_bytes
 from modelpack.targets import handler_files, sitepackages
 from modelpack.targets.base import Artifact, Target, TargetSpecBase
 from modelpack.targets.runtimes import FORMAT_RUNTIME, RUNTIMES
@@ -78,7 +78,7 @@ class AzureFunctionsTarget(Target):
         shutil.copyfile(templates / "local.settings.json", app / LOCAL_SETTINGS)
 
         unzipped = tree_bytes(app) - (app / LOCAL_SETTINGS).stat().st_size
-        write_zip(app, out_dir / "azure" / "functionapp.zip", exclude=(LOCAL_SETTINGS,))
+        ctx.zip_tree(app, out_dir / "azure" / "functionapp.zip", exclude=(LOCAL_SETTINGS,))
         peak = (ctx.report.variant(ctx.report.selected) or {}).get("peak_rss_mb")
         fits = {str(mb): (peak is not None and peak + HEADROOM_MB <= mb) for mb in limits.AZURE_FLEX_INSTANCE_MB}
         info.update(python=spec.python, runtime=runtime.name, route=f"/api/{spec.route}", auth_level=spec.auth_level,

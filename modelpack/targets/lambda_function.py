@@ -11,7 +11,7 @@ from pydantic import Field
 
 from modelpack import limits
 from modelpack.errors import TargetError
-from modelpack.output import tree_bytes, write_zip
+from modelpack.output import tree_bytes
 from modelpack.targets import handler_check, handler_files, lambda_limits, sam
 from modelpack.targets.base import Artifact, Target, TargetSpecBase
 
@@ -55,7 +55,7 @@ class LambdaFunctionTarget(Target):
             "payload_limit_bytes": limits.LAMBDA_SYNC_PAYLOAD_BYTES})
         unzipped = tree_bytes(fn)
         total = unzipped + (layer["unzipped_bytes"] if layer else 0)
-        zip_path = write_zip(fn, out_dir / "lambda" / "function.zip")
+        zip_path = ctx.zip_tree(fn, out_dir / "lambda" / "function.zip")
         errors, warnings = lambda_limits.check(total, {"function.zip": zip_path.stat().st_size}, layers=1 if layer else 0)
         if errors:
             raise TargetError(f"lambda-function: {errors[0]}.")

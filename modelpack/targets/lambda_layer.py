@@ -10,7 +10,7 @@ from pydantic import Field
 
 from modelpack import interpreters, limits
 from modelpack.errors import TargetError
-from modelpack.output import tree_bytes, write_zip
+from modelpack.output import tree_bytes
 from modelpack.targets import lambda_limits, sitepackages
 from modelpack.targets.base import Artifact, Target, TargetSpecBase
 from modelpack.targets.runtimes import FORMAT_RUNTIME, RUNTIMES
@@ -71,7 +71,7 @@ class LambdaLayerTarget(Target):
             (layer / "model").mkdir()
             shutil.copyfile(model, layer / "model" / f"model{model.suffix}")
         unzipped = tree_bytes(layer)
-        zip_path = write_zip(layer, out_dir / "lambda" / "layer.zip")
+        zip_path = ctx.zip_tree(layer, out_dir / "lambda" / "layer.zip")
         zipped = zip_path.stat().st_size
         errors, warnings = lambda_limits.check(unzipped, {"layer.zip": zipped}, layers=1)
         if errors:
