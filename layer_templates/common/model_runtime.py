@@ -7,6 +7,7 @@ on numpy, the standard library and one inference runtime (onnxruntime, or LiteRT
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
@@ -22,18 +23,47 @@ class TFLiteModel:
                 from tflite_runtime.interpreter import Interpreter
             except ImportError:
                 from tensorflow.lite import Interpreter  # type: ignore[no-redef]
-        self._interpreter = Interpreter(model_path=path, num_threads=threads)
-        signatures = self._interpreter.get_signature_list()
+        self._interpreter = it = Interpreter(model_path=path, num_threads=threads)
+        signatures = it.get_signature_list()
         key = "serving_default" if "serving_default" in signatures else next(iter(signatures))
-        self._runner = self._interpreter.get_signature_runner(key)
-        self._in = self._runner.get_input_details()
-        self._out = self._runner.get_output_details()
+        runner = it.get_signature_runner(key)
+        self._in = runner.get_input_details()
+        self._out = runner.get_output_details()
         self.output_names = sorted(self._out, key=_output_order)
+        del runner  # it holds views of the interpreter's buffers, which block allocate_tensors()
+        # Call the interpreter by tensor index: the signature runner's per-call bookkeeping costs more than
+        # a small model's whole inference. Every per-tensor decision is made here, once.
+        it.allocate_tensors()
+        self._feeds = [(name, d["index"], np.dtype(d["dtype"]), d) for name, d in self._in.items()]
+        self._fetches = [(self._out[n]["index"], self._out[n] if _is_quantized(self._out[n]) else None)
+                         for n in self.output_names]
+        self._shapes = {index: tuple(d["shape"]) for _, index, _, d in self._feeds}
+        self._lock = threading.Lock()
 
     def predict(self, named: dict[str, np.ndarray]) -> list[np.ndarray]:
-        feed = {name: _quantize(named[name], det) for name, det in self._in.items()}
-        result = self._runner(**feed)
-        return [_dequantize(result[name], self._out[name]) for name in self.output_names]
+        # One interpreter is not safe to call from several threads (Azure's worker runs requests on a pool).
+        with self._lock:
+            return self._predict(named)
+
+    def _predict(self, named: dict[str, np.ndarray]) -> list[np.ndarray]:
+        it = self._interpreter
+        arrays = []
+        for name, index, dtype, detail in self._feeds:
+            x = named[name]
+            if x.dtype != dtype:
+                x = _quantize(x, detail)
+            if x.shape != self._shapes[index]:
+                it.resize_tensor_input(index, x.shape)
+                self._shapes[index] = x.shape
+                self._resized = True
+            arrays.append((index, x))
+        if getattr(self, "_resized", False):
+            it.allocate_tensors()
+            self._resized = False
+        for index, x in arrays:
+            it.set_tensor(index, x)
+        it.invoke()
+        return [it.get_tensor(i) if q is None else _dequantize(it.get_tensor(i), q) for i, q in self._fetches]
 
 
 class OnnxModel:
@@ -52,6 +82,11 @@ class OnnxModel:
 
     def predict(self, named: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self._session.run(None, named)
+
+
+def _is_quantized(detail: dict) -> bool:
+    scale, _ = detail.get("quantization", (0.0, 0))
+    return bool(scale) and np.issubdtype(detail["dtype"], np.integer)
 
 
 def _output_order(name: str) -> tuple:

@@ -33,9 +33,9 @@ COMMON_PRUNE = (
     "*.dist-info/RECORD", "*.dist-info/INSTALLER", "*.dist-info/REQUESTED", "*.dist-info/direct_url.json",
 )
 
-# numpy 2 loads these lazily and inference never asks for them (nor for its test-only extension modules);
-# numpy 1 imports several of them eagerly, so they stay there.
-NUMPY2_PRUNE = ("numpy/random", "numpy/ma", "numpy/polynomial", "numpy/fft", "numpy/testing", "numpy/typing",
+# numpy 2 loads these lazily and nothing on the serving path asks for them (nor for its test-only extension
+# modules); numpy 1 imports several eagerly, so they stay there. numpy.ma stays: np.median needs it.
+NUMPY2_PRUNE = ("numpy/random", "numpy/fft", "numpy/testing", "numpy/typing",
                 "numpy/_core/_*_tests.*.so", "numpy/_core/_simd.*.so")
 
 RUNTIMES = {

@@ -1,0 +1,323 @@
+"""modelpack against the bare libraries, measured side by side on this machine.
+
+    python benchmarks/run.py            # digits + MobileNetV2 (random weights), about 10 minutes
+    python benchmarks/run.py --quick    # digits only, fewer runs (what CI runs)
+
+For each model: the latency of modelpack's selected artifact through its generated handler against the
+fastest variant built by hand with the TFLite converter / ONNX Runtime quantization and called directly;
+the cold start of the generated handler from its extracted package (bytecode writing disabled, as on
+Lambda) against a hand-written handler packaged with a plain `pip install --target` and against a handler
+that uses Keras directly; the Lambda layer size against a naive install (onnxruntime + numpy, cp312
+x86_64); and the build time, cold against cached. Writes benchmarks/results/<date>-<host>.json and the
+table in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+ENV = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}, "TF_CPP_MIN_LOG_LEVEL": "3",
+       "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def run_py(code: str, *args: str, env: dict | None = None, cwd: str | None = None, flags=("-S",)) -> dict:
+    """Run code in a fresh interpreter; it prints one JSON line prefixed RESULT."""
+    proc = subprocess.run([PY, *flags, "-c", code, *args], capture_output=True, text=True, env=env or ENV, cwd=cwd,
+                          timeout=1800, check=False)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(proc.stderr[-1500:])
+    return json.loads(line[7:])
+
+
+# --- the expert's way: convert with the bare libraries, call interpreter / session directly -------------
+HAND_CONVERT = r"""
+import json, sys, numpy as np, tensorflow as tf, keras
+model = keras.saving.load_model(sys.argv[1]); out = sys.argv[2]
+calib = np.load(sys.argv[3])["x"][:200].astype("float32")
+model.export(out + "/sm", verbose=False)
+def rep():
+    for i in range(len(calib)):
+        yield [calib[i:i+1]]
+c = tf.lite.TFLiteConverter.from_saved_model(out + "/sm"); open(out + "/fp32.tflite", "wb").write(c.convert())
+c = tf.lite.TFLiteConverter.from_saved_model(out + "/sm"); c.optimizations = [tf.lite.Optimize.DEFAULT]
+c.representative_dataset = rep; c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+open(out + "/int8.tflite", "wb").write(c.convert())
+import tf2onnx
+spec = [tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32, name="x")]
+fn = tf.function(lambda x: model(x, training=False), input_signature=spec)
+tf2onnx.convert.from_function(fn, input_signature=spec, opset=17, output_path=out + "/fp32.onnx")
+from onnxruntime.quantization import quantize_static, QuantFormat, CalibrationDataReader
+from onnxruntime.quantization.shape_inference import quant_pre_process
+class R(CalibrationDataReader):
+    def __init__(s): s.i = iter([{"x": calib[i:i+1]} for i in range(len(calib))])
+    def get_next(s): return next(s.i, None)
+quant_pre_process(out + "/fp32.onnx", out + "/pre.onnx")
+quantize_static(out + "/pre.onnx", out + "/int8.onnx", R(), quant_format=QuantFormat.QDQ, per_channel=True)
+print("RESULT {}")
+"""
+
+HAND_TIME = r"""
+import json, sys, time, numpy as np
+path, runs = sys.argv[1], int(sys.argv[2]); x = np.load(sys.argv[3])["x"][:1].astype("float32")
+if path.endswith(".tflite"):
+    from ai_edge_litert.interpreter import Interpreter
+    it = Interpreter(model_path=path, num_threads=1); it.allocate_tensors()
+    i, o = it.get_input_details()[0], it.get_output_details()[0]
+    if i["dtype"] == np.int8:
+        s, z = i["quantization"]; x = np.clip(np.round(x / s + z), -128, 127).astype(np.int8)
+    def call():
+        it.set_tensor(i["index"], x); it.invoke(); return it.get_tensor(o["index"])
+else:
+    import onnxruntime as ort
+    so = ort.SessionOptions(); so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]); name = sess.get_inputs()[0].name
+    def call(): return sess.run(None, {name: x})
+for _ in range(20): call()
+t = []
+for _ in range(runs):
+    a = time.perf_counter(); call(); t.append((time.perf_counter() - a) * 1e3)
+print("RESULT " + json.dumps({"p50": float(np.median(t)), "p90": float(np.percentile(t, 90))}))
+"""
+
+# --- modelpack's handler, warm: the handler's own model path and the whole handler call -------------
+HANDLER_TIME = r"""
+import json, sys, time, numpy as np
+import handler
+x = np.load(sys.argv[1])["x"][:1].astype("float32"); runs = int(sys.argv[2])
+name = handler.CONFIG["inputs"][0]["name"]; model = handler.HOLDER.get(); event = {"instances": x.tolist()}
+for _ in range(20): model.predict({name: x}); handler.handler(event, None)
+inner, outer = [], []
+for _ in range(runs):
+    a = time.perf_counter(); model.predict({name: x}); inner.append((time.perf_counter() - a) * 1e3)
+for _ in range(runs):
+    a = time.perf_counter(); handler.handler(event, None); outer.append((time.perf_counter() - a) * 1e3)
+print("RESULT " + json.dumps({"inference_p50": float(np.median(inner)), "handler_p50": float(np.median(outer))}))
+"""
+
+COLD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import handler
+r = handler.handler({"instances": json.load(open(sys.argv[1]))}, None)
+print("RESULT " + json.dumps({"ms": (time.perf_counter() - t0) * 1e3, "ok": "predictions" in r}))
+"""
+
+NAIVE_HANDLER = '''import json, os, numpy as np
+MODEL = os.path.join(os.path.dirname(__file__), "model{ext}")
+{load}
+def handler(event, context):
+    x = np.asarray(event["instances"], dtype=np.float32)
+    return {{"predictions": predict(x).tolist()}}
+'''
+NAIVE_LOAD = {
+    ".tflite": ("from ai_edge_litert.interpreter import Interpreter\n"
+                "it = Interpreter(model_path=MODEL, num_threads=1); it.allocate_tensors()\n"
+                "i, o = it.get_input_details()[0], it.get_output_details()[0]\n"
+                "def predict(x):\n    it.set_tensor(i['index'], x); it.invoke(); return it.get_tensor(o['index'])"),
+    ".onnx": ("import onnxruntime as ort\nsess = ort.InferenceSession(MODEL, providers=['CPUExecutionProvider'])\n"
+              "def predict(x):\n    return sess.run(None, {sess.get_inputs()[0].name: x})[0]"),
+}
+KERAS_HANDLER = '''import json, os, numpy as np
+import keras
+MODEL = keras.saving.load_model(os.path.join(os.path.dirname(__file__), "model.keras"))
+def handler(event, context):
+    return {"predictions": MODEL.predict(np.asarray(event["instances"], dtype=np.float32), verbose=0).tolist()}
+'''
+
+
+def median_cold(task: Path, extra_path: list[Path], sample: Path, runs: int, site: bool = False) -> float:
+    env = {**ENV, "PYTHONPATH": os.pathsep.join(str(p) for p in [task, *extra_path])}
+    flags = () if site else ("-S",)
+    times = [run_py(COLD, str(sample), env=env, cwd=str(task), flags=flags)["ms"] for _ in range(runs)]
+    return statistics.median(times)
+
+
+def pip_target(dest: Path, packages: list[str], python: str = "3.12") -> None:
+    tags = [f"--platform=manylinux_2_{m}_x86_64" for m in range(34, 16, -1)] + ["--platform=manylinux2014_x86_64"]
+    args = ["--only-binary=:all:", f"--python-version={python}", "--implementation=cp", f"--abi=cp{python.replace('.', '')}", *tags]
+    if python == f"{sys.version_info.major}.{sys.version_info.minor}":
+        args = []
+    subprocess.run([PY, "-m", "pip", "install", "--quiet", "--target", str(dest), *args, *packages], check=True)
+
+
+def zip_dir(src: Path, dest: Path) -> int:
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(src.rglob("*")):
+            if f.is_file():
+                zf.write(f, f.relative_to(src).as_posix())
+    return dest.stat().st_size
+
+
+def extract(zip_path: Path, dest: Path) -> Path:
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(dest)
+    return dest
+
+
+def bench_model(name: str, model: Path, data: Path, work: Path, quick: bool) -> dict:
+    runs = 100 if quick else 500
+    cold_runs = 3 if quick else 7
+    host = f"{sys.version_info.major}.{sys.version_info.minor}"
+    recipe = work / f"{name}.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": name, "model": {"path": str(model)},
+        "data": {"path": str(data), "evaluation": 0.6, "calibration": 0.4},
+        "optimize": {"variants": ["tflite-fp32", "tflite-int8", "onnx-fp32", "onnx-int8"]},
+        "measure": {"latency": {"warmup": 10, "runs": runs}, "cold_start": {"runs": 1}},
+        "targets": [{"kind": "lambda-layer", "python": host}, {"kind": "lambda-function"}],
+    }))
+    cache = work / f"{name}-cache"
+    timings = []
+    for _ in ("cold", "cached"):
+        t = time.perf_counter()
+        subprocess.run([PY, "-m", "modelpack", "build", str(recipe), "--out", str(work / f"{name}-dist"),
+                        "--cache-dir", str(cache), "-q"], check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        timings.append(time.perf_counter() - t)
+    dist = work / f"{name}-dist"
+    report = json.loads((dist / "report.json").read_text())
+    selected = report["selected"]
+    task = extract(dist / "lambda" / "function.zip", work / f"{name}-task")
+    opt = extract(dist / "lambda" / "layer.zip", work / f"{name}-opt")
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(task), str(opt / "python")])}
+    mine = run_py(HANDLER_TIME, str(data), str(runs), env=env, cwd=str(task))
+
+    hand_dir = work / f"{name}-hand"
+    hand_dir.mkdir()
+    run_py(HAND_CONVERT, str(model), str(hand_dir), str(data), flags=())
+    hand = {f: run_py(HAND_TIME, str(hand_dir / f), str(runs), str(data), flags=())
+            for f in ("fp32.tflite", "int8.tflite", "fp32.onnx", "int8.onnx")}
+    best_hand = min(hand, key=lambda f: hand[f]["p50"])
+
+    sample = work / f"{name}-sample.json"
+    import numpy as np
+
+    with np.load(data) as npz:
+        sample.write_text(json.dumps(npz["x"][:1].astype("float32").tolist()))
+    ours_cold = median_cold(task, [opt / "python"], sample, cold_runs)
+    ext = Path(next(v["path"] for v in report["variants"] if v["name"] == selected)).suffix
+    naive = work / f"{name}-naive"
+    pip_target(naive, ["ai-edge-litert" if ext == ".tflite" else "onnxruntime", "numpy"], host)
+    shutil.copyfile(dist / "variants" / f"{selected}{ext}", naive / f"model{ext}")
+    (naive / "handler.py").write_text(NAIVE_HANDLER.format(ext=ext, load=NAIVE_LOAD[ext]))
+    naive_zip = zip_dir(naive, work / f"{name}-naive.zip")
+    naive_task = extract(work / f"{name}-naive.zip", work / f"{name}-naive-x")
+    naive_cold = median_cold(naive_task, [], sample, cold_runs)
+    keras_task = work / f"{name}-keras"
+    keras_task.mkdir()
+    shutil.copyfile(model, keras_task / "model.keras")
+    (keras_task / "handler.py").write_text(KERAS_HANDLER)
+    keras_cold = median_cold(keras_task, [], sample, max(2, cold_runs // 2), site=True)
+    return {
+        "model": name, "selected": selected,
+        "latency_ms": {"handler_inference_p50": mine["inference_p50"], "handler_end_to_end_p50": mine["handler_p50"],
+                       "hand_best": best_hand, "hand_best_p50": hand[best_hand]["p50"],
+                       "hand_all_p50": {k: v["p50"] for k, v in hand.items()},
+                       "ratio_hand_over_ours": hand[best_hand]["p50"] / mine["inference_p50"]},
+        "cold_start_ms": {"modelpack_handler": ours_cold, "naive_pip_target": naive_cold, "keras_handler": keras_cold,
+                          "ratio_vs_naive": ours_cold / naive_cold, "ratio_vs_keras": ours_cold / keras_cold,
+                          "naive_zip_bytes": naive_zip},
+        "build_s": {"cold": timings[0], "cached": timings[1], "ratio": timings[1] / timings[0]},
+    }
+
+
+def layer_sizes(work: Path, data: Path) -> dict:
+    """onnxruntime + numpy for python3.12 x86_64: modelpack's layer against a naive pip install, zipped."""
+    naive = work / "naive-ort"
+    pip_target(naive, ["onnxruntime", "numpy"], "3.12")
+    naive_zip = zip_dir(naive, work / "naive-ort.zip")
+    recipe = work / "ort-layer.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "ortlayer", "model": {"path": str(ROOT / "recipes/digits/model.keras")},
+        "data": {"path": str(data), "evaluation": 100, "calibration": 100}, "optimize": {"variants": ["onnx-int8"]},
+        "measure": {"latency": {"warmup": 1, "runs": 5}, "cold_start": {"runs": 1}},
+        "targets": [{"kind": "lambda-layer", "python": "3.12", "arch": "x86_64"}],
+    }))
+    subprocess.run([PY, "-m", "modelpack", "build", str(recipe), "--out", str(work / "ortlayer"), "--cache-dir",
+                    str(work / "ortlayer-cache"), "-q"], check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    art = json.loads((work / "ortlayer" / "report.json").read_text())["artifacts"][0]
+    return {"naive_unzipped_bytes": sum(f.stat().st_size for f in naive.rglob("*") if f.is_file()),
+            "naive_zipped_bytes": naive_zip, "modelpack_unzipped_bytes": art["unzipped_bytes"],
+            "modelpack_zipped_bytes": art["size_bytes"], "bytecode_modules": art["details"]["bytecode"],
+            "verified": art["details"]["verified"], "installed": art["details"]["installed"]}
+
+
+def mobilenet(work: Path) -> tuple[Path, Path]:
+    code = ("import keras, numpy as np, sys; keras.utils.set_random_seed(0); "
+            "m = keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3)); m.save(sys.argv[1] + '/mnv2.keras'); "
+            "rng = np.random.default_rng(0); x = rng.uniform(-1, 1, (64, 224, 224, 3)).astype('float32'); "
+            "np.savez(sys.argv[1] + '/mnv2.npz', x=x, y=np.argmax(m.predict(x, verbose=0), axis=1)); print('RESULT {}')")
+    run_py(code, str(work), flags=())
+    return work / "mnv2.keras", work / "mnv2.npz"
+
+
+def table(results: dict) -> str:
+    rows = ["| model | selected | inference p50 ms (ours / best by hand) | ratio | handler p50 ms | cold ms: ours / naive / Keras | vs naive | vs Keras | build s: cold / cached | cached share |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results["models"]:
+        lat, cold, b = r["latency_ms"], r["cold_start_ms"], r["build_s"]
+        rows.append(f"| {r['model']} | {r['selected']} | {lat['handler_inference_p50']:.3f} / {lat['hand_best_p50']:.3f} "
+                    f"({lat['hand_best']}) | {lat['ratio_hand_over_ours']:.2f} | {lat['handler_end_to_end_p50']:.3f} | "
+                    f"{cold['modelpack_handler']:.0f} / {cold['naive_pip_target']:.0f} / {cold['keras_handler']:.0f} | "
+                    f"{cold['ratio_vs_naive']:.2f}× | {cold['ratio_vs_keras']:.3f}× | {b['cold']:.1f} / {b['cached']:.1f} | "
+                    f"{b['ratio']:.1%} |")
+    layer = results.get("layer")
+    if layer:
+        rows += ["", "| Lambda layer, onnxruntime + numpy, python3.12 x86_64 | unzipped MB | zipped MB |", "|---|---|---|",
+                 f"| naive `pip install --target` | {layer['naive_unzipped_bytes'] / 1e6:.1f} | {layer['naive_zipped_bytes'] / 1e6:.1f} |",
+                 f"| modelpack (slimmed, {layer['bytecode_modules']} modules as bytecode, verified: {layer['verified']}) | "
+                 f"{layer['modelpack_unzipped_bytes'] / 1e6:.1f} | {layer['modelpack_zipped_bytes'] / 1e6:.1f} |"]
+    m = results["machine"]
+    return "\n".join(rows) + f"\n\nMachine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {results['date']}.\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="modelpack against the bare libraries")
+    parser.add_argument("--quick", action="store_true", help="digits only, fewer runs (CI)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--no-readme", action="store_true", help="do not update benchmarks/README.md")
+    args = parser.parse_args()
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    results = {"date": dt.date.today().isoformat(), "quick": args.quick,
+               "machine": {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "host": platform.node()},
+               "models": []}
+    with tempfile.TemporaryDirectory(prefix="modelpack-bench-") as tmp:
+        work = Path(tmp)
+        digits = ROOT / "recipes" / "digits"
+        results["models"].append(bench_model("digits", digits / "model.keras", digits / "digits.npz", work, args.quick))
+        if not args.quick:
+            model, data = mobilenet(work)
+            results["models"].append(bench_model("mobilenetv2", model, data, work, args.quick))
+            results["layer"] = layer_sizes(work, digits / "digits.npz")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{results['date']}-{platform.node() or 'host'}{'-quick' if args.quick else ''}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    text = table(results)
+    print(text)
+    readme = ROOT / "benchmarks" / "README.md"
+    if not args.no_readme and readme.exists() and "<!-- results:start -->" in readme.read_text():
+        s = readme.read_text()
+        a = s.index("<!-- results:start -->") + len("<!-- results:start -->\n")
+        b = s.index("<!-- results:end -->")
+        readme.write_text(s[:a] + text + s[b:])
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
