@@ -37,9 +37,12 @@ def build(client: Any, context: Path, tag: str, log) -> dict:
     return {"image_id": image.id, "size_bytes": int(image.attrs.get("Size", 0)), "build_s": round(time.perf_counter() - t, 2)}
 
 
-def run(client: Any, tag: str, command: list[str], entrypoint: str = "python3") -> tuple[str, float]:
-    """Run `command` in a fresh container with networking disabled; return its output and seconds."""
+def run(client: Any, tag: str, command: list[str], entrypoint: str = "python3",
+        files: Path | None = None) -> tuple[str, float]:
+    """Run `command` in a fresh container with networking disabled (and `files` mounted read-only at
+    /modelpack-smoke); return its output and seconds."""
     t = time.perf_counter()
+    volumes = {str(files): {"bind": "/modelpack-smoke", "mode": "ro"}} if files else None
     out = client.containers.run(tag, command, entrypoint=entrypoint, network_mode="none", remove=True,
-                                stdout=True, stderr=True)
+                                stdout=True, stderr=True, volumes=volumes)
     return out.decode(errors="replace"), time.perf_counter() - t

@@ -6,6 +6,7 @@ import json
 import os
 import statistics
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,9 @@ import json, sys, time
 t0 = time.perf_counter()
 import handler
 t1 = time.perf_counter()
-result = handler.handler(json.loads(sys.argv[1]), None)
+with open(sys.argv[1]) as f:
+    event = json.load(f)
+result = handler.handler(event, None)
 t2 = time.perf_counter()
 print("MODELPACK_HANDLER " + json.dumps({"import_ms": (t1 - t0) * 1e3, "first_ms": (t2 - t1) * 1e3,
       "total_ms": (t2 - t0) * 1e3, "result": result, "loads": handler.HOLDER.loads}))
@@ -31,19 +34,27 @@ def handler_env(function_dir: Path, layer_dir: Path) -> dict:
     return env
 
 
+def _parse(proc: subprocess.CompletedProcess) -> dict:
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("MODELPACK_HANDLER ")), None)
+    if line is None:
+        err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        raise RuntimeError(f"the handler failed in a fresh process: {(err or ['no output'])[-1][:300]}")
+    return json.loads(line[len("MODELPACK_HANDLER "):])
+
+
 def cold_start(function_dir: Path, layer_dir: Path, interpreter: str, sample: dict[str, np.ndarray],
                runs: int = 3) -> dict:
     """Median import and first-invocation time of the handler, and its prediction for `sample`."""
-    event = json.dumps({"inputs": {k: v.tolist() for k, v in sample.items()}})
     results = []
-    for _ in range(runs):
-        proc = subprocess.run([interpreter, "-S", "-c", _RUN, event], capture_output=True, text=True,
-                              env=handler_env(function_dir, layer_dir), cwd=function_dir, timeout=300, check=False)
-        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("MODELPACK_HANDLER ")), None)
-        if line is None:
-            err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-            raise RuntimeError(f"the handler failed in a fresh process: {(err or ['no output'])[-1][:300]}")
-        results.append(json.loads(line[len("MODELPACK_HANDLER "):]))
+    # The event goes through a file: one image as JSON can exceed the kernel's limit for an argument.
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as event:
+        json.dump({"inputs": {k: v.tolist() for k, v in sample.items()}}, event)
+        event.flush()
+        for _ in range(runs):
+            proc = subprocess.run([interpreter, "-S", "-c", _RUN, event.name], capture_output=True, text=True,
+                                  env=handler_env(function_dir, layer_dir), cwd=function_dir, timeout=300,
+                                  check=False)
+            results.append(_parse(proc))
     result = results[0]["result"]
     if "predictions" not in result:
         raise RuntimeError(f"the handler answered {result}")

@@ -82,7 +82,8 @@ class _ImageTarget(Target):
     def extras(self, base: str) -> tuple[str, ...]:
         return self.EXTRAS
 
-    def smoke_script(self, event: dict) -> str:
+    def smoke_script(self) -> str:
+        """Python run in the container: answer /modelpack-smoke/event.json, print MODELPACK_SMOKE <json>."""
         raise NotImplementedError
 
     def add_files(self, app: Path) -> None:
@@ -138,7 +139,10 @@ class _ImageTarget(Target):
         except RuntimeError as exc:
             raise TargetError(str(exc)) from None
         sample = {i["name"]: np.asarray(x[:1]).tolist() for i, x in zip(ctx.info["inputs"], ctx.samples.eval_x)}
-        output, seconds = engine.run(client, tag, ["-c", self.smoke_script({"inputs": sample})])
+        smoke = ctx.work / f"smoke-{self.NAME}"
+        smoke.mkdir(exist_ok=True)
+        (smoke / "event.json").write_text(json.dumps({"inputs": sample}))  # a file: events can be megabytes
+        output, seconds = engine.run(client, tag, ["-c", self.smoke_script()], files=smoke)
         # azure-functions routes print() through logging ("INFO: ..."), so find the marker anywhere in a line.
         line = next((ln for ln in output.splitlines() if "MODELPACK_SMOKE " in ln), None)
         if line is None:
@@ -178,9 +182,9 @@ class LambdaImageTarget(_ImageTarget):
     def extras(self, base: str) -> tuple[str, ...]:
         return () if _is_aws(base) else ("awslambdaric",)
 
-    def smoke_script(self, event: dict) -> str:
+    def smoke_script(self) -> str:
         return ("import json, sys; sys.path.insert(0, '/var/task'); import handler; "
-                f"r = handler.handler(json.loads({json.dumps(event)!r}), None); "
+                "r = handler.handler(json.load(open('/modelpack-smoke/event.json')), None); "
                 "print('MODELPACK_SMOKE ' + json.dumps(r))")
 
 
@@ -208,13 +212,13 @@ class AzureImageTarget(_ImageTarget):
     def add_files(self, app: Path) -> None:
         shutil.copyfile(handler_files.template_dir("azure") / "host.json", app / "host.json")
 
-    def smoke_script(self, event: dict) -> str:
+    def smoke_script(self) -> str:
         return ("import json, sys; sys.path.insert(0, '/home/site/wwwroot'); import azure.functions as func; "
                 "import function_app; fns = {f.get_function_name(): f.get_user_function() for f in "
                 "function_app.app.get_functions()}; "
-                f"req = func.HttpRequest(method='POST', url='/api/predict', body={json.dumps(event).encode()!r}, "
-                "headers={'content-type': 'application/json'}); resp = fns['predict'](req); "
-                "print('MODELPACK_SMOKE ' + json.dumps(json.loads(resp.get_body())))")
+                "req = func.HttpRequest(method='POST', url='/api/predict', "
+                "body=open('/modelpack-smoke/event.json', 'rb').read(), headers={'content-type': 'application/json'}); "
+                "resp = fns['predict'](req); print('MODELPACK_SMOKE ' + json.dumps(json.loads(resp.get_body())))")
 
 
 def _is_aws(base: str) -> bool:

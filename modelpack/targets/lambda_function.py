@@ -67,7 +67,10 @@ class LambdaFunctionTarget(Target):
                                     "numpy and the inference runtime when deploying.")
         elif layer["can_run"]:
             sample = {i["name"]: np.asarray(x[:1]) for i, x in zip(ctx.info["inputs"], ctx.samples.eval_x)}
-            check = handler_check.cold_start(fn, layer["dir"], layer["interpreter"], sample)
+            try:
+                check = handler_check.cold_start(fn, layer["dir"], layer["interpreter"], sample)
+            except RuntimeError as exc:
+                raise TargetError(str(exc)) from None
             expected = ctx.selected_outputs_first()
             got = [np.asarray(check["predictions"], dtype=np.float64)]
             if expected is not None and len(expected) == 1:
