@@ -6,6 +6,7 @@ worker process (modelpack.worker) and measurements in fresh probe processes (mod
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ from modelpack import budgets as budget_checks
 from modelpack import safety
 from modelpack.cache import Cache, cache_key
 from modelpack.data import Samples, TensorSpec, prepare
-from modelpack.errors import InputError, StepFailedError, TargetError
+from modelpack.errors import InputError, ModelpackError, StepFailedError, TargetError
 from modelpack.measure import memory, metrics
 from modelpack.measure.runner import run_probe
 from modelpack.modelfile import ModelFile, detect
@@ -484,6 +485,21 @@ def build(recipe_path: str | Path, out: str | Path | None = None, cache_dir: str
     """
     builder = Builder(recipe_path, cache_dir, reporter)
     out_dir = Path(out) if out else Path("dist") / builder.recipe.name
+    try:
+        return _build(builder, out_dir, images)
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        where = exc.filename or out_dir
+        raise ModelpackError(
+            f"cannot write {where}: {exc.strerror}. Free some space or choose another --out / --cache-dir; "
+            f"the previous contents of {out_dir} are unchanged.") from None
+
+
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _build(builder: Builder, out_dir: Path, images: bool) -> BuildReport:
     with tempfile.TemporaryDirectory(prefix="modelpack-") as work_s, atomic_output_dir(out_dir) as staging:
         work = Path(work_s)
         report = builder.run(work)

@@ -219,3 +219,17 @@ def test_unwritable_output_is_a_clear_error(built, tmp_path):
                                       "--cache-dir", str(built["cache"])])
     assert result.exit_code == 3, result.output
     assert "cannot create the output directory" in result.output and "Traceback" not in result.output
+
+
+def test_full_disk_is_a_clear_error_and_leaves_nothing(built, tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(small)], check=True)
+    try:
+        result = CliRunner().invoke(cli, ["build", str(built["recipe"]), "--out", str(small / "out"),
+                                          "--cache-dir", str(built["cache"])])
+        assert result.exit_code == 3, result.output
+        assert "No space left on device" in result.output and "Traceback" not in result.output
+        assert list(small.iterdir()) == []  # the staging directory was removed
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
