@@ -13,7 +13,7 @@ from modelpack.errors import TargetError
 from modelpack.output import tree_bytes
 from modelpack.targets import handler_files, sitepackages
 from modelpack.targets.base import Artifact, Target, TargetSpecBase
-from modelpack.targets.runtimes import FORMAT_RUNTIME, RUNTIMES
+from modelpack.targets.runtimes import selected_runtime
 
 if TYPE_CHECKING:
     from modelpack.pipeline import BuildContext
@@ -51,7 +51,7 @@ class AzureFunctionsTarget(Target):
         model = ctx.selected_file
         if model is None:
             raise TargetError("no variant was selected, so there is no model to serve.")
-        runtime = RUNTIMES[FORMAT_RUNTIME[ctx.report.variant(ctx.report.selected)["format"]]]
+        runtime = selected_runtime(ctx)
         os_name, glibc = limits.AZURE_OS
         interpreter = interpreters.find(spec.python, spec.interpreter)
         can_run = interpreter is not None and interpreters.host_arch() == "x86_64"

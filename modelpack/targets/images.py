@@ -21,7 +21,7 @@ from modelpack.errors import TargetError
 from modelpack.output import sha256_file, tree_bytes
 from modelpack.targets import handler_files, sitepackages
 from modelpack.targets.base import Artifact, Target, TargetSpecBase
-from modelpack.targets.runtimes import FORMAT_RUNTIME, RUNTIMES
+from modelpack.targets.runtimes import selected_runtime
 
 if TYPE_CHECKING:
     from modelpack.pipeline import BuildContext
@@ -94,7 +94,7 @@ class _ImageTarget(Target):
         model = ctx.selected_file
         if model is None:
             raise TargetError("no variant was selected, so there is no model to serve.")
-        runtime = RUNTIMES[FORMAT_RUNTIME[ctx.report.variant(ctx.report.selected)["format"]]]
+        runtime = selected_runtime(ctx)
         base = spec.base_image or self.default_base(spec.python)
         glibc = tuple(int(p) for p in spec.glibc.split(".")) if spec.glibc else (self.known_glibc(base) or (2, 28))
         arch = interpreters.host_arch()

@@ -13,7 +13,7 @@ from modelpack.errors import TargetError
 from modelpack.output import tree_bytes
 from modelpack.targets import lambda_limits, sitepackages
 from modelpack.targets.base import Artifact, Target, TargetSpecBase
-from modelpack.targets.runtimes import FORMAT_RUNTIME, RUNTIMES
+from modelpack.targets.runtimes import selected_runtime
 
 if TYPE_CHECKING:
     from modelpack.pipeline import BuildContext
@@ -50,7 +50,7 @@ class LambdaLayerTarget(Target):
         model = ctx.selected_file
         if model is None:
             raise TargetError(f"{spec.identity()}: no variant was selected, so there is no model to package.")
-        runtime = RUNTIMES[spec.runtime or FORMAT_RUNTIME[ctx.report.variant(ctx.report.selected)["format"]]]
+        runtime = selected_runtime(ctx, spec.runtime)
         if model.suffix != runtime.model_suffix:
             raise TargetError(f"{spec.identity()}: runtime {runtime.name} cannot run the selected {model.suffix} model; "
                               "drop `runtime` or select a matching variant.")

@@ -55,3 +55,8 @@ RUNTIMES = {
 }
 
 FORMAT_RUNTIME = {"onnx": "onnxruntime", "tflite": "litert"}
+
+
+def selected_runtime(ctx, name: str | None = None) -> Runtime:
+    """The runtime `name`, or the one the selected variant's format needs."""
+    return RUNTIMES[name or FORMAT_RUNTIME[ctx.report.variant(ctx.report.selected)["format"]]]
