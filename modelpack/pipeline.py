@@ -39,6 +39,7 @@ from modelpack.recipe.models import Recipe
 from modelpack.report import BuildReport
 from modelpack.select import select
 from modelpack.steps import STEPS, StepJob
+from modelpack.steps.int8_search import MIXED
 from modelpack.targets import TARGETS
 from modelpack.ui import Reporter
 from modelpack.worker import run_jobs
@@ -180,6 +181,7 @@ class Builder:
             self.train_npz = self.samples.save(self.work / "train.npz", "train")
             self.data_sha["training"] = _npz_digest(self.train_npz)
         self.baseline_dir = Path(self._steps([("baseline", "baseline", {}, None)])["baseline"]["dir"])
+        self.data_sha["baseline"] = _npz_digest(self.baseline_dir / "outputs.npz")
 
     # 4a. pruning (optional): its output becomes the source of every variant
     def prune(self) -> None:
@@ -224,8 +226,10 @@ class Builder:
             data = {}
             if step.USES_CALIBRATION:
                 data["calibration"] = str(self.calib_npz)
-            if step_name == "baseline":
+            if step_name == "baseline" or step.USES_EVALUATION:
                 data["evaluation"] = str(self.eval_npz)
+            if step.USES_EVALUATION:
+                data["baseline"] = str(self.baseline_dir / "outputs.npz")
             if step_name == "prune":
                 data["training"] = str(self.train_npz)
             source = self.model if label in ("inspect", "baseline", "prune") else self.source
@@ -355,6 +359,56 @@ class Builder:
             **overrides,
         }
 
+    # 6a. accuracy-aware INT8: a mixed variant for each INT8 variant that misses an accuracy budget
+    def search_int8(self, variants: list[dict]) -> list[dict]:
+        settings = self.recipe.optimize.search
+        accuracy_budgets = {n for n in ACCURACY_BUDGETS if getattr(self.recipe.budgets, n) is not None}
+        records = []
+        for base, name in MIXED.items():
+            plain = next((v for v in variants if v["name"] == base and v["status"] == "ok"), None)
+            if plain is None:
+                continue
+            missed = [b["name"] for b in plain["budgets"] if b["name"] in accuracy_budgets and not b["passed"]]
+            record = {"variant": base, "result": None, "passed": None, "trials": [plain_trial(plain)]}
+            if not accuracy_budgets:
+                record["outcome"] = "not needed: the recipe sets no accuracy budget (max_accuracy_drop, min_agreement)"
+            elif not missed:
+                record.update(passed=True, outcome=f"ended at once: plain {base} already meets "
+                                                   f"{' and '.join(sorted(accuracy_budgets))}")
+            elif not settings.enabled:
+                record["outcome"] = f"off (optimize.search.enabled: false); {base} misses {', '.join(missed)}"
+            else:
+                step = STEPS.get(name)
+                options = {**step().options(self.recipe), "inputs": [t["name"] for t in self.info["inputs"]]}
+                res = self._steps([(name, name, options, step.REQUIRES)])[name]
+                if not res["ok"]:
+                    record["outcome"] = f"the search failed: {res['error']}"
+                else:
+                    d = res["details"]
+                    floats = len(d["float_nodes"])
+                    record.update(result=name, passed=d["passed"], trials=d["trials"], setting=d["setting"],
+                                  float_nodes=d["float_nodes"], sensitivity=d["sensitivity"], stopped=d["stopped"])
+                    how = f"{floats} operation(s) kept in float" if floats else "calibration settings only"
+                    record["outcome"] = (
+                        f"{base} missed {', '.join(missed)}; trial {d['chosen_trial']} meets the accuracy budgets "
+                        f"with {how} ({len(d['trials'])} trial(s))" if d["passed"] else
+                        f"{base} missed {', '.join(missed)}; no trial met the accuracy budgets in {len(d['trials'])} "
+                        f"trial(s) ({d['stopped'] or 'search space exhausted'}); {name} is the closest trial")
+                    source = self.baseline_outputs_for_fidelity()
+                    mixed = self._measure_one(name, step, res, _load_outputs(self.baseline_dir / "outputs.npz"), source)
+                    base_acc = variants[0].get("accuracy")
+                    if mixed.get("accuracy") is not None and base_acc is not None:
+                        mixed["accuracy_drop"] = base_acc - mixed["accuracy"]
+                    mixed["details"] = {k: d[k] for k in ("base_variant", "setting", "float_nodes", "passed")}
+                    mixed["budgets"] = budget_checks.check(mixed, self.recipe.budgets)
+                    variants.append(mixed)
+            records.append(record)
+        return records
+
+    def baseline_outputs_for_fidelity(self) -> list[np.ndarray]:
+        folder = self.baseline_dir if self.prune_details is None else self.source_baseline_dir
+        return _load_outputs(folder / "outputs.npz")
+
     # 7. memory sizes: latency and cost of the winner at each Lambda memory size
     def tune_memory(self, report: BuildReport) -> dict | None:
         tuning = self.recipe.measure.memory
@@ -436,6 +490,8 @@ class Builder:
         variants = self.measure(converted)
         report = self.report()
         report.variants = variants
+        self.judge(variants)
+        report.search = self.search_int8(variants)
         report.selected, report.selection_reason, report.closest, report.budgets = self.judge(variants)
         if self.prune_details is not None:
             report.prune = self.prune_details
@@ -446,6 +502,17 @@ class Builder:
             report.notes.append("Data is synthetic: accuracy is not measured; fidelity and latency are.")
         report.memory = self.tune_memory(report)
         return report
+
+
+ACCURACY_BUDGETS = ("max_accuracy_drop", "min_agreement")
+
+
+def plain_trial(variant: dict) -> dict:
+    """The plain INT8 variant as the search's trial 0, from its full measurement."""
+    return {"trial": 0, "float_nodes": [], "accuracy": variant.get("accuracy"), "accuracy_drop": variant.get("accuracy_drop"),
+            "agreement": (variant.get("fidelity") or {}).get("agreement"), "size_bytes": variant.get("size_bytes"),
+            "p50_ms": (variant.get("latency_ms") or {}).get("p50"), "passed": all(b["passed"] for b in variant.get("budgets", []) if b["name"] in ACCURACY_BUDGETS),
+            "measured": "full measurement"}
 
 
 def _rel(path: Path, recipe_path: Path) -> str:

@@ -29,6 +29,7 @@ class BuildReport:
     measure: dict = field(default_factory=dict)
     prune: dict | None = None
     memory: dict | None = None
+    search: list[dict] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -96,6 +97,32 @@ HEADERS = ["variant", "MB", "zip MB", "accuracy", "Δ acc", "agreement", "p50 ms
            "cold ms", "RSS MB", "speed-up", "size ratio", "budgets"]
 
 
+def search_markdown(searches: list[dict]) -> list[str]:
+    """The accuracy-aware INT8 search: its outcome and every trial, per INT8 variant."""
+    lines: list[str] = []
+    for s in searches:
+        lines += ["", f"### INT8 accuracy search ({s['variant']})", "", s["outcome"] + "."]
+        if s.get("float_nodes"):
+            lines.append("Kept in float: " + ", ".join(f"`{n}`" for n in s["float_nodes"]) + ".")
+        lines += ["", "| trial | calibration | per-channel | float ops | accuracy | Δ acc | agreement | MB | p50 ms | "
+                      "accuracy budgets |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for t in s["trials"]:
+            drop = t.get("accuracy_drop")
+            lines.append(
+                f"| {t['trial']} | {t.get('calibration') or '–'} | {_yes(t.get('per_channel'))} | {len(t['float_nodes'])} | "
+                f"{_f(t.get('accuracy'), '{:.4f}')} | {_f(None if drop is None else -drop + 0.0, '{:+.4f}')} | "
+                f"{_f(t.get('agreement'), '{:.4f}')} | {_f(None if t.get('size_bytes') is None else t['size_bytes'] / MB, '{:.3f}')} | "
+                f"{_f(t.get('p50_ms'), '{:.3f}')} | {'pass' if t.get('passed') else 'fail'} |")
+    if searches:
+        lines += ["", "Trials are judged on the evaluation samples with the recipe's accuracy budgets; their p50 is a "
+                      "quick in-process timing, the variants table above has the full measurement."]
+    return lines
+
+
+def _yes(flag: bool | None) -> str:
+    return "–" if flag is None else ("yes" if flag else "no")
+
+
 def to_markdown(report: BuildReport) -> str:
     lines = [f"## modelpack: {report.name}", ""]
     status = "passed" if report.passed else "FAILED"
@@ -120,6 +147,7 @@ def to_markdown(report: BuildReport) -> str:
                   "| budget | limit | value | result |", "|---|---|---|---|"]
         for b in report.budgets:
             lines.append(f"| {b['name']} | {b['limit']:g} | {_f(b['value'], '{:.4g}')} | {'pass' if b['passed'] else 'FAIL'} |")
+    lines += search_markdown(report.search)
     if report.prune:
         p = report.prune
         lines += ["", f"### Pruning (target sparsity {p['target']:.0%}, {p['schedule']} schedule, "

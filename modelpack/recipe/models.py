@@ -127,14 +127,33 @@ class PruneSpec(Strict):
         return self
 
 
+CalibrationMethod = Literal["minmax", "entropy", "percentile"]
+
+
 class Int8Spec(Strict):
     """Full-integer quantization settings."""
 
     io: Literal["float", "int8"] = Field("float", description="Model input/output type of tflite-int8.")
-    calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
+    calibration_method: CalibrationMethod = Field(
         "minmax", description="ONNX Runtime calibration method for onnx-int8."
     )
     per_channel: bool = Field(True, description="Per-channel weight quantization for onnx-int8.")
+
+
+class SearchSpec(Strict):
+    """Accuracy-aware INT8: when an INT8 variant misses max_accuracy_drop or min_agreement, search calibration
+    settings, then keep the most sensitive activations in float, fewest first, until the budgets hold."""
+
+    enabled: bool = Field(True, description="Search when plain INT8 misses an accuracy budget.")
+    max_trials: int = Field(12, ge=1, le=500, description="Quantized models tried per INT8 variant, at most.")
+    max_minutes: float = Field(10, gt=0, le=1440, description="Time limit per INT8 variant's search.")
+    calibration_methods: list[CalibrationMethod] = Field(
+        default_factory=lambda: ["minmax", "entropy", "percentile"], min_length=1,
+        description="ONNX Runtime calibration methods to try (TFLite always calibrates min/max).",
+    )
+    per_channel: list[bool] = Field(
+        default_factory=lambda: [True, False], min_length=1, description="Per-channel weight settings to try."
+    )
 
 
 class OptimizeSpec(Strict):
@@ -145,6 +164,7 @@ class OptimizeSpec(Strict):
     )
     prune: PruneSpec | None = Field(None, description="Prune before converting; off unless given.")
     int8: Int8Spec = Field(default_factory=Int8Spec, description="INT8 quantization settings.")
+    search: SearchSpec = Field(default_factory=SearchSpec, description="Accuracy-aware INT8 search.")
     opset: int = Field(17, ge=13, le=21, description="ONNX opset for tf2onnx.")
 
     @field_validator("variants")

@@ -39,6 +39,7 @@ class Step:
     FILE: ClassVar[str] = ""
     REQUIRES: ClassVar[str | None] = None  # a variant whose output this step consumes
     USES_CALIBRATION: ClassVar[bool] = False
+    USES_EVALUATION: ClassVar[bool] = False  # evaluation samples and the float model's outputs on them
 
     def options(self, recipe: Recipe) -> dict:
         """The recipe options this step depends on (part of its cache key)."""

@@ -61,39 +61,54 @@ class OnnxInt8(Step):
         return {"method": q.calibration_method, "per_channel": q.per_channel}
 
     def run(self, job: StepJob, ctx: Any) -> dict:
-        import onnx
-        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-
-        methods = {
-            "minmax": CalibrationMethod.MinMax,
-            "entropy": CalibrationMethod.Entropy,
-            "percentile": CalibrationMethod.Percentile,
-        }
-        source = Path(job.dep_dir) / self.FILE
-        names = [i.name for i in onnx.load(str(source)).graph.input]
         with tempfile.TemporaryDirectory() as tmp:
-            pre = Path(tmp) / "pre.onnx"
-            quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
-            quantize_static(
-                str(pre),
-                str(job.out / self.FILE),
-                _Reader(job.data["calibration"], names),
-                quant_format=QuantFormat.QDQ,
-                per_channel=job.options["per_channel"],
-                activation_type=QuantType.QInt8,
-                weight_type=QuantType.QInt8,
-                calibrate_method=methods[job.options["method"]],
-            )
+            pre, names = preprocessed(Path(job.dep_dir) / self.FILE, Path(tmp))
+            quantize_qdq(pre, job.out / self.FILE, job.data["calibration"], names,
+                         job.options["method"], job.options["per_channel"])
         return dict(job.options)
 
 
-class _Reader:
+def preprocessed(source: Path, tmp: Path) -> tuple[Path, list[str]]:
+    """ONNX Runtime's pre-processing (shape inference, graph fusions) and the graph's input names."""
+    import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = tmp / "pre.onnx"
+    quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
+    graph = onnx.load(str(pre)).graph
+    weights = {i.name for i in graph.initializer}
+    return pre, [i.name for i in graph.input if i.name not in weights]
+
+
+def quantize_qdq(pre: Path, dest: Path, calibration_npz: str, names: list[str], method: str, per_channel: bool,
+                 exclude: list[str] | tuple[str, ...] = ()) -> None:
+    """Static QDQ INT8 of a pre-processed model; nodes in `exclude` stay float."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
+    quantize_static(
+        str(pre),
+        str(dest),
+        CalibrationReader(calibration_npz, names),
+        quant_format=QuantFormat.QDQ,
+        per_channel=per_channel,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=methods[method],
+        nodes_to_exclude=list(exclude),
+    )
+
+
+class CalibrationReader:
     """CalibrationDataReader over the calibration split, one sample per call."""
 
-    def __init__(self, path: str, names: list[str]):
+    def __init__(self, path: str, names: list[str], limit: int | None = None):
         with np.load(path) as npz:
-            self._xs = [npz[f"in_{i}"] for i in range(len(names))]
+            self._xs = [npz[f"in_{i}"][:limit] for i in range(len(names))]
         self._names = names
         self._i = 0
 
@@ -103,6 +118,10 @@ class _Reader:
         feed = {n: x[self._i : self._i + 1] for n, x in zip(self._names, self._xs)}
         self._i += 1
         return feed
+
+    def __iter__(self):
+        while (feed := self.get_next()) is not None:
+            yield feed
 
     def rewind(self) -> None:
         self._i = 0

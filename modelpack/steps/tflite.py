@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -18,17 +19,54 @@ class _TFLiteStep(Step):
         """Set the converter options of this variant."""
 
     def run(self, job: StepJob, ctx: Any) -> dict:
-        import tensorflow as tf
-
-        loaded = ctx.model(job)
-        # Through a SavedModel so every source format gets the same `serving_default` signature
-        # (from_concrete_functions drops it for tf-keras models); the handlers call that signature.
-        with tempfile.TemporaryDirectory() as tmp:
-            tf.saved_model.save(loaded.obj, tmp, signatures={"serving_default": loaded.serve.get_concrete_function()})
-            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-            self.configure(converter, job, [t["name"] for t in loaded.inputs])
+        with exported(ctx.model(job)) as (make_converter, names):
+            converter = make_converter()
+            self.configure(converter, job, names)
             (job.out / self.FILE).write_bytes(converter.convert())
         return {}
+
+
+@contextmanager
+def exported(loaded: Any):
+    """Yield (a factory of fresh converters, the signature input names) over a temporary SavedModel.
+
+    Through a SavedModel so every source format gets the same `serving_default` signature
+    (from_concrete_functions drops it for tf-keras models); the handlers call that signature.
+    """
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tf.saved_model.save(loaded.obj, tmp, signatures={"serving_default": loaded.serve.get_concrete_function()})
+        yield (lambda: tf.lite.TFLiteConverter.from_saved_model(tmp)), [t["name"] for t in loaded.inputs]
+
+
+def representative(calibration_npz: str, names: list[str]):
+    """A representative-dataset generator over the calibration split, keyed by signature input name
+    (the converter's own tensor order may differ from the model's)."""
+    with np.load(calibration_npz) as npz:
+        xs = [npz[f"in_{i}"] for i in range(len(names))]
+
+    def samples():
+        for i in range(len(xs[0])):
+            yield {name: x[i : i + 1] for name, x in zip(names, xs)}
+
+    return samples
+
+
+def configure_int8(converter: Any, calibration_npz: str, names: list[str], io: str, *, allow_float: bool = False,
+                   per_channel: bool = True) -> None:
+    """Full-integer settings; `allow_float` lets ops kept in float (selective quantization) stay float."""
+    import tensorflow as tf
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative(calibration_npz, names)
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.target_spec.supported_ops = [*ops, tf.lite.OpsSet.TFLITE_BUILTINS] if allow_float else ops
+    if not per_channel:
+        converter._experimental_disable_per_channel = True
+    if io == "int8":
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
 
 
 class TFLiteFP32(_TFLiteStep):
@@ -69,22 +107,7 @@ class TFLiteInt8(_TFLiteStep):
         return {"io": recipe.optimize.int8.io}
 
     def configure(self, converter: Any, job: StepJob, names: list[str]) -> None:
-        import tensorflow as tf
-
-        with np.load(job.data["calibration"]) as npz:
-            xs = [npz[f"in_{i}"] for i in range(len(npz.files))]
-
-        def representative():
-            # Keyed by signature input name: the converter's own tensor order may differ from the model's.
-            for i in range(len(xs[0])):
-                yield {name: x[i : i + 1] for name, x in zip(names, xs)}
-
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if job.options.get("io") == "int8":
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
+        configure_int8(converter, job.data["calibration"], names, job.options.get("io", "float"))
 
 
 STEPS = (TFLiteFP32, TFLiteDynamic, TFLiteFP16, TFLiteInt8)

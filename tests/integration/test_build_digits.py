@@ -38,6 +38,18 @@ def test_build_exit_0_and_outputs(built):
     assert [p.name for p in built["tmp"].iterdir() if p.name.startswith(".out")] == []  # no staging left
 
 
+def test_report_shows_the_int8_search_ending_at_once(built):
+    """Plain INT8 already meets the digits budgets: the search is shown, with the plain variant as its only trial."""
+    report = json.loads((built["out"] / "report.json").read_text())
+    by = {s["variant"]: s for s in report["search"]}
+    assert set(by) == {"tflite-int8", "onnx-int8"}
+    for name, search in by.items():
+        assert search["outcome"].startswith(f"ended at once: plain {name} already meets")
+        assert search["result"] is None and search["passed"] is True
+        assert [t["trial"] for t in search["trials"]] == [0] and search["trials"][0]["passed"] is True
+    assert "INT8 accuracy search (onnx-int8)" in (built["out"] / "report.md").read_text()
+
+
 def test_report_contract(built):
     report = json.loads((built["out"] / "report.json").read_text())
     for key in ("modelpack_version", "recipe", "passed", "selected", "model", "variants", "budgets", "artifacts"):
