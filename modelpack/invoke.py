@@ -64,14 +64,15 @@ def emulator(arch: str) -> Path:
 
 
 def runtime_client(python: str, interpreter: str) -> Path:
-    """awslambdaric (and its dependencies) installed for the target Python, cached."""
-    dest = CACHE / "awslambdaric" / python
+    """What the Lambda Python runtime provides besides the standard library, for the target Python, cached:
+    the runtime interface client (awslambdaric) and boto3."""
+    dest = CACHE / "lambda-runtime" / python
     if (dest / ".complete").exists():
         return dest
     shutil.rmtree(dest, ignore_errors=True)
     proc = subprocess.run([interpreter, "-m", "pip", "--version"], capture_output=True, check=False)
     installer = [interpreter, "-m", "pip"] if proc.returncode == 0 else [sys.executable, "-m", "pip"]
-    args = ["install", "--quiet", "--disable-pip-version-check", "--target", str(dest), "awslambdaric"]
+    args = ["install", "--quiet", "--disable-pip-version-check", "--target", str(dest), "awslambdaric", "boto3"]
     if installer[0] == sys.executable and python != interpreters.host_python():
         args += ["--only-binary=:all:", "--python-version", python]
     run = subprocess.run([*installer, *args], capture_output=True, text=True, check=False)

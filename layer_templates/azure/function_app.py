@@ -20,7 +20,7 @@ import serving  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = serving.load_config(HERE)
-HOLDER = serving.ModelHolder(CONFIG, HERE)
+HOLDER = serving.ModelHolder(CONFIG, HERE, warn=lambda message, name="": logging.warning(message))
 AZURE = CONFIG["azure"]
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel[AZURE["auth_level"].upper()])
@@ -37,13 +37,22 @@ def predict(req: func.HttpRequest) -> func.HttpResponse:
         if kind not in ("application/json", "text/json", ""):
             raise serving.RequestError("send the request as application/json", status=415)
         request = serving.parse_body(req.get_body(), int(CONFIG["payload_limit_bytes"]))
-        body, infer_ms = serving.predict(HOLDER, request)
+        body, infer_ms, cache = serving.predict(HOLDER, request)
     except serving.RequestError as exc:
         return _json(exc.status, {"error": str(exc)})
     except serving.IntegrityError as exc:
         logging.error("refusing to serve: %s", exc)
         return _json(500, {"error": "model integrity check failed; refusing to serve"})
-    logging.info(json.dumps({"model": CONFIG["name"], "inference_ms": round(infer_ms, 3), "loads": HOLDER.loads}))
+    except serving.SourceError as exc:
+        logging.error("model unavailable: %s", exc)
+        return _json(503, {"error": f"model unavailable: {exc}"})
+    record = {"model": CONFIG["name"], "inference_ms": None if infer_ms is None else round(infer_ms, 3),
+              "loads": HOLDER.loads}
+    if HOLDER.download_ms is not None:
+        record["download_ms"] = round(HOLDER.download_ms, 3)
+    if HOLDER.cache is not None:
+        record.update(cache=cache, cache_hits=HOLDER.cache.counters.hits, cache_misses=HOLDER.cache.counters.misses)
+    logging.info(json.dumps(record))
     return _json(200, body)
 
 
@@ -54,5 +63,8 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     except serving.IntegrityError as exc:
         logging.error("refusing to serve: %s", exc)
         return _json(500, {"status": "error", "error": "model integrity check failed"})
+    except serving.SourceError as exc:
+        logging.error("model unavailable: %s", exc)
+        return _json(503, {"status": "error", "error": f"model unavailable: {exc}"})
     return _json(200, {"status": "ok", "model": CONFIG["name"], "variant": CONFIG["variant"],
-                       "load_ms": round(HOLDER.load_ms, 3)})
+                       "load_ms": round(HOLDER.load_ms, 3), "download_ms": HOLDER.download_ms})

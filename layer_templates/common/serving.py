@@ -11,7 +11,6 @@ Errors:    {"error": "..."} with a 4xx status.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -19,6 +18,8 @@ import time
 
 import model_runtime
 import numpy as np
+import result_cache
+from model_source import IntegrityError, SourceError
 
 MAX_DEPTH = 64
 
@@ -31,20 +32,31 @@ class RequestError(Exception):
         self.status = status
 
 
-class IntegrityError(RuntimeError):
-    """The model file does not match the build manifest: refuse to serve."""
+__all__ = ["IntegrityError", "SourceError", "RequestError", "ModelHolder", "predict"]
+
+
+def warn(message: str, name: str = "") -> None:
+    print(json.dumps({"model": name, "level": "WARNING", "message": message}), flush=True)
 
 
 class ModelHolder:
-    """Loads the model on first use, once per process, even when many threads ask at the same time."""
+    """Loads the model on first use, once per process, even when many threads ask at the same time.
 
-    def __init__(self, config: dict, base_dir: str):
+    With a model source (config model.source, or MODELPACK_MODEL_SOURCE), the model is downloaded first;
+    download and load times are kept apart. A failed download raises and is retried by the next request.
+    """
+
+    def __init__(self, config: dict, base_dir: str, warn=warn):
         self.config = config
-        self.path = _model_path(config, base_dir)
+        model = config["model"]
+        self.source = os.environ.get("MODELPACK_MODEL_SOURCE") or model.get("source")
+        self.path = None if self.source else _model_path(config, base_dir)
         self._lock = threading.Lock()
         self._model = None
         self.loads = 0
         self.load_ms = 0.0
+        self.download_ms: float | None = None
+        self.cache = result_cache.make(config.get("cache"), model["sha256"], lambda m: warn(m, config["name"]))
 
     @property
     def loaded(self) -> bool:
@@ -55,8 +67,16 @@ class ModelHolder:
         if model is None:
             with self._lock:
                 if self._model is None:
-                    t = time.perf_counter()
-                    _verify(self.path, self.config["model"]["sha256"])
+                    sha256 = self.config["model"]["sha256"]
+                    if self.source:
+                        import model_source
+
+                        suffix = os.path.splitext(self.config["model"]["path"])[1]
+                        self.path, self.download_ms = model_source.fetch(self.source, sha256, suffix)
+                        t = time.perf_counter()
+                    else:
+                        t = time.perf_counter()
+                        _verify(self.path, sha256)
                     self._model = model_runtime.load(self.path, int(self.config.get("threads", 1)))
                     self.load_ms = (time.perf_counter() - t) * 1e3
                     self.loads += 1
@@ -77,12 +97,11 @@ def _model_path(config: dict, base_dir: str) -> str:
 
 
 def _verify(path: str, expected: str) -> None:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    if h.hexdigest() != expected:
-        raise IntegrityError(f"model file {path} has sha256 {h.hexdigest()}, the build manifest says {expected}")
+    from model_source import sha256_of
+
+    digest = sha256_of(path)
+    if digest != expected:
+        raise IntegrityError(f"model file {path} has sha256 {digest}, the build manifest says {expected}")
 
 
 def parse_body(body: bytes | str, limit: int) -> dict:
@@ -176,8 +195,9 @@ def _shape_text(shape: list) -> str:
     return "[" + ", ".join("batch" if i == 0 else ("any" if d is None else str(d)) for i, d in enumerate(shape)) + "]"
 
 
-def predict(holder: ModelHolder, request: dict) -> tuple[dict, float]:
-    """Run a checked request; return the response body and the inference time in ms."""
+def predict(holder: ModelHolder, request: dict) -> tuple[dict, float | None, str | None]:
+    """Run a checked request; return the response body, the inference time in ms (None when the result
+    came from the cache) and the cache outcome ("hit", "miss", or None without a cache)."""
     config = holder.config
     arrays = to_arrays(request, config["inputs"])
     batch = {len(a) for a in arrays.values()}
@@ -186,6 +206,12 @@ def predict(holder: ModelHolder, request: dict) -> tuple[dict, float]:
     if batch.pop() > int(config.get("max_batch", 1024)):
         raise RequestError(f"batch is larger than the limit of {config.get('max_batch', 1024)}", status=413)
     model = holder.get()
+    key = None
+    if holder.cache is not None:
+        key = result_cache.request_key(config["model"]["sha256"], arrays)
+        cached = holder.cache.get(key)
+        if cached is not None:
+            return cached, None, "hit"
     t = time.perf_counter()
     outputs = model.predict(arrays)
     infer_ms = (time.perf_counter() - t) * 1e3
@@ -200,4 +226,7 @@ def predict(holder: ModelHolder, request: dict) -> tuple[dict, float]:
         scores = np.asarray(outputs[0]).reshape(len(outputs[0]), -1)
         top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         body["top_k"] = [[{"class": int(c), "score": float(s[c])} for c in row] for row, s in zip(top, scores)]
-    return body, infer_ms
+    if key is not None:
+        holder.cache.put(key, body)
+        return body, infer_ms, "miss"
+    return body, infer_ms, None

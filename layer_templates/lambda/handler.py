@@ -26,7 +26,10 @@ PAYLOAD_LIMIT = int(CONFIG.get("payload_limit_bytes", 6_000_000))
 _state = {"cold": True}
 
 if CONFIG.get("load") == "init":
-    HOLDER.get()
+    try:
+        HOLDER.get()
+    except (serving.SourceError, serving.IntegrityError) as exc:  # no crash loop: requests report it and retry
+        print(json.dumps({"model": CONFIG["name"], "level": "ERROR", "init_load_failed": str(exc)}), flush=True)
 
 
 def _is_http(event: dict) -> bool:
@@ -61,7 +64,7 @@ def _respond(event: dict, status: int, body: dict) -> dict:
     return body if status == 200 else {**body, "statusCode": status}
 
 
-def _log(cold: bool, status: int, infer_ms: float | None, kind: str) -> None:
+def _log(cold: bool, status: int, infer_ms: float | None, kind: str, cache: str | None = None) -> None:
     """One JSON line per invocation, also read by CloudWatch as Embedded Metric Format."""
     metrics = [{"Name": "ColdStart", "Unit": "Count"}]
     record = {"model": CONFIG["name"], "event": kind, "status": status, "cold": cold, "ColdStart": int(cold),
@@ -69,6 +72,13 @@ def _log(cold: bool, status: int, infer_ms: float | None, kind: str) -> None:
     if cold and HOLDER.loaded:
         record["ModelLoadMs"] = round(HOLDER.load_ms, 3)
         metrics.append({"Name": "ModelLoadMs", "Unit": "Milliseconds"})
+        if HOLDER.download_ms is not None:
+            record["ModelDownloadMs"] = round(HOLDER.download_ms, 3)
+            metrics.append({"Name": "ModelDownloadMs", "Unit": "Milliseconds"})
+    if HOLDER.cache is not None:
+        counters = HOLDER.cache.counters
+        record.update(cache=cache, CacheHits=counters.hits, CacheMisses=counters.misses)
+        metrics += [{"Name": "CacheHits", "Unit": "Count"}, {"Name": "CacheMisses", "Unit": "Count"}]
     if infer_ms is not None:
         record["InferenceMs"] = round(infer_ms, 3)
         metrics.append({"Name": "InferenceMs", "Unit": "Milliseconds"})
@@ -87,7 +97,7 @@ def handler(event, context):
         _log(cold, 200, None, "warmer")
         return {"warmed": True, "model": CONFIG["name"]}
     kind = "http" if _is_http(event) else "direct"
-    infer_ms = None
+    infer_ms, cache = None, None
     try:
         if kind == "http":
             if not _content_type_ok(event):
@@ -97,12 +107,15 @@ def handler(event, context):
             request = event
             if len(json.dumps(event)) > PAYLOAD_LIMIT:
                 raise serving.RequestError("request is larger than the synchronous payload limit", status=413)
-        body, infer_ms = serving.predict(HOLDER, request)
+        body, infer_ms, cache = serving.predict(HOLDER, request)
         status = 200
     except serving.RequestError as exc:
         status, body = exc.status, {"error": str(exc)}
     except serving.IntegrityError as exc:
         print(json.dumps({"model": CONFIG["name"], "level": "ERROR", "refused": str(exc)}), flush=True)
         status, body = 500, {"error": "model integrity check failed; refusing to serve"}
-    _log(cold, status, infer_ms, kind)
+    except serving.SourceError as exc:
+        print(json.dumps({"model": CONFIG["name"], "level": "ERROR", "model_source": str(exc)}), flush=True)
+        status, body = 503, {"error": f"model unavailable: {exc}"}
+    _log(cold, status, infer_ms, kind, cache)
     return _respond(event, status, body)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
 from modelpack import interpreters, limits
 from modelpack.errors import TargetError
 from modelpack.output import tree_bytes
-from modelpack.targets import handler_files, sitepackages
-from modelpack.targets.base import Artifact, Target, TargetSpecBase
+from modelpack.targets import handler_files, serving_options, sitepackages
+from modelpack.targets.base import Artifact, Target
 from modelpack.targets.runtimes import selected_runtime
+from modelpack.targets.serving_options import ServedSpec
 
 if TYPE_CHECKING:
     from modelpack.pipeline import BuildContext
@@ -23,8 +24,10 @@ LOCAL_SETTINGS = "local.settings.json"
 HEADROOM_MB = 128  # the worker process itself, beyond the model's own cold-start peak
 
 
-class AzureFunctionsSpec(TargetSpecBase):
+class AzureFunctionsSpec(ServedSpec):
     """An Azure Functions (Linux, Python v2 model) app folder and its deployment zip."""
+
+    SOURCE: ClassVar = (serving_options.BLOB_URL, "https://<account>.blob.core.windows.net/<container>/<blob>")
 
     kind: Literal["azure-functions"]
     python: Literal[limits.AZURE_PYTHONS] = Field("3.11", description="Functions Python version.")  # type: ignore[valid-type]
@@ -62,18 +65,25 @@ class AzureFunctionsTarget(Target):
             ctx.report.notes.append(f"{spec.identity()}: {info['note']}")
 
         app = out_dir / "azure" / "functionapp"
-        handler_files.write(ctx, app, ("azure", "function_app.py"), model_in_layer=False, options={
-            "top_k": spec.top_k, "max_batch": spec.max_batch, "load": "lazy",
-            "payload_limit_bytes": int(spec.max_request_mb * limits.MB),
-            "azure": {"route": spec.route, "auth_level": spec.auth_level, "app_name": spec.app_name}})
+        handler_files.write(ctx, app, ("azure", "function_app.py"), model_in_layer=False, source=spec.model_source,
+                            options={"top_k": spec.top_k, "max_batch": spec.max_batch, "load": "lazy",
+                                     "payload_limit_bytes": int(spec.max_request_mb * limits.MB),
+                                     "azure": {"route": spec.route, "auth_level": spec.auth_level,
+                                               "app_name": spec.app_name}, **serving_options.config(spec)})
         templates = handler_files.template_dir("azure")
         shutil.copyfile(templates / "host.json", app / "host.json")
         shutil.copyfile(templates / "funcignore", app / ".funcignore")
         shutil.copytree(tree, app / SITE, ignore=sitepackages.bookkeeping(tree))
+        extras = serving_options.extra_packages(spec)
+        if extras:
+            sitepackages.install_extra(app / SITE, extras, spec.python, "x86_64", glibc)
         installed = info["installed"]
         (app / "requirements.txt").write_text(
-            "".join(f"{name}=={installed[name]}\n" for name in sorted(installed)) + "azure-functions\n"
+            "".join(f"{name}=={installed[name]}\n" for name in sorted(installed))
+            + "".join(f"{e}\n" for e in extras) + "azure-functions\n"
         )
+        if spec.upload and spec.model_source:
+            info["upload"] = serving_options.upload(spec.model_source, model)
         # An example for `func start`; it never goes into the deployment zip.
         shutil.copyfile(templates / "local.settings.json", app / LOCAL_SETTINGS)
 
@@ -82,7 +92,9 @@ class AzureFunctionsTarget(Target):
         peak = (ctx.report.variant(ctx.report.selected) or {}).get("peak_rss_mb")
         fits = {str(mb): (peak is not None and peak + HEADROOM_MB <= mb) for mb in limits.AZURE_FLEX_INSTANCE_MB}
         info.update(python=spec.python, runtime=runtime.name, route=f"/api/{spec.route}", auth_level=spec.auth_level,
-                    flex_instance_fits=fits, peak_rss_mb=peak, headroom_mb=HEADROOM_MB)
+                    flex_instance_fits=fits, peak_rss_mb=peak, headroom_mb=HEADROOM_MB, **serving_options.describe(spec),
+                    model_in="source" if spec.model_source else "package",
+                    **({"packages_added": list(extras)} if extras else {}))
         if not any(fits.values()):
             ctx.report.notes.append(f"{spec.identity()}: the model's peak memory ({peak} MB + {HEADROOM_MB} MB worker "
                                     "headroom) fits no Flex Consumption instance size; use Premium or Dedicated.")

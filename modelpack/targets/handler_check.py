@@ -43,7 +43,7 @@ def _parse(proc: subprocess.CompletedProcess) -> dict:
 
 
 def cold_start(function_dir: Path, layer_dir: Path, interpreter: str, sample: dict[str, np.ndarray],
-               runs: int = 3) -> dict:
+               runs: int = 3, extra_env: dict | None = None) -> dict:
     """Median import and first-invocation time of the handler, and its prediction for `sample`."""
     results = []
     # The event goes through a file: one image as JSON can exceed the kernel's limit for an argument.
@@ -52,7 +52,8 @@ def cold_start(function_dir: Path, layer_dir: Path, interpreter: str, sample: di
         event.flush()
         for _ in range(runs):
             proc = subprocess.run([interpreter, "-S", "-c", _RUN, event.name], capture_output=True, text=True,
-                                  env=handler_env(function_dir, layer_dir), cwd=function_dir, timeout=300,
+                                  env={**handler_env(function_dir, layer_dir), **(extra_env or {})},
+                                  cwd=function_dir, timeout=300,
                                   check=False)
             results.append(_parse(proc))
     result = results[0]["result"]

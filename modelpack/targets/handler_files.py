@@ -10,7 +10,7 @@ from typing import Any
 
 from modelpack.output import sha256_file
 
-COMMON_FILES = ("model_runtime.py", "serving.py")
+COMMON_FILES = ("model_runtime.py", "serving.py", "model_source.py", "result_cache.py")
 
 
 def template_dir(name: str) -> Path:
@@ -18,9 +18,10 @@ def template_dir(name: str) -> Path:
     return Path(str(resources.files("modelpack.layer_templates") / name))
 
 
-def write(ctx: Any, dest: Path, entry: tuple[str, str], *, model_in_layer: bool, options: dict) -> dict:
+def write(ctx: Any, dest: Path, entry: tuple[str, str], *, model_in_layer: bool, options: dict,
+          source: str | None = None) -> dict:
     """Copy the entry template and the common files into `dest`, write modelpack.json and (unless it lives in a
-    layer) the model; return the config."""
+    layer or is downloaded from `source` at cold start) the model; return the config."""
     dest.mkdir(parents=True, exist_ok=True)
     folder, filename = entry
     shutil.copyfile(template_dir(folder) / filename, dest / filename)
@@ -28,13 +29,16 @@ def write(ctx: Any, dest: Path, entry: tuple[str, str], *, model_in_layer: bool,
         shutil.copyfile(template_dir("common") / name, dest / name)
     model = ctx.selected_file
     model_rel = f"model/model{model.suffix}"
-    if not model_in_layer:
+    if not model_in_layer and source is None:
         (dest / "model").mkdir(exist_ok=True)
         shutil.copyfile(model, dest / model_rel)
+    entry_model = {"path": model_rel, "sha256": sha256_file(model), "in_layer": model_in_layer}
+    if source is not None:
+        entry_model.update(source=source, bytes=model.stat().st_size)
     config = {
         "name": ctx.recipe.name,
         "variant": ctx.report.selected,
-        "model": {"path": model_rel, "sha256": sha256_file(model), "in_layer": model_in_layer},
+        "model": entry_model,
         "inputs": ctx.info["inputs"],
         "outputs": ctx.info["outputs"],
         "task": ctx.recipe.task,

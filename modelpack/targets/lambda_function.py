@@ -12,13 +12,14 @@ from pydantic import Field
 from modelpack import limits
 from modelpack.errors import TargetError
 from modelpack.output import tree_bytes
-from modelpack.targets import handler_check, handler_files, lambda_limits, sam
-from modelpack.targets.base import Artifact, Target, TargetSpecBase
+from modelpack.targets import handler_check, handler_files, lambda_limits, sam, serving_options, sitepackages
+from modelpack.targets.base import Artifact, Target
+from modelpack.targets.serving_options import ServedSpec
 
 if TYPE_CHECKING:
     from modelpack.pipeline import BuildContext
 
-class LambdaFunctionSpec(TargetSpecBase):
+class LambdaFunctionSpec(ServedSpec):
     """A Lambda function zip whose handler serves the selected variant."""
 
     kind: Literal["lambda-function"]
@@ -48,11 +49,20 @@ class LambdaFunctionTarget(Target):
             raise TargetError("lambda-function: no variant was selected, so there is no model to serve.")
         layer = ctx.built.get("lambda-layer")
         in_layer = bool(layer and layer["spec"].model_in == "layer")
+        if in_layer and spec.model_source:
+            raise TargetError("lambda-function: model_source downloads the model at cold start, but the lambda-layer "
+                              "target carries it (model_in: layer); drop one of the two.")
         fn = ctx.work / "lambda-function"
         shutil.rmtree(fn, ignore_errors=True)
-        handler_files.write(ctx, fn, ("lambda", "handler.py"), model_in_layer=in_layer, options={
-            "top_k": spec.top_k, "max_batch": spec.max_batch, "load": spec.load,
-            "payload_limit_bytes": limits.LAMBDA_SYNC_PAYLOAD_BYTES})
+        config = handler_files.write(ctx, fn, ("lambda", "handler.py"), model_in_layer=in_layer, source=spec.model_source,
+                                     options={"top_k": spec.top_k, "max_batch": spec.max_batch, "load": spec.load,
+                                              "payload_limit_bytes": limits.LAMBDA_SYNC_PAYLOAD_BYTES,
+                                              **serving_options.config(spec)})
+        extras = serving_options.extra_packages(spec)
+        if extras:
+            python, arch = (layer["spec"].python, layer["spec"].arch) if layer else ("3.12", "x86_64")
+            sitepackages.install_extra(fn, extras, python, arch, limits.LAMBDA_RUNTIMES[python][1])
+        uploaded = serving_options.upload(spec.model_source, model) if spec.upload and spec.model_source else None
         unzipped = tree_bytes(fn)
         total = unzipped + (layer["unzipped_bytes"] if layer else 0)
         zip_path = ctx.zip_tree(fn, out_dir / "lambda" / "function.zip")
@@ -60,15 +70,22 @@ class LambdaFunctionTarget(Target):
         if errors:
             raise TargetError(f"lambda-function: {errors[0]}.")
         ctx.report.notes += [f"lambda-function: {w}." for w in warnings]
-        details = {"handler": "handler.handler", "load": spec.load, "model_in": "layer" if in_layer else "function",
-                   "unzipped_total_bytes": total, "layers": 1 if layer else 0}
+        details = {"handler": "handler.handler", "load": spec.load, "unzipped_total_bytes": total,
+                   "model_in": "source" if spec.model_source else ("layer" if in_layer else "function"),
+                   "layers": 1 if layer else 0, **serving_options.describe(spec),
+                   **({"upload": uploaded} if uploaded else {}), **({"packages_added": list(extras)} if extras else {})}
         if layer is None:
             ctx.report.notes.append("lambda-function: no lambda-layer target in this recipe; attach a layer with "
                                     "numpy and the inference runtime when deploying.")
         elif layer["can_run"]:
             sample = {i["name"]: np.asarray(x[:1]) for i, x in zip(ctx.info["inputs"], ctx.samples.eval_x)}
+            extra_env = {}
+            if spec.model_source:  # checked from a verified local copy; the download itself needs the cloud
+                seeded = ctx.work / "model-source-copy"
+                serving_options.seed_local_copy(model, config["model"]["sha256"], seeded)
+                extra_env["MODELPACK_MODEL_DIR"] = str(seeded)
             try:
-                check = handler_check.cold_start(fn, layer["dir"], layer["interpreter"], sample)
+                check = handler_check.cold_start(fn, layer["dir"], layer["interpreter"], sample, extra_env=extra_env)
             except RuntimeError as exc:
                 raise TargetError(str(exc)) from None
             expected = ctx.selected_outputs_first()

@@ -48,11 +48,25 @@ def write(ctx: Any, spec: Any, layer: dict | None, path: Path) -> Artifact:
     if spec.warmer_schedule:
         fn["Events"] = {"Warmer": {"Type": "Schedule",
                                    "Properties": {"Schedule": spec.warmer_schedule, "Input": '{"warmer": true}'}}}
+    parameters: dict = {}
+    env: dict = {}
+    if spec.model_source:  # read access to exactly the model object; the handler downloads it at cold start
+        bucket = spec.model_source.removeprefix("s3://").split("/", 1)[0]
+        env["MODELPACK_MODEL_SOURCE"] = spec.model_source
+        fn["Policies"] = [{"S3ReadPolicy": {"BucketName": bucket}}]
+        fn["EphemeralStorage"] = {"Size": max(512, min(10_240, 512 + ctx.selected_file.stat().st_size // 1_000_000 * 2))}
+    if spec.cache is not None and spec.cache.kind == "redis":
+        parameters["RedisUrl"] = {"Type": "String", "NoEcho": True,
+                                  "Description": "redis:// or rediss:// URL of the shared result cache"}
+        env["REDIS_URL"] = {"Ref": "RedisUrl"}
+    if env:
+        fn["Environment"] = {"Variables": env}
     resources["ModelFunction"] = {"Type": "AWS::Serverless::Function", "Properties": fn}
     template = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": "AWS::Serverless-2016-10-31",
         "Description": f"modelpack build of {ctx.recipe.name}",
+        **({"Parameters": parameters} if parameters else {}),
         "Resources": resources,
         "Outputs": {"ModelFunctionArn": {"Value": {"Fn::GetAtt": ["ModelFunction", "Arn"]}}},
     }
