@@ -163,18 +163,56 @@ def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir:
     print_variants(report)
 
 
+@cli.command("inspect")
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@click.option("--trust-code", is_flag=True, help="Allow Lambda layers and custom objects (their code runs).")
+@click.option("--json", "as_json", is_flag=True, help="Print the inspection as JSON.")
+@handle_errors
+def inspect_cmd(model: Path, trust_code: bool, as_json: bool) -> None:
+    """Show MODEL's inputs and outputs and where it can be split (optimize.split).
+
+    A cut is legal where exactly one tensor crosses from the layers before it to the layers after it;
+    the table gives the parameter bytes on each side and the crossing tensor, which becomes the payload
+    between parts.
+    """
+    from modelpack.inspect_model import HEADERS, inspect, rows
+
+    result = inspect(model, trust_code)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, sort_keys=True))
+        return
+    info = result["model"]
+    click.echo(f"{model} ({result['format']}, {info['params']:,} parameters)")
+    for kind in ("inputs", "outputs"):
+        for t in info[kind]:
+            click.echo(f"  {kind[:-1]} {t['name']}: {t['dtype']} {t['shape']}")
+    if result["cuts"] is None:
+        click.echo(f"cut points: none ({result['cuts_error']})")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"cut points ({sum(c['legal'] for c in result['cuts'])} legal)")
+    for h in HEADERS:
+        table.add_column(h)
+    for row in rows(result["cuts"]):
+        table.add_row(*row)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
 @cli.command()
 @click.argument("dist", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--event", "events", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="JSON event file (Azure: the request body); repeat to send several in one process.")
-@click.option("--target", "platform", type=click.Choice(["lambda", "azure"]), default="lambda", show_default=True,
-              help="Which built artifact to run.")
+@click.option("--target", "platform", type=click.Choice(["lambda", "azure", "lambda-split"]), default="lambda",
+              show_default=True, help="Which built artifact to run.")
 @handle_errors
 def invoke(dist: Path, events: tuple[Path, ...], platform: str) -> None:
     """Run DIST's artifacts as the platform would and send EVENT(s).
 
     lambda: the layer and function under the Lambda Runtime Interface Emulator with awslambdaric.
     azure: the function app in a clean interpreter, called through azure.functions.HttpRequest.
+    lambda-split: a split model's chaining function, or its part functions driven by the state machine.
     """
     import tempfile
 
@@ -195,7 +233,10 @@ def invoke(dist: Path, events: tuple[Path, ...], platform: str) -> None:
             click.echo(f"# {path.name}: HTTP {result['status']}")
             click.echo(json.dumps(result["body"], indent=1))
         return
-    with tempfile.TemporaryDirectory(prefix="modelpack-invoke-") as tmp, LambdaEmulator(dist, Path(tmp)) as emu:
+    from modelpack.invoke import SplitChain
+
+    runner = SplitChain if platform == "lambda-split" else LambdaEmulator
+    with tempfile.TemporaryDirectory(prefix="modelpack-invoke-") as tmp, runner(dist, Path(tmp)) as emu:
         for path, event in zip(events, payloads):
             response, ms = emu.invoke(event)
             click.echo(f"# {path.name}: {ms:.1f} ms")

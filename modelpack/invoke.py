@@ -91,10 +91,10 @@ def _free_port() -> int:
 class LambdaEmulator:
     """The emulator running one extracted function + layer; `invoke(event)` posts to it."""
 
-    def __init__(self, dist: Path, workdir: Path):
+    def __init__(self, dist: Path, workdir: Path, function: str = "lambda/function.zip", extra_layers: tuple = ()):
         report = json.loads((dist / "report.json").read_text())
         layer = next((a for a in report["artifacts"] if a["target"] == "lambda-layer"), None)
-        function = next((a for a in report["artifacts"] if a["path"] == "lambda/function.zip"), None)
+        function = next((a for a in report["artifacts"] if a["path"] == function), None)
         if function is None or layer is None:
             raise UsageError(f"{dist}: no Lambda layer and function here; add lambda-layer and lambda-function targets.")
         self.python, self.arch = layer["details"]["python"], layer["details"]["arch"]
@@ -107,6 +107,8 @@ class LambdaEmulator:
                              f"for {interpreters.host_python()} or install python{self.python}.")
         self.opt, self.task = workdir / "opt", workdir / "task"
         safe_extract(dist / layer["path"], self.opt)
+        for extra in extra_layers:
+            safe_extract(dist / extra, self.opt)
         safe_extract(dist / function["path"], self.task)
         self.port = _free_port()
         self.proc: subprocess.Popen | None = None
@@ -155,3 +157,84 @@ class LambdaEmulator:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class SplitChain:
+    """A split model's Lambda packaging run locally: the single chaining function under the emulator, or one
+    emulator per part driven by the generated state machine (Task, Choice on `error`, Pass, Fail)."""
+
+    def __init__(self, dist: Path, workdir: Path):
+        report = json.loads((dist / "report.json").read_text())
+        arts = [a for a in report["artifacts"] if a["target"] == "lambda-split"]
+        if not arts:
+            raise UsageError(f"{dist}: no split model here; add optimize.split and a lambda-split target.")
+        self.dist, self.workdir = dist, workdir
+        self.single = any(a["path"].endswith("/function.zip") for a in arts)
+        self.layers = tuple(a["path"] for a in arts if (a.get("details") or {}).get("kind") == "model-layer")
+        self.parts = {a["details"]["function"]: a["path"] for a in arts if (a.get("details") or {}).get("function")}
+        asl = next((a["path"] for a in arts if a["path"].endswith(".asl.json")), None)
+        self.machine = json.loads((dist / asl).read_text()) if asl else None
+        self.emulators: dict = {}
+
+    def __enter__(self) -> SplitChain:
+        if self.single:
+            self.emulators["single"] = LambdaEmulator(self.dist, self.workdir / "single", "lambda/split/function.zip",
+                                                      self.layers).__enter__()
+        else:
+            for name, path in sorted(self.parts.items()):
+                self.emulators[name] = LambdaEmulator(self.dist, self.workdir / name, path).__enter__()
+        return self
+
+    def invoke(self, event: object) -> tuple[object, float]:
+        if self.single:
+            return self.emulators["single"].invoke(event)
+        t = time.perf_counter()
+        return self._run(event), (time.perf_counter() - t) * 1e3
+
+    def _run(self, data: object) -> object:
+        """Interpret the generated ASL: Task -> {"Payload": result}, Choice on IsPresent, Pass, Fail."""
+        states, name = self.machine["States"], self.machine["StartAt"]
+        while True:
+            state = states[name]
+            kind = state["Type"]
+            if kind == "Task":
+                function = state["Parameters"]["FunctionName"].strip("${}")
+                payload, _ = self.emulators[function].invoke(data)
+                data = {"Payload": payload}
+            elif kind == "Choice":
+                nxt = state["Default"]
+                for rule in state["Choices"]:
+                    if _present(data, rule["Variable"]) == rule["IsPresent"]:
+                        nxt = rule["Next"]
+                        break
+                name = nxt
+                continue
+            elif kind == "Pass":
+                if "Parameters" in state:
+                    data = {k.removesuffix(".$"): _path(data, v) for k, v in state["Parameters"].items()}
+                if "OutputPath" in state:
+                    data = _path(data, state["OutputPath"])
+            elif kind == "Fail":
+                return {"error": _path(data, state["CausePath"]), "state": name, "failed": state["Error"]}
+            if state.get("End"):
+                return data
+            name = state["Next"]
+
+    def __exit__(self, *exc) -> None:
+        for emu in self.emulators.values():
+            emu.__exit__(*exc)
+
+
+def _path(data: object, path: str) -> object:
+    for part in path.removeprefix("$").strip(".").split("."):
+        if part:
+            data = data[part]  # type: ignore[index]
+    return data
+
+
+def _present(data: object, path: str) -> bool:
+    try:
+        _path(data, path)
+        return True
+    except (KeyError, TypeError):
+        return False

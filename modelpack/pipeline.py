@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from modelpack import budgets as budget_checks
-from modelpack import safety
+from modelpack import limits, safety, splitplan
 from modelpack.cache import Cache, cache_key
 from modelpack.data import Samples, TensorSpec, prepare
 from modelpack.errors import InputError, ModelpackError, StepFailedError, TargetError
@@ -47,6 +47,7 @@ from modelpack.worker import run_jobs
 TOOLS = ("modelpack", "tensorflow", "keras", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",
          "onnxruntime", "ai-edge-litert", "numpy")
 FP32_TOLERANCE = 1e-4
+MB = 1_000_000
 TREE_INFO = "modelpack-tree.json"
 
 
@@ -95,6 +96,8 @@ class BuildContext:
     cache: Cache | None = None
     versions_key: str = ""
     built: dict = field(default_factory=dict)  # what earlier targets of this build produced, by kind
+    split_files: dict[int, Path] = field(default_factory=dict)  # part number -> converted part in the output
+    split_outputs: Path | None = None  # the verified chain's outputs on the evaluation samples
     options: dict = field(default_factory=dict)  # command-line switches targets honour (images)
 
     @property
@@ -216,12 +219,15 @@ class Builder:
         self.converted = self._steps(jobs)
         return {n: self.converted[n] for n in wanted}
 
-    def _steps(self, plan: list[tuple[str, str, dict, str | None]]) -> dict[str, dict]:
-        """Run (label, step, options, dependency) jobs through the cache and the worker."""
+    def _steps(self, plan: list[tuple]) -> dict[str, dict]:
+        """Run (label, step, options, dependency[, extra]) jobs through the cache and the worker.
+
+        `extra` may give another "source" (ModelFile) and more or other "data" files (split name -> path)."""
         done: dict[str, dict] = {}
         keys: dict[str, str] = {}
         pending: list[tuple[str, str, StepJob]] = []
-        for label, step_name, options, dep in plan:
+        for label, step_name, options, dep, *rest in plan:
+            extra = rest[0] if rest else {}
             step = STEPS.get(step_name)
             data = {}
             if step.USES_CALIBRATION:
@@ -232,9 +238,10 @@ class Builder:
                 data["baseline"] = str(self.baseline_dir / "outputs.npz")
             if step_name == "prune":
                 data["training"] = str(self.train_npz)
-            source = self.model if label in ("inspect", "baseline", "prune") else self.source
-            key = cache_key(step_name, source.sha256, options, self.versions,
-                            {k: self.data_sha[k] for k in data}, keys.get(dep or ""))
+            data.update(extra.get("data", {}))
+            source = extra.get("source") or (self.model if label in ("inspect", "baseline", "prune") else self.source)
+            digests = {k: _digest(Path(v)) if k in extra.get("data", {}) else self.data_sha[k] for k, v in data.items()}
+            key = cache_key(step_name, source.sha256, options, self.versions, digests, keys.get(dep or ""))
             keys[label] = key
             hit = self.cache.get(key)
             if hit is not None:
@@ -260,7 +267,7 @@ class Builder:
                     done[label] = {**res, "dir": str(entry), "cached": False}
                 else:
                     done[label] = {**res, "dir": None, "cached": False}
-        cached = [label for label, _, _, _ in plan if done[label].get("cached")]
+        cached = [entry[0] for entry in plan if done[entry[0]].get("cached")]
         if cached:
             self.reporter.info(f"reused cached {', '.join(cached)}")
         return done
@@ -405,6 +412,73 @@ class Builder:
             records.append(record)
         return records
 
+    # 6b. layer splitting: the selected variant, made of parts cut at single-tensor points
+    def split(self, report: BuildReport) -> dict | None:
+        spec = self.recipe.optimize.split
+        if spec is None:
+            return None
+        if report.selected is None:
+            return {"status": "skipped", "reason": "no variant meets every budget, so there is nothing to split"}
+        res = self._steps([("cuts", "cuts", {}, None)])["cuts"]
+        if not res["ok"]:
+            raise self._split_error(res)
+        points = json.loads((Path(res["dir"]) / "cuts.json").read_text())
+        at = splitplan.choose(points, spec, self.origin)
+        res = self._steps([("split", "split", {"at": at}, None)])["split"]
+        if not res["ok"]:
+            raise self._split_error(res)
+        folder, details = Path(res["dir"]), res["details"]
+        variant = next((base for base, mixed in MIXED.items() if mixed == report.selected), report.selected)
+        step = STEPS.get(variant)
+        plan = []
+        for part in details["parts"]:
+            k = part["part"]
+            extra = {"source": detect(folder / part["file"]),
+                     "data": {"calibration": str(folder / f"part{k}-calibration.npz")}}
+            if step.REQUIRES:
+                plan.append((f"part{k}/{step.REQUIRES}", step.REQUIRES, STEPS.get(step.REQUIRES)().options(self.recipe),
+                             None, extra))
+            plan.append((f"part{k}/{variant}", variant, step().options(self.recipe),
+                         f"part{k}/{step.REQUIRES}" if step.REQUIRES else None, extra))
+        converted = self._steps(plan)
+        failed = [label for label, r in converted.items() if not r["ok"]]
+        if failed:
+            raise StepFailedError(f"converting split part {failed[0]} failed: {converted[failed[0]]['error']}")
+        files = {f"part{p['part']}": str(Path(converted[f"part{p['part']}/{variant}"]["dir"]) / step.FILE)
+                 for p in details["parts"]}
+        verify = self._steps([("split-verify", "split-verify",
+                               {"task": self.recipe.task, "parts": [p["input"] for p in details["parts"]]}, None,
+                               {"data": {**files, "unsplit": str(self.work / f"out-{report.selected}.npz")}})])["split-verify"]
+        if not verify["ok"]:
+            raise StepFailedError(f"running the split parts in a chain failed: {verify['error']}")
+        self.split_outputs = Path(verify["dir"]) / "outputs.npz"
+        chained = _load_outputs(self.split_outputs)
+        payloads = verify["details"]["payload_json_bytes"]
+        parts = []
+        for p in details["parts"]:
+            path = Path(files[f"part{p['part']}"])
+            parts.append({**p, "file": path.name, "path": str(path), "variant": variant, "size_bytes": path.stat().st_size,
+                          "zipped_bytes": zipped_size(path), "sha256": sha256_file(path),
+                          "request_json_bytes": payloads[p["part"] - 1] or None})
+        cut_info = {c["after"]: c for c in points}
+        return {
+            "status": "ok", "at": at, "variant": variant, "parts": parts,
+            "cuts": [{"after": a, "tensor_shape": cut_info[a]["tensor_shape"], "tensor_bytes": cut_info[a]["tensor_bytes"],
+                      "request_json_bytes": payloads[i + 1]} for i, a in enumerate(at)],
+            "keras_chain_max_abs_err": details["keras_chain_max_abs_err"],
+            "keras_chain_ok": details["keras_chain_max_abs_err"] <= SPLIT_FP32_TOLERANCE,
+            "vs_unsplit": verify["details"]["vs_unsplit"],
+            "accuracy": metrics.accuracy(chained, self.samples.eval_y, self.recipe.task),
+            "layouts": split_layouts(parts, [payloads[i + 1] for i in range(len(at))]),
+            "note": (f"{report.selected} is a searched variant; its parts use plain {variant}"
+                     if variant != report.selected else ""),
+        }
+
+    def _split_error(self, res: dict) -> Exception:
+        if res["error"].startswith("SplitError: "):
+            return InputError(f"{self.origin}: optimize.split: {res['error'].removeprefix('SplitError: ')}.")
+        return StepFailedError(f"splitting failed: {res['error']}")
+
     def baseline_outputs_for_fidelity(self) -> list[np.ndarray]:
         folder = self.baseline_dir if self.prune_details is None else self.source_baseline_dir
         return _load_outputs(folder / "outputs.npz")
@@ -501,10 +575,34 @@ class Builder:
         if self.samples.synthetic:
             report.notes.append("Data is synthetic: accuracy is not measured; fidelity and latency are.")
         report.memory = self.tune_memory(report)
+        report.split = self.split(report)
         return report
 
 
 ACCURACY_BUDGETS = ("max_accuracy_drop", "min_agreement")
+SPLIT_FP32_TOLERANCE = 1e-5
+
+
+def split_layouts(parts: list[dict], payloads: list[int]) -> dict:
+    """Which ways of deploying the parts fit the platform limits, and why (from model sizes and measured
+    request sizes; the split targets refine this with the real package sizes)."""
+    models = sum(p["size_bytes"] for p in parts)
+    biggest = max(payloads, default=0)
+    sfn, sync = limits.STEP_FUNCTIONS_PAYLOAD_BYTES, limits.LAMBDA_SYNC_PAYLOAD_BYTES
+    return {
+        "single-function": {
+            "possible": models <= limits.LAMBDA_UNZIPPED_TOTAL_BYTES,
+            "why": f"the parts hold {models / MB:.3f} MB of model; a function and its layers may unzip to "
+                   f"{limits.LAMBDA_UNZIPPED_TOTAL_BYTES / limits.MIB:.0f} MiB (the runtime layer comes on top)"},
+        "step-functions": {
+            "possible": biggest <= sfn,
+            "why": f"the largest request between parts is {biggest / 1e3:.1f} KB as JSON; Step Functions passes at "
+                   f"most {sfn / 1024:.0f} KiB between states"},
+        "function-per-part-sync": {
+            "possible": biggest <= sync,
+            "why": f"the largest request between parts is {biggest / 1e3:.1f} KB; a synchronous Lambda invocation "
+                   f"takes at most {sync / 1e6:.0f} MB"},
+    }
 
 
 def plain_trial(variant: dict) -> dict:
@@ -529,6 +627,10 @@ def _npz_digest(path: Path) -> str:
             h.update(k.encode())
             h.update(np.ascontiguousarray(npz[k]).tobytes())
     return h.hexdigest()
+
+
+def _digest(path: Path) -> str:
+    return _npz_digest(path) if path.suffix == ".npz" else sha256_file(path)
 
 
 def _load_outputs(path: Path) -> list[np.ndarray]:
@@ -581,6 +683,15 @@ def _build(builder: Builder, out_dir: Path, images: bool) -> BuildReport:
                 ctx.variant_files[v["name"]] = dest
                 v["path"] = dest.relative_to(staging).as_posix()
             v.pop("file", None)
+        if report.split and report.split.get("status") == "ok":
+            ctx.split_outputs = builder.split_outputs
+            for part in report.split["parts"]:
+                source = Path(part.pop("path"))
+                dest = staging / "variants" / "split" / f"part{part['part']}{source.suffix}"
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, dest)
+                ctx.split_files[part["part"]] = dest
+                part["file"] = dest.relative_to(staging).as_posix()
         order = TARGETS.names()  # layers before the functions that use them
         targets = sorted(builder.recipe.targets, key=lambda t: order.index(t.kind))
         if targets and report.selected is None:

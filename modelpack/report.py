@@ -30,6 +30,7 @@ class BuildReport:
     prune: dict | None = None
     memory: dict | None = None
     search: list[dict] = field(default_factory=list)
+    split: dict | None = None
 
     @property
     def passed(self) -> bool:
@@ -119,6 +120,32 @@ def search_markdown(searches: list[dict]) -> list[str]:
     return lines
 
 
+def split_markdown(split: dict | None) -> list[str]:
+    """The split model: where it was cut, each part, the chain's check, and which layouts fit."""
+    if not split:
+        return []
+    if split.get("status") != "ok":
+        return ["", "### Split", "", f"Not split: {split.get('reason', '')}."]
+    vs = split["vs_unsplit"]
+    lines = ["", f"### Split ({len(split['parts'])} parts of {split['variant']}, cut after "
+                 f"{', '.join(f'`{a}`' for a in split['at'])})", "",
+             f"Keras parts chained reproduce the model within {split['keras_chain_max_abs_err']:.1e} "
+             f"({'ok' if split['keras_chain_ok'] else 'FAILED'}, limit 1e-5); the converted parts chained agree with "
+             f"unsplit {split['variant']} on {_f(vs.get('agreement'), '{:.2%}')} of samples "
+             f"(max abs error {vs['max_abs_err']:.2e}); accuracy {_f(split.get('accuracy'), '{:.4f}')}.", "",
+             "| part | layers | input | output | MB | request KB (JSON) |", "|---|---|---|---|---|---|"]
+    for p in split["parts"]:
+        req = p.get("request_json_bytes")
+        lines.append(f"| {p['part']} | {len(p['layers'])} | {p['input_shape']} | {p['output_shape']} | "
+                     f"{p['size_bytes'] / MB:.3f} | {_f(None if req is None else req / 1e3, '{:.1f}')} |")
+    lines += ["", "| layout | possible | why |", "|---|---|---|"]
+    for name, layout in split["layouts"].items():
+        lines.append(f"| {name} | {'yes' if layout['possible'] else 'no'} | {layout['why']} |")
+    if split.get("note"):
+        lines += ["", split["note"] + "."]
+    return lines
+
+
 def _yes(flag: bool | None) -> str:
     return "–" if flag is None else ("yes" if flag else "no")
 
@@ -148,6 +175,7 @@ def to_markdown(report: BuildReport) -> str:
         for b in report.budgets:
             lines.append(f"| {b['name']} | {b['limit']:g} | {_f(b['value'], '{:.4g}')} | {'pass' if b['passed'] else 'FAIL'} |")
     lines += search_markdown(report.search)
+    lines += split_markdown(report.split)
     if report.prune:
         p = report.prune
         lines += ["", f"### Pruning (target sparsity {p['target']:.0%}, {p['schedule']} schedule, "

@@ -50,7 +50,8 @@ class ModelHolder:
         self.config = config
         model = config["model"]
         self.source = os.environ.get("MODELPACK_MODEL_SOURCE") or model.get("source")
-        self.path = None if self.source else _model_path(config, base_dir)
+        self.base_dir = base_dir
+        self.path = None if self.source or "parts" in config else _model_path(config, base_dir)
         self._lock = threading.Lock()
         self._model = None
         self.loads = 0
@@ -74,14 +75,46 @@ class ModelHolder:
                         suffix = os.path.splitext(self.config["model"]["path"])[1]
                         self.path, self.download_ms = model_source.fetch(self.source, sha256, suffix)
                         t = time.perf_counter()
+                    elif "parts" in self.config:
+                        t = time.perf_counter()
+                        self._model = Chain(self.config, self.base_dir)
                     else:
                         t = time.perf_counter()
                         _verify(self.path, sha256)
-                    self._model = model_runtime.load(self.path, int(self.config.get("threads", 1)))
+                    if self._model is None:
+                        self._model = model_runtime.load(self.path, int(self.config.get("threads", 1)))
                     self.load_ms = (time.perf_counter() - t) * 1e3
                     self.loads += 1
                 model = self._model
         return model
+
+
+class Chain:
+    """A split model: parts run in sequence, each verified and loaded on first use, the output of one part
+    fed to the next as its single input."""
+
+    def __init__(self, config: dict, base_dir: str):
+        self.parts = config["parts"]
+        self.threads = int(config.get("threads", 1))
+        self.base_dir = base_dir
+        self._loaded: list = [None] * len(self.parts)
+        self._lock = threading.Lock()
+
+    def _part(self, k: int):
+        if self._loaded[k] is None:
+            with self._lock:
+                if self._loaded[k] is None:
+                    part = self.parts[k]
+                    path = _model_path({"model": part}, self.base_dir)
+                    _verify(path, part["sha256"])
+                    self._loaded[k] = model_runtime.load(path, self.threads)
+        return self._loaded[k]
+
+    def predict(self, named: dict) -> list:
+        outputs = self._part(0).predict(named)
+        for k in range(1, len(self.parts)):
+            outputs = self._part(k).predict({self.parts[k]["input"]: np.asarray(outputs[0])})
+        return outputs
 
 
 def load_config(base_dir: str) -> dict:

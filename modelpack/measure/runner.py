@@ -21,6 +21,16 @@ def runtime_dir() -> str:
     return str(resources.files("modelpack.layer_templates") / "common")
 
 
+def handler_runtime():
+    """The shipped model_runtime module itself, for worker code that runs models the way handlers do."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_modelpack_runtime", Path(runtime_dir()) / "model_runtime.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
 def run_probe(mode: str, spec: dict, work: Path, timeout_s: float = 900, controller=None) -> dict:
     """Run probe.py MODE in a fresh interpreter; return its JSON result or raise StepFailedError.
 

@@ -156,6 +156,22 @@ class SearchSpec(Strict):
     )
 
 
+class SplitSpec(Strict):
+    """Cut the selected variant's model into parts at single-tensor cut points (`modelpack inspect MODEL` lists
+    them); give exactly one of parts, at, max_part_mb."""
+
+    parts: int | None = Field(None, ge=2, le=64, description="Number of parts, balanced by parameter bytes.")
+    at: list[str] | None = Field(None, min_length=1, description="Layer names to cut after, in model order.")
+    max_part_mb: float | None = Field(None, gt=0, description="Fewest parts with every part's parameters under this.")
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> SplitSpec:
+        given = [n for n in ("parts", "at", "max_part_mb") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of parts, at, max_part_mb (got {', '.join(given) or 'none'})")
+        return self
+
+
 class OptimizeSpec(Strict):
     """Which variants to build and how."""
 
@@ -165,6 +181,7 @@ class OptimizeSpec(Strict):
     prune: PruneSpec | None = Field(None, description="Prune before converting; off unless given.")
     int8: Int8Spec = Field(default_factory=Int8Spec, description="INT8 quantization settings.")
     search: SearchSpec = Field(default_factory=SearchSpec, description="Accuracy-aware INT8 search.")
+    split: SplitSpec | None = Field(None, description="Split the selected model into parts; off unless given.")
     opset: int = Field(17, ge=13, le=21, description="ONNX opset for tf2onnx.")
 
     @field_validator("variants")
@@ -256,6 +273,15 @@ class Recipe(Strict):
         if v in ("classification", "regression") or _CALLABLE_RE.match(v):
             return v
         raise ValueError(f"'{v}' is not classification, regression, or module:function")
+
+    @model_validator(mode="after")
+    def _split_target_needs(self) -> Recipe:
+        kinds = {t.kind for t in self.targets}  # type: ignore[attr-defined]
+        if "lambda-split" in kinds and self.optimize.split is None:
+            raise ValueError("the lambda-split target packages a split model: add optimize.split (parts, at or max_part_mb)")
+        if "lambda-split" in kinds and "lambda-layer" not in kinds:
+            raise ValueError("the lambda-split target runs on the runtime of a lambda-layer target: add one")
+        return self
 
     @field_validator("targets")
     @classmethod

@@ -14,7 +14,6 @@ with its accuracy, agreement, size and a quick latency so the report can show th
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import shutil
 import tempfile
@@ -88,7 +87,7 @@ class Judge:
     def __init__(self, job: StepJob):
         from modelpack.budgets import check
         from modelpack.measure import metrics
-        from modelpack.measure.runner import runtime_dir
+        from modelpack.measure.runner import handler_runtime
         from modelpack.recipe.models import Budgets
 
         self._check, self._metrics = check, metrics
@@ -101,9 +100,7 @@ class Judge:
         with np.load(job.data["baseline"]) as npz:
             self.reference = [npz[f"out_{i}"] for i in range(len(npz.files))]
         self.base_accuracy = metrics.accuracy(self.reference, self.labels, self.task)
-        spec = importlib.util.spec_from_file_location("_modelpack_runtime", Path(runtime_dir()) / "model_runtime.py")
-        self._runtime = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(self._runtime)  # type: ignore[union-attr]
+        self._runtime = handler_runtime()
         self.names = o["inputs"]
 
     def __call__(self, path: Path) -> dict:

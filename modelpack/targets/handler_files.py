@@ -18,16 +18,39 @@ def template_dir(name: str) -> Path:
     return Path(str(resources.files("modelpack.layer_templates") / name))
 
 
-def write(ctx: Any, dest: Path, entry: tuple[str, str], *, model_in_layer: bool, options: dict,
-          source: str | None = None) -> dict:
-    """Copy the entry template and the common files into `dest`, write modelpack.json and (unless it lives in a
-    layer or is downloaded from `source` at cold start) the model; return the config."""
+def copy_code(dest: Path, entry: tuple[str, str]) -> None:
+    """The entry template (handler or app) and the shared serving code."""
     dest.mkdir(parents=True, exist_ok=True)
     folder, filename = entry
     shutil.copyfile(template_dir(folder) / filename, dest / filename)
     for name in COMMON_FILES:
         shutil.copyfile(template_dir("common") / name, dest / name)
-    model = ctx.selected_file
+
+
+def write_config(ctx: Any, dest: Path, model: dict, options: dict, **overrides) -> dict:
+    config = {
+        "name": ctx.recipe.name,
+        "variant": ctx.report.selected,
+        "model": model,
+        "inputs": ctx.info["inputs"],
+        "outputs": ctx.info["outputs"],
+        "task": ctx.recipe.task,
+        "threads": 1,
+        **options,
+        **overrides,
+    }
+    (dest / "modelpack.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
+    return config
+
+
+def write(ctx: Any, dest: Path, entry: tuple[str, str], *, model_in_layer: bool, options: dict,
+          source: str | None = None, model: Path | None = None, **overrides) -> dict:
+    """Copy the entry template and the common files into `dest`, write modelpack.json and (unless it lives in a
+    layer or is downloaded from `source` at cold start) the model; return the config.
+
+    `model` defaults to the selected variant; `overrides` replace config entries (inputs, outputs, task...)."""
+    copy_code(dest, entry)
+    model = model or ctx.selected_file
     model_rel = f"model/model{model.suffix}"
     if not model_in_layer and source is None:
         (dest / "model").mkdir(exist_ok=True)
@@ -35,15 +58,4 @@ def write(ctx: Any, dest: Path, entry: tuple[str, str], *, model_in_layer: bool,
     entry_model = {"path": model_rel, "sha256": sha256_file(model), "in_layer": model_in_layer}
     if source is not None:
         entry_model.update(source=source, bytes=model.stat().st_size)
-    config = {
-        "name": ctx.recipe.name,
-        "variant": ctx.report.selected,
-        "model": entry_model,
-        "inputs": ctx.info["inputs"],
-        "outputs": ctx.info["outputs"],
-        "task": ctx.recipe.task,
-        "threads": 1,
-        **options,
-    }
-    (dest / "modelpack.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
-    return config
+    return write_config(ctx, dest, entry_model, options, **overrides)
