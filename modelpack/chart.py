@@ -8,11 +8,39 @@ from pathlib import Path
 from modelpack.report import HEADERS, MB, BuildReport, variant_rows
 
 
-def write_chart(report: BuildReport, path: Path, budgets: dict) -> Path | None:
+def _cached(path: Path, cache, parts: tuple, render) -> Path:
+    """Draw through the cache: the same plotted numbers give the same PNG, and a cached rebuild should not
+    spend a second importing and running matplotlib."""
+    import shutil
+
+    from modelpack.cache import cache_key
+
+    key = cache_key("chart", *parts)
+    if cache is not None and (hit := cache.get(key)) is not None:
+        shutil.copyfile(hit / path.name, path)
+        return path
+    render(path)
+    if cache is not None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copyfile(path, Path(tmp) / path.name)
+            cache.put(key, Path(tmp))
+    return path
+
+
+def write_chart(report: BuildReport, path: Path, budgets: dict, cache=None) -> Path | None:
     """Scatter of the measured variants; None when nothing was measured."""
     points = [v for v in report.variants if v["status"] == "ok" and v.get("latency_ms")]
     if not points:
         return None
+    data = [(v["name"], v["zipped_bytes"], v["latency_ms"]["p50"], v.get("accuracy")) for v in points]
+    limits = (budgets.get("max_zip_mb"), budgets.get("max_p50_ms"))
+    return _cached(path, cache, (path.name, report.name, report.selected, data, limits),
+                   lambda dest: _draw_chart(report, dest, budgets, points))
+
+
+def _draw_chart(report: BuildReport, path: Path, budgets: dict, points: list[dict]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -48,7 +76,6 @@ def write_chart(report: BuildReport, path: Path, budgets: dict) -> Path | None:
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
-    return path
 
 
 def write_html(report: BuildReport, path: Path, chart: Path | None) -> Path:
@@ -81,10 +108,14 @@ def write_html(report: BuildReport, path: Path, chart: Path | None) -> Path:
     return path
 
 
-def write_memory_chart(report: BuildReport, path: Path) -> Path | None:
+def write_memory_chart(report: BuildReport, path: Path, cache=None) -> Path | None:
     """Duration, cold start and cost against memory size, with the recommendation marked."""
     if not report.memory:
         return None
+    return _cached(path, cache, (path.name, report.memory), lambda dest: _draw_memory(report, dest))
+
+
+def _draw_memory(report: BuildReport, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,4 +143,3 @@ def write_memory_chart(report: BuildReport, path: Path) -> Path | None:
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
-    return path

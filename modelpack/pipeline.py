@@ -711,6 +711,6 @@ def _build(builder: Builder, out_dir: Path, images: bool) -> BuildReport:
                     report.artifacts.append({"target": art.target, "path": art.path, "sha256": sha256_file(path),
                                              "size_bytes": path.stat().st_size, "unzipped_bytes": art.unzipped_bytes,
                                              **({"details": art.details} if art.details else {})})
-        report.write(staging, builder.recipe.budgets.model_dump())
+        report.write(staging, builder.recipe.budgets.model_dump(), ctx.cache)
         write_manifest(staging)
     return report

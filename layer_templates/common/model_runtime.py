@@ -39,8 +39,35 @@ class TFLiteModel:
                          for n in self.output_names]
         self._shapes = {index: tuple(d["shape"]) for _, index, _, d in self._feeds}
         self._lock = threading.Lock()
+        if len(self._feeds) == 1 and len(self._fetches) == 1 and self._fetches[0][1] is None:
+            self.predict = self._fast_path()
+
+    def _fast_path(self):
+        """predict() for the common case, one input and one plain output, as a closure over everything it
+        needs: on a small model, attribute lookups and loops cost as much as the inference itself."""
+        name, index, _, _ = self._feeds[0]
+        out = self._fetches[0][0]
+        lock, general = self._lock, self._predict
+        it = self._interpreter
+        set_tensor, invoke, get_tensor = it.set_tensor, it.invoke, it.get_tensor
+
+        def predict(named: dict[str, np.ndarray]) -> list[np.ndarray]:
+            with lock:
+                try:
+                    # set_tensor checks dtype and shape itself; anything else takes the general path,
+                    # which converts or resizes.
+                    set_tensor(index, named[name])
+                except ValueError:
+                    return general(named)
+                invoke()
+                return [get_tensor(out)]
+
+        return predict
 
     def predict(self, named: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self._locked_predict(named)
+
+    def _locked_predict(self, named: dict[str, np.ndarray]) -> list[np.ndarray]:
         # One interpreter is not safe to call from several threads (Azure's worker runs requests on a pool).
         with self._lock:
             return self._predict(named)

@@ -12,30 +12,14 @@ so an execution environment downloads it once and a restarted process in the sam
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlparse
+
+# Only serving imports this module, and only when a model source is configured.
+from serving import IntegrityError, SourceError, sha256_of
 
 PART_BYTES = 8 * 1024 * 1024
 WORKERS = 8
-
-
-class SourceError(RuntimeError):
-    """The model could not be fetched: missing object, no access, or storage unreachable."""
-
-
-class IntegrityError(RuntimeError):
-    """The model bytes do not match the build manifest: refuse to serve."""
-
-
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def local_path(sha256: str, suffix: str) -> str:
@@ -44,6 +28,8 @@ def local_path(sha256: str, suffix: str) -> str:
 
 def fetch(source: str, sha256: str, suffix: str) -> tuple[str, float]:
     """Return (local path, download ms); 0 ms when a verified copy is already on local disk."""
+    from urllib.parse import urlparse  # imported here: a handler without a model source never pays for it
+
     path = local_path(sha256, suffix)
     if os.path.exists(path) and sha256_of(path) == sha256:
         return path, 0.0
@@ -75,6 +61,9 @@ def _ranges(size: int) -> list[tuple[int, int]]:
 
 def _from_s3(source: str, dest: str) -> None:
     """Parallel ranged GETs, all pinned to the ETag the HEAD saw, so a concurrent overwrite cannot mix versions."""
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import urlparse
+
     import boto3
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
@@ -115,6 +104,8 @@ def _from_s3(source: str, dest: str) -> None:
 
 def _from_blob(source: str, dest: str) -> None:
     """azure-storage-blob's parallel download (ranged GETs, max_concurrency)."""
+    from urllib.parse import urlparse
+
     from azure.core.exceptions import AzureError, ResourceNotFoundError
     from azure.storage.blob import BlobClient
 

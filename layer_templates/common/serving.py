@@ -11,6 +11,7 @@ Errors:    {"error": "..."} with a 4xx status.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -18,8 +19,6 @@ import time
 
 import model_runtime
 import numpy as np
-import result_cache
-from model_source import IntegrityError, SourceError
 
 MAX_DEPTH = 64
 
@@ -32,7 +31,20 @@ class RequestError(Exception):
         self.status = status
 
 
-__all__ = ["IntegrityError", "SourceError", "RequestError", "ModelHolder", "predict"]
+class IntegrityError(RuntimeError):
+    """The model bytes do not match the build manifest: refuse to serve."""
+
+
+class SourceError(RuntimeError):
+    """The model could not be fetched from its source: missing object, no access, or storage unreachable."""
+
+
+def sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def warn(message: str, name: str = "") -> None:
@@ -57,7 +69,12 @@ class ModelHolder:
         self.loads = 0
         self.load_ms = 0.0
         self.download_ms: float | None = None
-        self.cache = result_cache.make(config.get("cache"), model["sha256"], lambda m: warn(m, config["name"]))
+        self.cache = None
+        if config.get("cache"):  # imported only when configured: every module compiles at cold start
+            import result_cache
+
+            self.cache = result_cache.make(config["cache"], model["sha256"], lambda m: warn(m, config["name"]))
+            self.cache_key = result_cache.request_key
 
     @property
     def loaded(self) -> bool:
@@ -130,8 +147,6 @@ def _model_path(config: dict, base_dir: str) -> str:
 
 
 def _verify(path: str, expected: str) -> None:
-    from model_source import sha256_of
-
     digest = sha256_of(path)
     if digest != expected:
         raise IntegrityError(f"model file {path} has sha256 {digest}, the build manifest says {expected}")
@@ -241,7 +256,7 @@ def predict(holder: ModelHolder, request: dict) -> tuple[dict, float | None, str
     model = holder.get()
     key = None
     if holder.cache is not None:
-        key = result_cache.request_key(config["model"]["sha256"], arrays)
+        key = holder.cache_key(config["model"]["sha256"], arrays)
         cached = holder.cache.get(key)
         if cached is not None:
             return cached, None, "hit"
