@@ -36,9 +36,10 @@ ENV = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}, "T
        "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def run_py(code: str, *args: str, env: dict | None = None, cwd: str | None = None, flags=("-S",)) -> dict:
+def run_py(code: str, *args: str, env: dict | None = None, cwd: str | None = None, flags=("-S",),
+           python: str = PY) -> dict:
     """Run code in a fresh interpreter; it prints one JSON line prefixed RESULT."""
-    proc = subprocess.run([PY, *flags, "-c", code, *args], capture_output=True, text=True, env=env or ENV, cwd=cwd,
+    proc = subprocess.run([python, *flags, "-c", code, *args], capture_output=True, text=True, env=env or ENV, cwd=cwd,
                           timeout=1800, check=False)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if line is None:
@@ -108,14 +109,18 @@ for _ in range(runs):
     a = time.perf_counter(); model.predict({name: x}); inner.append((time.perf_counter() - a) * 1e3)
 for _ in range(runs):
     a = time.perf_counter(); handler.handler(event, None); outer.append((time.perf_counter() - a) * 1e3)
-print("RESULT " + json.dumps({"inference_p50": float(np.median(inner)), "handler_p50": float(np.median(outer))}))
+print("RESULT " + json.dumps({"inference_p50": float(np.median(inner)), "inference_p90": float(np.percentile(inner, 90)),
+                             "handler_p50": float(np.median(outer))}))
 """
 
 COLD = r"""
 import json, sys, time
+# The event is decoded before the clock starts: on Lambda the runtime does that outside the handler, the
+# same for every handler compared here.
+event = {"instances": json.load(open(sys.argv[1]))}
 t0 = time.perf_counter()
 import handler
-r = handler.handler({"instances": json.load(open(sys.argv[1]))}, None)
+r = handler.handler(event, None)
 print("RESULT " + json.dumps({"ms": (time.perf_counter() - t0) * 1e3, "ok": "predictions" in r}))
 """
 
@@ -142,11 +147,23 @@ def handler(event, context):
 '''
 
 
-def median_cold(task: Path, extra_path: list[Path], sample: Path, runs: int, site: bool = False) -> float:
+def cold_times(task: Path, extra_path: list[Path], sample: Path, runs: int, site: bool = False,
+               python: str = PY) -> list[float]:
     env = {**ENV, "PYTHONPATH": os.pathsep.join(str(p) for p in [task, *extra_path])}
     flags = () if site else ("-S",)
-    times = [run_py(COLD, str(sample), env=env, cwd=str(task), flags=flags)["ms"] for _ in range(runs)]
-    return statistics.median(times)
+    return [run_py(COLD, str(sample), env=env, cwd=str(task), flags=flags, python=python)["ms"] for _ in range(runs)]
+
+
+def target_python() -> tuple[str, str]:
+    """Lambda's python3.12 when this machine has it (so every handler runs the same runtime versions the
+    layer resolves to), else this interpreter's version."""
+    sys.path.insert(0, str(ROOT))
+    from modelpack import interpreters
+
+    found = interpreters.find("3.12")
+    if found:
+        return "3.12", found
+    return f"{sys.version_info.major}.{sys.version_info.minor}", PY
 
 
 def pip_target(dest: Path, packages: list[str], python: str = "3.12") -> None:
@@ -174,14 +191,14 @@ def extract(zip_path: Path, dest: Path) -> Path:
 def bench_model(name: str, model: Path, data: Path, work: Path, quick: bool) -> dict:
     runs = 100 if quick else 500
     cold_runs = 3 if quick else 7
-    host = f"{sys.version_info.major}.{sys.version_info.minor}"
+    version, python = target_python()
     recipe = work / f"{name}.yaml"
     recipe.write_text(yaml.safe_dump({
         "name": name, "model": {"path": str(model)},
         "data": {"path": str(data), "evaluation": 0.6, "calibration": 0.4},
         "optimize": {"variants": ["tflite-fp32", "tflite-int8", "onnx-fp32", "onnx-int8"]},
         "measure": {"latency": {"warmup": 10, "runs": runs}, "cold_start": {"runs": 1}},
-        "targets": [{"kind": "lambda-layer", "python": host}, {"kind": "lambda-function"}],
+        "targets": [{"kind": "lambda-layer", "python": version}, {"kind": "lambda-function"}],
     }))
     cache = work / f"{name}-cache"
     timings = []
@@ -196,41 +213,58 @@ def bench_model(name: str, model: Path, data: Path, work: Path, quick: bool) -> 
     task = extract(dist / "lambda" / "function.zip", work / f"{name}-task")
     opt = extract(dist / "lambda" / "layer.zip", work / f"{name}-opt")
     env = {**ENV, "PYTHONPATH": os.pathsep.join([str(task), str(opt / "python")])}
-    mine = run_py(HANDLER_TIME, str(data), str(runs), env=env, cwd=str(task))
 
     hand_dir = work / f"{name}-hand"
     hand_dir.mkdir()
     run_py(HAND_CONVERT, str(model), str(hand_dir), str(data), flags=())
-    hand = {f: run_py(HAND_TIME, str(hand_dir / f), str(runs), str(data), flags=())
+    # The expert's runtime: the same Python and the newest runtime wheels, installed plainly.
+    hand_site = work / "hand-site"
+    if not hand_site.exists():
+        pip_target(hand_site, ["ai-edge-litert", "onnxruntime", "numpy"], version)
+    hand_env = {**ENV, "PYTHONPATH": str(hand_site)}
+    hand = {f: run_py(HAND_TIME, str(hand_dir / f), str(runs), str(data), env=hand_env, python=python)
             for f in ("fp32.tflite", "int8.tflite", "fp32.onnx", "int8.onnx")}
     best_hand = min(hand, key=lambda f: hand[f]["p50"])
+    # Ours and the best by hand, alternated in fresh processes so machine load hits both alike.
+    rounds = 3
+    mine_runs, hand_runs = [], []
+    for _ in range(rounds):
+        mine_runs.append(run_py(HANDLER_TIME, str(data), str(runs), env=env, cwd=str(task), python=python))
+        hand_runs.append(run_py(HAND_TIME, str(hand_dir / best_hand), str(runs), str(data), env=hand_env, python=python))
+    mine = {k: statistics.median(r[k] for r in mine_runs) for k in mine_runs[0]}
+    hand[best_hand] = {k: statistics.median(r[k] for r in hand_runs) for k in hand_runs[0]}
 
     sample = work / f"{name}-sample.json"
     import numpy as np
 
     with np.load(data) as npz:
         sample.write_text(json.dumps(npz["x"][:1].astype("float32").tolist()))
-    ours_cold = median_cold(task, [opt / "python"], sample, cold_runs)
+    ours_colds = cold_times(task, [opt / "python"], sample, cold_runs, python=python)
+    ours_cold = statistics.median(ours_colds)
     ext = Path(next(v["path"] for v in report["variants"] if v["name"] == selected)).suffix
     naive = work / f"{name}-naive"
-    pip_target(naive, ["ai-edge-litert" if ext == ".tflite" else "onnxruntime", "numpy"], host)
+    pip_target(naive, ["ai-edge-litert" if ext == ".tflite" else "onnxruntime", "numpy"], version)
     shutil.copyfile(dist / "variants" / f"{selected}{ext}", naive / f"model{ext}")
     (naive / "handler.py").write_text(NAIVE_HANDLER.format(ext=ext, load=NAIVE_LOAD[ext]))
     naive_zip = zip_dir(naive, work / f"{name}-naive.zip")
     naive_task = extract(work / f"{name}-naive.zip", work / f"{name}-naive-x")
-    naive_cold = median_cold(naive_task, [], sample, cold_runs)
+    naive_colds = cold_times(naive_task, [], sample, cold_runs, python=python)
+    naive_cold = statistics.median(naive_colds)
     keras_task = work / f"{name}-keras"
     keras_task.mkdir()
     shutil.copyfile(model, keras_task / "model.keras")
     (keras_task / "handler.py").write_text(KERAS_HANDLER)
-    keras_cold = median_cold(keras_task, [], sample, max(2, cold_runs // 2), site=True)
+    keras_cold = statistics.median(cold_times(keras_task, [], sample, max(2, cold_runs // 2), site=True))
     return {
-        "model": name, "selected": selected,
-        "latency_ms": {"handler_inference_p50": mine["inference_p50"], "handler_end_to_end_p50": mine["handler_p50"],
+        "model": name, "selected": selected, "python": version,
+        "latency_ms": {"handler_inference_p50": mine["inference_p50"], "handler_inference_p90": mine["inference_p90"],
+                       "handler_end_to_end_p50": mine["handler_p50"], "rounds": rounds,
                        "hand_best": best_hand, "hand_best_p50": hand[best_hand]["p50"],
+                       "hand_best_p90": hand[best_hand]["p90"],
                        "hand_all_p50": {k: v["p50"] for k, v in hand.items()},
                        "ratio_hand_over_ours": hand[best_hand]["p50"] / mine["inference_p50"]},
         "cold_start_ms": {"modelpack_handler": ours_cold, "naive_pip_target": naive_cold, "keras_handler": keras_cold,
+                          "modelpack_runs": ours_colds, "naive_runs": naive_colds,
                           "ratio_vs_naive": ours_cold / naive_cold, "ratio_vs_keras": ours_cold / keras_cold,
                           "naive_zip_bytes": naive_zip},
         "build_s": {"cold": timings[0], "cached": timings[1], "ratio": timings[1] / timings[0]},
@@ -268,13 +302,16 @@ def mobilenet(work: Path) -> tuple[Path, Path]:
 
 
 def table(results: dict) -> str:
-    rows = ["| model | selected | inference p50 ms (ours / best by hand) | ratio | handler p50 ms | cold ms: ours / naive / Keras | vs naive | vs Keras | build s: cold / cached | cached share |",
+    rows = ["| model | selected | inference ms p50 (p90): ours / best by hand | ratio | handler p50 ms | cold ms: ours [min–max] / naive [min–max] / Keras | vs naive | vs Keras | build s: cold / cached | cached share |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["models"]:
         lat, cold, b = r["latency_ms"], r["cold_start_ms"], r["build_s"]
-        rows.append(f"| {r['model']} | {r['selected']} | {lat['handler_inference_p50']:.3f} / {lat['hand_best_p50']:.3f} "
-                    f"({lat['hand_best']}) | {lat['ratio_hand_over_ours']:.2f} | {lat['handler_end_to_end_p50']:.3f} | "
-                    f"{cold['modelpack_handler']:.0f} / {cold['naive_pip_target']:.0f} / {cold['keras_handler']:.0f} | "
+        ours, naive = cold.get("modelpack_runs") or [0], cold.get("naive_runs") or [0]
+        rows.append(f"| {r['model']} | {r['selected']} | {lat['handler_inference_p50']:.4f} ({lat.get('handler_inference_p90', 0):.4f}) / "
+                    f"{lat['hand_best_p50']:.4f} ({lat.get('hand_best_p90', 0):.4f}) {lat['hand_best']} | "
+                    f"{lat['ratio_hand_over_ours']:.2f} | {lat['handler_end_to_end_p50']:.3f} | "
+                    f"{cold['modelpack_handler']:.0f} [{min(ours):.0f}–{max(ours):.0f}] / {cold['naive_pip_target']:.0f} "
+                    f"[{min(naive):.0f}–{max(naive):.0f}] / {cold['keras_handler']:.0f} | "
                     f"{cold['ratio_vs_naive']:.2f}× | {cold['ratio_vs_keras']:.3f}× | {b['cold']:.1f} / {b['cached']:.1f} | "
                     f"{b['ratio']:.1%} |")
     layer = results.get("layer")
@@ -284,7 +321,9 @@ def table(results: dict) -> str:
                  f"| modelpack (slimmed, {layer['bytecode_modules']} modules as bytecode, verified: {layer['verified']}) | "
                  f"{layer['modelpack_unzipped_bytes'] / 1e6:.1f} | {layer['modelpack_zipped_bytes'] / 1e6:.1f} |"]
     m = results["machine"]
-    return "\n".join(rows) + f"\n\nMachine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {results['date']}.\n"
+    timed = sorted({r.get("python", "?") for r in results["models"]})
+    return "\n".join(rows) + (f"\n\nMachine: {m['cpu']}, {m['cores']} cores; modelpack on Python {m['python']}, handlers "
+                              f"and hand-written code timed on Python {', '.join(timed)}; {results['date']}.\n")
 
 
 def main() -> None:
