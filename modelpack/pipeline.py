@@ -101,8 +101,12 @@ class BuildContext:
     options: dict = field(default_factory=dict)  # command-line switches targets honour (images)
 
     @property
-    def selected_file(self) -> Path | None:
-        return self.variant_files.get(self.report.selected or "")
+    def selected_file(self) -> Path:
+        """The selected variant's model file; targets only run when a variant was selected."""
+        path = self.variant_files.get(self.report.selected or "")
+        if path is None:
+            raise TargetError("no variant was selected, so there is no model to package.")
+        return path
 
     def selected_outputs_first(self) -> list[np.ndarray] | None:
         """The selected variant's measured outputs for the first evaluation sample."""

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import Field
 
 from modelpack import interpreters, limits
-from modelpack.errors import TargetError
 from modelpack.output import tree_bytes
 from modelpack.targets import handler_files, serving_options, sitepackages
 from modelpack.targets.base import Artifact, Target
@@ -52,8 +51,6 @@ class AzureFunctionsTarget(Target):
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:
         spec: AzureFunctionsSpec = self.spec  # type: ignore[assignment]
         model = ctx.selected_file
-        if model is None:
-            raise TargetError("no variant was selected, so there is no model to serve.")
         runtime = selected_runtime(ctx)
         os_name, glibc = limits.AZURE_OS
         interpreter = interpreters.find(spec.python, spec.interpreter)

@@ -92,8 +92,6 @@ class _ImageTarget(Target):
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:
         spec: ImageSpecBase = self.spec  # type: ignore[assignment]
         model = ctx.selected_file
-        if model is None:
-            raise TargetError("no variant was selected, so there is no model to serve.")
         runtime = selected_runtime(ctx)
         base = spec.base_image or self.default_base(spec.python)
         glibc = tuple(int(p) for p in spec.glibc.split(".")) if spec.glibc else (self.known_glibc(base) or (2, 28))

@@ -45,8 +45,6 @@ class LambdaFunctionTarget(Target):
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:
         spec: LambdaFunctionSpec = self.spec  # type: ignore[assignment]
         model = ctx.selected_file
-        if model is None:
-            raise TargetError("lambda-function: no variant was selected, so there is no model to serve.")
         layer = ctx.built.get("lambda-layer")
         in_layer = bool(layer and layer["spec"].model_in == "layer")
         if in_layer and spec.model_source:

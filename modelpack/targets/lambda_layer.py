@@ -48,8 +48,6 @@ class LambdaLayerTarget(Target):
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:
         spec: LambdaLayerSpec = self.spec  # type: ignore[assignment]
         model = ctx.selected_file
-        if model is None:
-            raise TargetError(f"{spec.identity()}: no variant was selected, so there is no model to package.")
         runtime = selected_runtime(ctx, spec.runtime)
         if model.suffix != runtime.model_suffix:
             raise TargetError(f"{spec.identity()}: runtime {runtime.name} cannot run the selected {model.suffix} model; "

@@ -97,10 +97,7 @@ def _upload_s3(source: str, model: Path) -> dict:
     url = urlparse(source)
     try:
         boto3.client("s3").upload_file(str(model), url.netloc, url.path.lstrip("/"))
-    except (ClientError, BotoCoreError) as exc:
-        raise TargetError(f"uploading the model to {source} failed: {_first_line(exc)}. Check that the bucket "
-                          "exists and that AWS credentials in the environment may write to it.") from None
-    except Exception as exc:  # boto3's S3UploadFailedError and friends
+    except (ClientError, BotoCoreError, boto3.exceptions.Boto3Error) as exc:  # S3UploadFailedError is a Boto3Error
         raise TargetError(f"uploading the model to {source} failed: {_first_line(exc)}. Check that the bucket "
                           "exists and that AWS credentials in the environment may write to it.") from None
     return {"uploaded": True, "bytes": model.stat().st_size}
