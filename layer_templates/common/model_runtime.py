@@ -34,6 +34,7 @@ class TFLiteModel:
         # Call the interpreter by tensor index: the signature runner's per-call bookkeeping costs more than
         # a small model's whole inference. Every per-tensor decision is made here, once.
         it.allocate_tensors()
+        self._set, self._invoke, self._get, self._resize, self._allocate = _tensor_calls(it)
         self._feeds = [(name, d["index"], np.dtype(d["dtype"]), d) for name, d in self._in.items()]
         self._fetches = [(self._out[n]["index"], self._out[n] if _is_quantized(self._out[n]) else None)
                          for n in self.output_names]
@@ -47,12 +48,12 @@ class TFLiteModel:
         needs: on a small model, attribute lookups and loops cost as much as the inference itself."""
         name, index, _, _ = self._feeds[0]
         out = self._fetches[0][0]
-        lock, general = self._lock, self._predict
-        it = self._interpreter
-        set_tensor, invoke, get_tensor = it.set_tensor, it.invoke, it.get_tensor
+        acquire, release, general = self._lock.acquire, self._lock.release, self._predict
+        set_tensor, invoke, get_tensor = self._set, self._invoke, self._get
 
         def predict(named: dict[str, np.ndarray]) -> list[np.ndarray]:
-            with lock:
+            acquire()
+            try:
                 try:
                     # set_tensor checks dtype and shape itself; anything else takes the general path,
                     # which converts or resizes.
@@ -61,6 +62,8 @@ class TFLiteModel:
                     return general(named)
                 invoke()
                 return [get_tensor(out)]
+            finally:
+                release()
 
         return predict
 
@@ -73,24 +76,24 @@ class TFLiteModel:
             return self._predict(named)
 
     def _predict(self, named: dict[str, np.ndarray]) -> list[np.ndarray]:
-        it = self._interpreter
         arrays = []
         for name, index, dtype, detail in self._feeds:
             x = named[name]
             if x.dtype != dtype:
                 x = _quantize(x, detail)
             if x.shape != self._shapes[index]:
-                it.resize_tensor_input(index, x.shape)
+                self._resize(index, x.shape)
                 self._shapes[index] = x.shape
                 self._resized = True
             arrays.append((index, x))
         if getattr(self, "_resized", False):
-            it.allocate_tensors()
+            self._allocate()
             self._resized = False
         for index, x in arrays:
-            it.set_tensor(index, x)
-        it.invoke()
-        return [it.get_tensor(i) if q is None else _dequantize(it.get_tensor(i), q) for i, q in self._fetches]
+            self._set(index, x)
+        self._invoke()
+        get = self._get
+        return [get(i) if q is None else _dequantize(get(i), q) for i, q in self._fetches]
 
 
 class OnnxModel:
@@ -109,6 +112,27 @@ class OnnxModel:
 
     def predict(self, named: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self._session.run(None, named)
+
+
+def _tensor_calls(it) -> tuple:
+    """set, invoke, get, resize and allocate for one interpreter, resolved once.
+
+    The public Interpreter methods are one-line forwards to the native wrapper, and invoke() first counts
+    references to prove no numpy view of a tensor buffer is alive (tensor() hands those out). This module
+    never asks for views, only copies (set_tensor / get_tensor), so it calls the wrapper itself: on a
+    small model the forwards and the check cost more than the lock that makes sharing safe. Holding the
+    wrapper's methods makes the public ones refuse to run, so everything here goes through these five.
+    """
+    raw = getattr(it, "_interpreter", None)
+    names = ("SetTensor", "Invoke", "GetTensor", "ResizeInputTensor", "AllocateTensors")
+    if raw is None or not all(hasattr(raw, n) for n in names):
+        return (it.set_tensor, it.invoke, it.get_tensor, it.resize_tensor_input, it.allocate_tensors)
+    resize_native = raw.ResizeInputTensor
+
+    def resize(index: int, shape: tuple) -> None:
+        resize_native(index, np.array(shape, dtype=np.int32), False)
+
+    return raw.SetTensor, raw.Invoke, raw.GetTensor, resize, raw.AllocateTensors
 
 
 def _is_quantized(detail: dict) -> bool:

@@ -107,30 +107,23 @@ class ModelHolder:
 
 
 class Chain:
-    """A split model: parts run in sequence, each verified and loaded on first use, the output of one part
-    fed to the next as its single input."""
+    """A split model: every part verified and loaded together (so the load is counted once, in
+    ModelLoadMs), then run in sequence, the output of one part fed to the next as its single input."""
 
     def __init__(self, config: dict, base_dir: str):
         self.parts = config["parts"]
-        self.threads = int(config.get("threads", 1))
-        self.base_dir = base_dir
-        self._loaded: list = [None] * len(self.parts)
-        self._lock = threading.Lock()
-
-    def _part(self, k: int):
-        if self._loaded[k] is None:
-            with self._lock:
-                if self._loaded[k] is None:
-                    part = self.parts[k]
-                    path = _model_path({"model": part}, self.base_dir)
-                    _verify(path, part["sha256"])
-                    self._loaded[k] = model_runtime.load(path, self.threads)
-        return self._loaded[k]
+        threads = int(config.get("threads", 1))
+        self._models = []
+        for part in self.parts:
+            path = _model_path({"model": part}, base_dir)
+            _verify(path, part["sha256"])
+            self._models.append(model_runtime.load(path, threads))
+        self._inputs = [part.get("input") for part in self.parts]
 
     def predict(self, named: dict) -> list:
-        outputs = self._part(0).predict(named)
-        for k in range(1, len(self.parts)):
-            outputs = self._part(k).predict({self.parts[k]["input"]: np.asarray(outputs[0])})
+        outputs = self._models[0].predict(named)
+        for model, name in zip(self._models[1:], self._inputs[1:]):
+            outputs = model.predict({name: np.asarray(outputs[0])})
         return outputs
 
 

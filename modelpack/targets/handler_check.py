@@ -21,7 +21,8 @@ t1 = time.perf_counter()
 result = handler.handler(event, None)
 t2 = time.perf_counter()
 print("MODELPACK_HANDLER " + json.dumps({"import_ms": (t1 - t0) * 1e3, "first_ms": (t2 - t1) * 1e3,
-      "total_ms": (t2 - t0) * 1e3, "result": result, "loads": handler.HOLDER.loads}))
+      "total_ms": (t2 - t0) * 1e3, "result": result, "loads": handler.HOLDER.loads,
+      "load_ms": handler.HOLDER.load_ms}))
 """
 
 
@@ -66,4 +67,5 @@ def cold_start(function_dir: Path, layer_dir: Path, interpreter: str, sample: di
         "bytecode_writing": "disabled",
         "predictions": result["predictions"],
         "model_loads": results[0]["loads"],
+        "model_load_ms": round(statistics.median(r["load_ms"] for r in results), 2),
     }

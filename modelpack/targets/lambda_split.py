@@ -1,6 +1,6 @@
 """`kind: lambda-split`: package a split model (optimize.split) for Lambda, in one of two layouts.
 
-single:   one function whose handler runs the parts in sequence, each verified and loaded on first use;
+single:   one function whose handler loads every part once (each verified) and runs them in sequence;
           the parts sit in the function zip or, with `parts_in: layers`, one Lambda layer each (so each
           layer stays under its limits).
 per-part: one function per part and an AWS Step Functions state machine (ASL JSON) that chains them, each
@@ -168,7 +168,8 @@ class LambdaSplitTarget(Target):
         if not err <= 1e-5:
             raise TargetError(f"lambda-split: the chaining handler's prediction differs from the verified chain's by "
                               f"{err:.2e}.")
-        return {"cold_start_ms": check["cold_start_ms"], "max_abs_err_vs_chain": err, "runs": check["runs"]}
+        return {"cold_start_ms": check["cold_start_ms"], "max_abs_err_vs_chain": err, "runs": check["runs"],
+                "model_loads": check["model_loads"], "model_load_ms": check["model_load_ms"]}
 
     def _per_part(self, ctx, spec, parts, layer, work, out_dir) -> list[Artifact]:
         artifacts = []

@@ -97,6 +97,8 @@ def test_single_function_with_part_layers_invokes_end_to_end(sequential, tmp_pat
     assert {f"lambda/split/part{k}-layer.zip" for k in (1, 2, 3)} <= set(arts)
     fn = arts["lambda/split/function.zip"]["details"]
     assert fn["layers"] == 4 and fn["handler_check"]["max_abs_err_vs_chain"] <= 1e-6
+    # Every part is verified and loaded inside the one timed load, not on the first inference.
+    assert fn["handler_check"]["model_loads"] == 1 and fn["handler_check"]["model_load_ms"] > 0.5
     with np.load(DIGITS / "digits.npz") as npz:
         x = npz["x"][:3]
     with SplitChain(out, tmp_path) as chain:
