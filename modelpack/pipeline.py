@@ -307,7 +307,7 @@ class Builder:
         ms = self.recipe.measure
         spec = self._probe_spec(path, fmt, out=str(self.work / f"out-{name}.npz"))
         try:
-            warm, colds, outputs, reused = self._measured(name, Path(path), spec, ms.cold_start.runs)
+            warm, colds, outputs, zipped, reused = self._measured(name, Path(path), spec, ms.cold_start.runs)
         except StepFailedError as exc:
             record.update(status="failed", error=str(exc))
             return record
@@ -316,7 +316,7 @@ class Builder:
         cold = metrics.median_of(colds)
         record.update(
             size_bytes=tree_bytes(Path(path)),
-            zipped_bytes=zipped_size(Path(path)),
+            zipped_bytes=zipped,
             accuracy=metrics.accuracy(outputs, self.samples.eval_y, task),
             fidelity=metrics.fidelity(outputs, baseline, task),
             latency_ms=metrics.latency_stats(warm["latency_ms"]),
@@ -337,8 +337,9 @@ class Builder:
         return record
 
     def _measured(self, name: str, path: Path, spec: dict, cold_runs: int):
-        """Warm and cold probes of one model file, cached under the file's bytes, the probe options, the
-        tool versions and this machine (timings from another machine are never reused)."""
+        """Warm and cold probes and the zipped size of one model file, cached under the file's bytes, the
+        probe options, the tool versions and this machine (timings from another machine are never reused).
+        The size is kept too: deflating a large model again costs more than the rest of a cached build."""
         options = {k: v for k, v in spec.items() if k not in ("model", "data", "out")}
         digest = self.model.sha256 if path == self.model.path else sha256_file(path)
         key = cache_key("measure", digest, options, cold_runs, self.data_sha["evaluation"], self.versions, host_id())
@@ -347,17 +348,19 @@ class Builder:
             data = json.loads((hit / "measure.json").read_text())
             self.reporter.info(f"reused cached measurements of {name}")
             shutil.copyfile(hit / "outputs.npz", spec["out"])  # targets compare their handlers with these
-            return data["warm"], data["colds"], _load_outputs(hit / "outputs.npz"), True
+            zipped = data.get("zipped_bytes") or zipped_size(path)
+            return data["warm"], data["colds"], _load_outputs(hit / "outputs.npz"), zipped, True
         with self.reporter.step(f"measuring {name}"):
             warm = run_probe("warm", spec, self.work)
             colds = [run_probe("cold", spec, self.work) for _ in range(cold_runs)]
         entry = self.work / "measure" / name
         shutil.rmtree(entry, ignore_errors=True)
         entry.mkdir(parents=True)
-        (entry / "measure.json").write_text(json.dumps({"warm": warm, "colds": colds}))
+        zipped = zipped_size(path)
+        (entry / "measure.json").write_text(json.dumps({"warm": warm, "colds": colds, "zipped_bytes": zipped}))
         shutil.copyfile(spec["out"], entry / "outputs.npz")
         self.cache.put(key, entry)
-        return warm, colds, _load_outputs(Path(spec["out"])), False
+        return warm, colds, _load_outputs(Path(spec["out"])), zipped, False
 
     def _probe_spec(self, path: Path, fmt: str, out: str | None, **overrides) -> dict:
         ms = self.recipe.measure

@@ -99,6 +99,12 @@ def test_rebuild_reuses_cache(built):
     assert "reused cached" in result.output
     for variant in ("tflite-int8.tflite", "onnx-int8.onnx"):
         assert sha256_file(built["out"] / "variants" / variant) == sha256_file(out2 / "variants" / variant)
+    # Sizes come back with the cached measurements, unchanged.
+    first = {v["name"]: v for v in json.loads((built["out"] / "report.json").read_text())["variants"]}
+    again = json.loads((out2 / "report.json").read_text())["variants"]
+    assert all(v["measurement"] == "reused from cache" for v in again if v["status"] == "ok")
+    assert {v["name"]: (v["size_bytes"], v["zipped_bytes"]) for v in again} == {
+        n: (v["size_bytes"], v["zipped_bytes"]) for n, v in first.items()}
 
 
 def test_budget_failure_exit_1_report_written(built, tmp_path):
