@@ -348,8 +348,7 @@ class Builder:
             data = json.loads((hit / "measure.json").read_text())
             self.reporter.info(f"reused cached measurements of {name}")
             shutil.copyfile(hit / "outputs.npz", spec["out"])  # targets compare their handlers with these
-            zipped = data.get("zipped_bytes") or zipped_size(path)
-            return data["warm"], data["colds"], _load_outputs(hit / "outputs.npz"), zipped, True
+            return data["warm"], data["colds"], _load_outputs(hit / "outputs.npz"), data["zipped_bytes"], True
         with self.reporter.step(f"measuring {name}"):
             warm = run_probe("warm", spec, self.work)
             colds = [run_probe("cold", spec, self.work) for _ in range(cold_runs)]
