@@ -111,14 +111,14 @@ class Chain:
     ModelLoadMs), then run in sequence, the output of one part fed to the next as its single input."""
 
     def __init__(self, config: dict, base_dir: str):
-        self.parts = config["parts"]
+        parts = config["parts"]
         threads = int(config.get("threads", 1))
         self._models = []
-        for part in self.parts:
+        for part in parts:
             path = _model_path({"model": part}, base_dir)
             _verify(path, part["sha256"])
             self._models.append(model_runtime.load(path, threads))
-        self._inputs = [part.get("input") for part in self.parts]
+        self._inputs = [part.get("input") for part in parts]
 
     def predict(self, named: dict) -> list:
         outputs = self._models[0].predict(named)
