@@ -35,11 +35,20 @@ def handler_env(function_dir: Path, layer_dir: Path) -> dict:
     return env
 
 
+def first_error_line(stderr: str) -> str:
+    """The first line of the exception a traceback ends with (its message may span lines), else the last line."""
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("Traceback (most recent call last)")]
+    if starts:
+        rest = lines[starts[-1] + 1:]
+        return next((ln for ln in rest if not ln.startswith(" ")), rest[-1] if rest else "no output")
+    return lines[-1] if lines else "no output"
+
+
 def _parse(proc: subprocess.CompletedProcess) -> dict:
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("MODELPACK_HANDLER ")), None)
     if line is None:
-        err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        raise RuntimeError(f"the handler failed in a fresh process: {(err or ['no output'])[-1][:300]}")
+        raise RuntimeError(f"the handler failed in a fresh process: {first_error_line(proc.stderr)[:300]}")
     return json.loads(line[len("MODELPACK_HANDLER "):])
 
 

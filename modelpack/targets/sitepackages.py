@@ -20,6 +20,7 @@ from modelpack import served
 from modelpack.errors import TargetError
 from modelpack.measure.runner import runtime_dir
 from modelpack.output import tree_bytes
+from modelpack.targets.handler_check import first_error_line
 from modelpack.targets.runtimes import COMMON_PRUNE, NUMPY2_PRUNE, Runtime
 
 MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
@@ -163,8 +164,8 @@ def verify(tree: Path, interpreter: str, model: Path, sample: Path) -> Verificat
             return Verification(True, data["modules"], data["output"], data["import_ms"])
         if line.startswith("MODELPACK_VERIFY_FAILED "):
             return Verification(False, error=json.loads(line[len("MODELPACK_VERIFY_FAILED "):])[:400])
-    err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    return Verification(False, error=(err[-1] if err else f"exit code {proc.returncode}")[:400])
+    error = first_error_line(proc.stderr) if proc.stderr.strip() else f"exit code {proc.returncode}"
+    return Verification(False, error=error[:400])
 
 
 _COMPILE = r"""

@@ -63,3 +63,11 @@ def test_synthetic_data_gives_free_dimensions_a_usable_size():
     samples = prepare(spec, [TensorSpec("series", (None, None, 3), "float32")], "r.yaml")
     assert samples.eval_x[0].shape == (4, 8, 3) and samples.calib_x[0].shape == (2, 8, 3)
     assert served.shapes({"series": samples.eval_x[0][:1]}) == {"series": [1, 8, 3]}
+
+
+def test_a_failed_check_quotes_the_first_line_of_the_runtime_error():
+    from modelpack.targets.handler_check import first_error_line
+
+    trace = "noise\nTraceback (most recent call last):\n  File \"h.py\", line 3\n    run()\nValueError: bad shape {1,1}\nmore\n"
+    assert first_error_line(trace) == "ValueError: bad shape {1,1}"
+    assert first_error_line("just this\n") == "just this" and first_error_line("") == "no output"
