@@ -157,8 +157,11 @@ def _fit(a: np.ndarray, t: TensorSpec, field: str, origin: str) -> np.ndarray:
     )
 
 
+SYNTHETIC_FREE_DIM = 8  # a free dimension's size in synthetic data: 1 would starve convolutions and pooling
+
+
 def _random(t: TensorSpec, n: int, rng: np.random.Generator) -> np.ndarray:
-    shape = (n, *[d if d is not None else 1 for d in t.shape[1:]])
+    shape = (n, *[d if d is not None else SYNTHETIC_FREE_DIM for d in t.shape[1:]])
     if np.issubdtype(np.dtype(t.dtype), np.integer):
         return rng.integers(0, 10, size=shape).astype(t.dtype)
     return rng.standard_normal(shape).astype(t.dtype)

@@ -38,6 +38,7 @@ from modelpack.recipe.loader import load_recipe
 from modelpack.recipe.models import Recipe
 from modelpack.report import BuildReport
 from modelpack.select import select
+from modelpack.served import scored_output
 from modelpack.steps import STEPS, StepJob
 from modelpack.steps.int8_search import MIXED
 from modelpack.targets import TARGETS
@@ -171,6 +172,13 @@ class Builder:
                 "Check that it was saved with model.save() by a compatible Keras, or trust its code if it has custom layers."
             )
         self.info = json.loads((Path(res["dir"]) / "info.json").read_text())
+        self.scored = scored_output(self.recipe.task_output, self.info["outputs"], self.origin)
+        if self.recipe.optimize.split is not None and len(self.info["outputs"]) > 1:
+            raise InputError(
+                f"{self.origin}: optimize.split cuts a model into a chain where each part hands one tensor to the "
+                f"next, but this model has {len(self.info['outputs'])} outputs "
+                f"({', '.join(o['name'] for o in self.info['outputs'])}); splitting supports single-output models "
+                "only. Remove optimize.split (and any lambda-split target).")
 
     # 3. data: seeded splits, checked against the model inputs
     def prepare_data(self) -> None:
@@ -312,22 +320,23 @@ class Builder:
             record.update(status="failed", error=str(exc))
             return record
         record["measurement"] = "reused from cache" if reused else "measured"
-        task = self.recipe.task
+        task, scored = self.recipe.task, self.scored
         cold = metrics.median_of(colds)
         record.update(
             size_bytes=tree_bytes(Path(path)),
             zipped_bytes=zipped,
-            accuracy=metrics.accuracy(outputs, self.samples.eval_y, task),
-            fidelity=metrics.fidelity(outputs, baseline, task),
+            accuracy=metrics.accuracy(outputs, self.samples.eval_y, task, scored=scored),
+            fidelity=metrics.fidelity(outputs, baseline, task, scored, [o["name"] for o in self.info["outputs"]]),
             latency_ms=metrics.latency_stats(warm["latency_ms"]),
             cold_start_ms={"p50": cold["total_ms"], "import": cold["import_ms"], "load": cold["load_ms"],
                            "first_inference": cold["first_ms"], "runs": len(colds)},
             peak_rss_mb=max(c["peak_rss_mb"] for c in colds),
         )
         if ms.top_k and task == "classification":
-            record["accuracy_top_k"] = {"k": ms.top_k, "value": metrics.accuracy(outputs, self.samples.eval_y, task, ms.top_k)}
+            record["accuracy_top_k"] = {"k": ms.top_k, "value": metrics.accuracy(outputs, self.samples.eval_y, task,
+                                                                                    ms.top_k, scored)}
         if task == "regression" and self.samples.eval_y is not None:
-            record["regression"] = metrics.regression_errors(outputs, self.samples.eval_y)
+            record["regression"] = metrics.regression_errors(outputs, self.samples.eval_y, scored)
         if step is not None and step.QUANTIZATION == "none":
             worst = max(float(np.max(np.abs(o - b) / (1 + np.abs(b)))) for o, b in zip(outputs, source))
             if not worst <= FP32_TOLERANCE:  # NaN fails too
@@ -392,7 +401,8 @@ class Builder:
                 record["outcome"] = f"off (optimize.search.enabled: false); {base} misses {', '.join(missed)}"
             else:
                 step = STEPS.get(name)
-                options = {**step().options(self.recipe), "inputs": [t["name"] for t in self.info["inputs"]]}
+                options = {**step().options(self.recipe), "inputs": [t["name"] for t in self.info["inputs"]],
+                           "scored": self.scored}
                 res = self._steps([(name, name, options, step.REQUIRES)])[name]
                 if not res["ok"]:
                     record["outcome"] = f"the search failed: {res['error']}"
@@ -474,7 +484,7 @@ class Builder:
             "keras_chain_max_abs_err": details["keras_chain_max_abs_err"],
             "keras_chain_ok": details["keras_chain_max_abs_err"] <= SPLIT_FP32_TOLERANCE,
             "vs_unsplit": verify["details"]["vs_unsplit"],
-            "accuracy": metrics.accuracy(chained, self.samples.eval_y, self.recipe.task),
+            "accuracy": metrics.accuracy(chained, self.samples.eval_y, self.recipe.task, scored=self.scored),
             "layouts": split_layouts(parts, [payloads[i + 1] for i in range(len(at))]),
             "note": (f"{report.selected} is a searched variant; its parts use plain {variant}"
                      if variant != report.selected else ""),

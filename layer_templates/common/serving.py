@@ -5,7 +5,9 @@ library and model_runtime.py: never on TensorFlow or modelpack.
 
 Requests:  {"instances": [...]}  (row format; an instance is a value, or {input_name: value})
            {"inputs": value | {input_name: value}}  (columnar format)
-Responses: {"predictions": [...], "model": {"name": ..., "sha256": ...}} (+ "top_k" if configured)
+Responses: {"predictions": [...], "model": {"name": ..., "sha256": ...}} (+ "top_k" if configured);
+           with several outputs, "predictions" holds one {output_name: value} object per row, and a
+           columnar request gets {"outputs": {output_name: values}} instead, as TensorFlow Serving answers
 Errors:    {"error": "..."} with a 4xx status.
 """
 
@@ -258,13 +260,18 @@ def predict(holder: ModelHolder, request: dict) -> tuple[dict, float | None, str
     infer_ms = (time.perf_counter() - t) * 1e3
     names = [o["name"] for o in config["outputs"]]
     if len(outputs) == 1:
-        predictions = np.asarray(outputs[0]).tolist()
+        body = {"predictions": np.asarray(outputs[0]).tolist()}
+    elif "inputs" in request:
+        body = {"outputs": {n: np.asarray(o).tolist() for n, o in zip(names, outputs)}}
     else:
-        predictions = [{n: np.asarray(o[i]).tolist() for n, o in zip(names, outputs)} for i in range(len(outputs[0]))]
-    body = {"predictions": predictions, "model": {"name": config["name"], "sha256": config["model"]["sha256"]}}
+        body = {"predictions": [{n: np.asarray(o[i]).tolist() for n, o in zip(names, outputs)}
+                                for i in range(len(outputs[0]))]}
+    body["model"] = {"name": config["name"], "sha256": config["model"]["sha256"]}
     k = config.get("top_k")
     if k and config.get("task") == "classification":
-        scores = np.asarray(outputs[0]).reshape(len(outputs[0]), -1)
+        scored = config.get("task_output")
+        scores = np.asarray(outputs[names.index(scored) if scored in names else 0])
+        scores = scores.reshape(len(scores), -1)
         top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         body["top_k"] = [[{"class": int(c), "score": float(s[c])} for c in row] for row, s in zip(top, scores)]
     if key is not None:

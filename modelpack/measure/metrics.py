@@ -7,11 +7,14 @@ import importlib
 import numpy as np
 
 
-def accuracy(outputs: list[np.ndarray], labels: np.ndarray | None, task: str, top_k: int = 1) -> float | None:
-    """The task score on the evaluation samples (higher is better); None without labels."""
+def accuracy(outputs: list[np.ndarray], labels: np.ndarray | None, task: str, top_k: int = 1,
+             scored: int = 0) -> float | None:
+    """The task score on the evaluation samples (higher is better); None without labels.
+
+    `scored` is the index of the output the task scores (a custom task function gets every output)."""
     if labels is None:
         return None
-    y = outputs[0]
+    y = outputs[scored]
     if task == "classification":
         scores = y.reshape(len(y), -1)
         if scores.shape[1] == 1:  # one sigmoid unit
@@ -24,21 +27,34 @@ def accuracy(outputs: list[np.ndarray], labels: np.ndarray | None, task: str, to
     return float(getattr(importlib.import_module(module), func)(outputs, labels))
 
 
-def regression_errors(outputs: list[np.ndarray], labels: np.ndarray) -> dict:
-    err = outputs[0].reshape(labels.shape) - labels
+def regression_errors(outputs: list[np.ndarray], labels: np.ndarray, scored: int = 0) -> dict:
+    err = outputs[scored].reshape(labels.shape) - labels
     return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err**2)))}
 
 
-def fidelity(outputs: list[np.ndarray], reference: list[np.ndarray], task: str) -> dict:
-    """Agreement of top-1 classes (classification) and absolute output error against the float model."""
-    diffs = [np.abs(o.astype(np.float64) - r.astype(np.float64)) for o, r in zip(outputs, reference)]
+def fidelity(outputs: list[np.ndarray], reference: list[np.ndarray], task: str, scored: int = 0,
+             names: list[str] | None = None) -> dict:
+    """Agreement of top-1 classes (classification) and absolute output error against the float model.
+
+    The headline numbers are the scored output's; a model with several outputs also gets `outputs`, one
+    entry per output (agreement only for the output a classification task scores)."""
+    per = [_one_fidelity(o, r, task if i == scored else "") for i, (o, r) in enumerate(zip(outputs, reference))]
+    result = dict(per[scored])
+    if len(per) > 1:
+        result["outputs"] = [{"name": names[i] if names else f"output_{i}", "scored": i == scored, **p}
+                             for i, p in enumerate(per)]
+    return result
+
+
+def _one_fidelity(output: np.ndarray, reference: np.ndarray, task: str) -> dict:
+    d = np.abs(output.astype(np.float64) - reference.astype(np.float64))
     result = {
         "agreement": None,
-        "max_abs_err": float(max(np.max(d, initial=0.0) if not np.isnan(d).any() else np.inf for d in diffs)),
-        "mean_abs_err": float(np.mean(np.concatenate([d.ravel() for d in diffs]))),
+        "max_abs_err": float(np.inf if np.isnan(d).any() else np.max(d, initial=0.0)),
+        "mean_abs_err": float(np.mean(d)) if d.size else 0.0,
     }
     if task == "classification":
-        a, b = outputs[0].reshape(len(outputs[0]), -1), reference[0].reshape(len(reference[0]), -1)
+        a, b = output.reshape(len(output), -1), reference.reshape(len(reference), -1)
         if a.shape[1] == 1:
             result["agreement"] = float(np.mean((a[:, 0] > 0.5) == (b[:, 0] > 0.5)))
         else:

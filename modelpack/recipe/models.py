@@ -261,6 +261,11 @@ class Recipe(Strict):
         "classification",
         description="classification, regression, or module:function computing a score (higher is better).",
     )
+    task_output: str | None = Field(
+        None, pattern=r"^\S.{0,127}$",
+        description="Name of the model output that `task` scores and that top_k ranks (see `modelpack inspect "
+                    "MODEL`); default: the first output. Fidelity is reported for every output.",
+    )
     optimize: OptimizeSpec = Field(default_factory=OptimizeSpec, description="Which variants to build and how.")
     measure: MeasureSpec = Field(default_factory=MeasureSpec, description="How variants are measured.")
     budgets: Budgets = Field(default_factory=Budgets, description="Limits a variant must meet to be selected.")

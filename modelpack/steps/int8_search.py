@@ -99,7 +99,8 @@ class Judge:
             self.labels = npz["labels"] if "labels" in npz.files else None
         with np.load(job.data["baseline"]) as npz:
             self.reference = [npz[f"out_{i}"] for i in range(len(npz.files))]
-        self.base_accuracy = metrics.accuracy(self.reference, self.labels, self.task)
+        self.scored = int(o.get("scored", 0))
+        self.base_accuracy = metrics.accuracy(self.reference, self.labels, self.task, scored=self.scored)
         self._runtime = handler_runtime()
         self.names = o["inputs"]
 
@@ -108,9 +109,9 @@ class Judge:
         names = self.names
         parts = [model.predict({n: x[i : i + 1] for n, x in zip(names, self.xs)}) for i in range(len(self.xs[0]))]
         outputs = [np.concatenate([np.asarray(p[j]) for p in parts]) for j in range(len(parts[0]))]
-        accuracy = self._metrics.accuracy(outputs, self.labels, self.task)
+        accuracy = self._metrics.accuracy(outputs, self.labels, self.task, scored=self.scored)
         drop = None if accuracy is None or self.base_accuracy is None else self.base_accuracy - accuracy
-        agreement = self._metrics.fidelity(outputs, self.reference, self.task)["agreement"]
+        agreement = self._metrics.fidelity(outputs, self.reference, self.task, self.scored)["agreement"]
         rows = self._check({"status": "ok", "accuracy_drop": drop, "fidelity": {"agreement": agreement}}, self.budgets)
         one = {n: x[:1] for n, x in zip(names, self.xs)}
         for _ in range(5):

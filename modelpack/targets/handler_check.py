@@ -35,11 +35,20 @@ def handler_env(function_dir: Path, layer_dir: Path) -> dict:
     return env
 
 
+def first_error_line(stderr: str) -> str:
+    """The first line of the exception a traceback ends with (its message may span lines), else the last line."""
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("Traceback (most recent call last)")]
+    if starts:
+        rest = lines[starts[-1] + 1:]
+        return next((ln for ln in rest if not ln.startswith(" ")), rest[-1] if rest else "no output")
+    return lines[-1] if lines else "no output"
+
+
 def _parse(proc: subprocess.CompletedProcess) -> dict:
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("MODELPACK_HANDLER ")), None)
     if line is None:
-        err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        raise RuntimeError(f"the handler failed in a fresh process: {(err or ['no output'])[-1][:300]}")
+        raise RuntimeError(f"the handler failed in a fresh process: {first_error_line(proc.stderr)[:300]}")
     return json.loads(line[len("MODELPACK_HANDLER "):])
 
 
@@ -59,14 +68,14 @@ def cold_start(function_dir: Path, layer_dir: Path, interpreter: str, sample: di
                                   check=False)
             results.append(_parse(proc))
     result = results[0]["result"]
-    if "predictions" not in result:
-        raise RuntimeError(f"the handler answered {result}")
+    if "predictions" not in result and "outputs" not in result:  # columnar answers of several outputs: "outputs"
+        raise RuntimeError(f"the handler answered {str(result)[:300]}")
     return {
         "cold_start_ms": {k: round(statistics.median(r[k] for r in results), 2)
                           for k in ("import_ms", "first_ms", "total_ms")},
         "runs": runs,
         "bytecode_writing": "disabled",
-        "predictions": result["predictions"],
+        "response": result,
         "model_loads": results[0]["loads"],
         "model_load_ms": round(statistics.median(r["load_ms"] for r in results), 2),
     }

@@ -35,6 +35,7 @@ def write_config(ctx: Any, dest: Path, model: dict, options: dict, **overrides) 
         "inputs": ctx.info["inputs"],
         "outputs": ctx.info["outputs"],
         "task": ctx.recipe.task,
+        "task_output": ctx.recipe.task_output or ctx.info["outputs"][0]["name"],
         "threads": 1,
         **options,
         **overrides,

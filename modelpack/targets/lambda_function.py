@@ -6,10 +6,9 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
-import numpy as np
 from pydantic import Field
 
-from modelpack import limits
+from modelpack import limits, served
 from modelpack.errors import TargetError
 from modelpack.output import tree_bytes
 from modelpack.targets import handler_check, handler_files, lambda_limits, sam, serving_options, sitepackages
@@ -76,7 +75,7 @@ class LambdaFunctionTarget(Target):
             ctx.report.notes.append("lambda-function: no lambda-layer target in this recipe; attach a layer with "
                                     "numpy and the inference runtime when deploying.")
         elif layer["can_run"]:
-            sample = {i["name"]: np.asarray(x[:1]) for i, x in zip(ctx.info["inputs"], ctx.samples.eval_x)}
+            sample = served.sample(ctx)
             extra_env = {}
             if spec.model_source:  # checked from a verified local copy; the download itself needs the cloud
                 seeded = ctx.work / "model-source-copy"
@@ -86,16 +85,16 @@ class LambdaFunctionTarget(Target):
                 check = handler_check.cold_start(fn, layer["dir"], layer["interpreter"], sample, extra_env=extra_env)
             except RuntimeError as exc:
                 raise TargetError(str(exc)) from None
-            expected = ctx.selected_outputs_first()
-            got = [np.asarray(check["predictions"], dtype=np.float64)]
-            if expected is not None and len(expected) == 1:
-                err = float(np.max(np.abs(got[0] - expected[0].astype(np.float64))))
+            names = [o["name"] for o in ctx.info["outputs"]]
+            err = served.max_abs_err(served.response_outputs(check.pop("response"), names), ctx.selected_outputs_first())
+            check["served_shapes"] = served.shapes(sample)
+            if err is not None:
                 check["max_abs_err_vs_variant"] = err
                 if not err <= 1e-5:
                     raise TargetError(f"lambda-function: the handler's prediction differs from the selected variant's "
                                       f"by {err:.2e}; the packaged model does not behave as measured.")
             details["handler_cold_start_ms"] = check["cold_start_ms"]
-            details["handler_check"] = {k: v for k, v in check.items() if k not in ("predictions", "cold_start_ms")}
+            details["handler_check"] = {k: v for k, v in check.items() if k != "cold_start_ms"}
         artifacts = [Artifact(self.NAME, "lambda/function.zip", unzipped, details)]
         if spec.sam:
             artifacts.append(sam.write(ctx, spec, layer, out_dir / "lambda" / "template.yaml"))

@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 from pydantic import Field
 
-from modelpack import limits
+from modelpack import limits, served
 from modelpack.errors import TargetError
 from modelpack.output import tree_bytes
 from modelpack.targets import handler_check, handler_files, lambda_limits
@@ -158,18 +158,19 @@ class LambdaSplitTarget(Target):
         (opt / "python").symlink_to(Path(layer["dir"]) / "python", target_is_directory=True)
         for art in part_layers:
             shutil.unpack_archive(out_dir / art.path, opt, "zip")
-        sample = {i["name"]: np.asarray(x[:1]) for i, x in zip(ctx.info["inputs"], ctx.samples.eval_x)}
+        sample = served.sample(ctx)
         try:
             check = handler_check.cold_start(fn, opt, layer["interpreter"], sample)
         except RuntimeError as exc:
             raise TargetError(f"lambda-split: {exc}") from None
         expected = np.load(ctx.split_outputs)["out_0"][:1].astype(np.float64)
-        err = float(np.max(np.abs(np.asarray(check["predictions"], dtype=np.float64) - expected)))
+        err = served.max_abs_err(served.response_outputs(check["response"], ["output_0"]), [expected])
         if not err <= 1e-5:
             raise TargetError(f"lambda-split: the chaining handler's prediction differs from the verified chain's by "
                               f"{err:.2e}.")
         return {"cold_start_ms": check["cold_start_ms"], "max_abs_err_vs_chain": err, "runs": check["runs"],
-                "model_loads": check["model_loads"], "model_load_ms": check["model_load_ms"]}
+                "model_loads": check["model_loads"], "model_load_ms": check["model_load_ms"],
+                "served_shapes": served.shapes(sample)}
 
     def _per_part(self, ctx, spec, parts, layer, work, out_dir) -> list[Artifact]:
         artifacts = []

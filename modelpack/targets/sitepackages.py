@@ -14,9 +14,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from modelpack import served
 from modelpack.errors import TargetError
 from modelpack.measure.runner import runtime_dir
 from modelpack.output import tree_bytes
+from modelpack.targets.handler_check import first_error_line
 from modelpack.targets.runtimes import COMMON_PRUNE, NUMPY2_PRUNE, Runtime
 
 MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
@@ -124,14 +128,20 @@ class Verification:
 
 _CHECK = r"""
 import json, os, sys, time
-t = time.perf_counter()
-import numpy as np
-import model_runtime
-tree = os.path.realpath(sys.argv[1]); spec = json.loads(sys.argv[3])
-m = model_runtime.load(sys.argv[2], 1)
-import_ms = (time.perf_counter() - t) * 1e3
-feed = {i["name"]: np.zeros([1] + [d or 1 for d in i["shape"][1:]], dtype=i["dtype"]) for i in spec}
-out = m.predict(feed)
+try:
+    t = time.perf_counter()
+    import numpy as np
+    import model_runtime
+    tree = os.path.realpath(sys.argv[1])
+    m = model_runtime.load(sys.argv[2], 1)
+    import_ms = (time.perf_counter() - t) * 1e3
+    with np.load(sys.argv[3]) as npz:
+        feed = {k: npz[k] for k in npz.files}
+    out = m.predict(feed)
+except BaseException as exc:  # the runtime's own words, first line, whatever failed
+    first = (str(exc).strip().splitlines() or [""])[0]
+    print("MODELPACK_VERIFY_FAILED " + json.dumps(f"{type(exc).__name__}: {first}"))
+    raise SystemExit(1)
 mods = sorted({os.path.realpath(getattr(mod, "__file__", "") or "") for mod in list(sys.modules.values())})
 mods = [os.path.relpath(f, tree) for f in mods if f.startswith(tree + os.sep)]
 print("MODELPACK_VERIFY " + json.dumps({"modules": mods, "output": [np.asarray(o).tolist() for o in out],
@@ -139,20 +149,23 @@ print("MODELPACK_VERIFY " + json.dumps({"modules": mods, "output": [np.asarray(o
 """
 
 
-def verify(tree: Path, interpreter: str, model: Path, inputs: list[dict]) -> Verification:
-    """Run one inference with the target interpreter seeing only `tree`, numpy and model_runtime.py."""
+def verify(tree: Path, interpreter: str, model: Path, sample: Path) -> Verification:
+    """Run one inference on `sample` (an .npz of named input arrays) with the target interpreter seeing only
+    `tree`, numpy and model_runtime.py."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env.update(PYTHONPATH=os.pathsep.join([str(tree), runtime_dir()]), PYTHONDONTWRITEBYTECODE="1",
                PYTHONNOUSERSITE="1", OMP_NUM_THREADS="1")
     with tempfile.TemporaryDirectory() as cwd:
-        proc = subprocess.run([interpreter, "-S", "-c", _CHECK, str(tree), str(model), json.dumps(inputs)],
+        proc = subprocess.run([interpreter, "-S", "-c", _CHECK, str(tree), str(model), str(sample)],
                               capture_output=True, text=True, env=env, cwd=cwd, timeout=300, check=False)
     for line in proc.stdout.splitlines():
         if line.startswith("MODELPACK_VERIFY "):
             data = json.loads(line[len("MODELPACK_VERIFY "):])
             return Verification(True, data["modules"], data["output"], data["import_ms"])
-    err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    return Verification(False, error=(err[-1] if err else f"exit code {proc.returncode}")[:400])
+        if line.startswith("MODELPACK_VERIFY_FAILED "):
+            return Verification(False, error=json.loads(line[len("MODELPACK_VERIFY_FAILED "):])[:400])
+    error = first_error_line(proc.stderr) if proc.stderr.strip() else f"exit code {proc.returncode}"
+    return Verification(False, error=error[:400])
 
 
 _COMPILE = r"""
@@ -180,8 +193,11 @@ def ship_bytecode(tree: Path, interpreter: str, modules: list[str]) -> int:
 
 
 def prepare(dest: Path, runtime: Runtime, python: str, arch: str, glibc: tuple[int, int], os_name: str,
-            pins: dict[str, str], interpreter: str | None, model: Path, inputs: list[dict]) -> dict:
-    """Install, slim, verify, ship bytecode, verify again; return what was done (for the report)."""
+            pins: dict[str, str], interpreter: str | None, model: Path, sample: dict[str, np.ndarray]) -> dict:
+    """Install, slim, verify, ship bytecode, verify again; return what was done (for the report).
+
+    Verification serves `sample`, real evaluation inputs: a synthetic guess at free dimensions (a length
+    of 1 for a variable time axis) can fail where the model is fine."""
     installed = install(runtime, python, arch, glibc, pins, dest, os_name)
     naive = tree_bytes(dest)
     removed = slim(dest, runtime)
@@ -192,16 +208,39 @@ def prepare(dest: Path, runtime: Runtime, python: str, arch: str, glibc: tuple[i
             f"not verified and shipped as sources only: {why}. Without .pyc files every cold start recompiles "
             "the runtime's modules (measured on these machines: import numpy+onnxruntime 174 ms vs 67 ms)."))
         return info
-    first = verify(dest, interpreter, model, inputs)
-    if not first.ok:
-        raise TargetError(f"inference from the slimmed {runtime.name} tree failed ({first.error}); "
-                          "a slimming rule removed something the runtime needs.")
-    compiled = ship_bytecode(dest, interpreter, first.modules)
-    second = verify(dest, interpreter, model, inputs)
+    with tempfile.TemporaryDirectory() as tmp:
+        feed = Path(tmp) / "sample.npz"
+        np.savez(feed, **sample)
+        first = verify(dest, interpreter, model, feed)
+        if not first.ok:
+            raise TargetError(_blame(runtime, python, arch, glibc, pins, interpreter, model, feed, sample, first.error))
+        compiled = ship_bytecode(dest, interpreter, first.modules)
+        second = verify(dest, interpreter, model, feed)
     if not second.ok or second.output != first.output:
         raise TargetError(f"inference from the {runtime.name} tree failed after shipping bytecode ({second.error}).")
-    info.update(verified=True, bytecode=compiled, verify_import_ms=round(second.import_ms, 1))
+    info.update(verified=True, bytecode=compiled, verify_import_ms=round(second.import_ms, 1),
+                served_shapes=served.shapes(sample))
     return info
+
+
+def _blame(runtime: Runtime, python: str, arch: str, glibc: tuple[int, int], pins: dict[str, str], interpreter: str,
+           model: Path, feed: Path, sample: dict[str, np.ndarray], error: str | None) -> str:
+    """Why inference from the slimmed tree failed: the same check against a fresh, unslimmed install tells
+    a slimming rule apart from a model the runtime itself cannot run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        whole = Path(tmp) / "site-packages"
+        try:
+            install(runtime, python, arch, glibc, pins, whole, "the target")
+            unslimmed = verify(whole, interpreter, model, feed)
+        except TargetError:
+            unslimmed = None
+    shown = ", ".join(f"{k} {v}" for k, v in served.shapes(sample).items())
+    if unslimmed is not None and not unslimmed.ok:
+        return (f"{runtime.name} cannot run the selected model on a real evaluation sample ({shown}): {error}. "
+                "The unslimmed runtime fails the same way, so the package contents are not the cause; the model "
+                "does not run in this runtime as converted.")
+    return (f"inference from the slimmed {runtime.name} tree failed on a real evaluation sample ({shown}): {error}; "
+            "the unslimmed runtime runs it, so a slimming rule removed something the runtime needs.")
 
 
 def cached(ctx, runtime: Runtime, python: str, arch: str, glibc: tuple[int, int], os_name: str,
@@ -212,7 +251,7 @@ def cached(ctx, runtime: Runtime, python: str, arch: str, glibc: tuple[int, int]
     key = cache_key("site-packages", runtime.packages, python, arch, glibc, sorted(pins.items()),
                     ctx.versions_key, interpreter is not None)
     return ctx.cached_tree(key, lambda dest: prepare(dest, runtime, python, arch, glibc, os_name, pins,
-                                                     interpreter, model, ctx.info["inputs"]))
+                                                     interpreter, model, served.sample(ctx)))
 
 
 def bookkeeping(root: Path):
