@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from modelpack.jsonio import dumps_strict
 from modelpack.output import sha256_file
 
 META = "entry.json"
@@ -57,7 +58,7 @@ class Cache:
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(f, tmp / rel)
             files[rel] = sha256_file(tmp / rel)
-        (tmp / META).write_text(json.dumps({"files": files}, indent=1, sort_keys=True))
+        (tmp / META).write_text(dumps_strict({"files": files}, indent=1, sort_keys=True))
         entry = self.root / key
         if entry.exists():
             shutil.rmtree(entry, ignore_errors=True)

@@ -15,6 +15,7 @@ import click
 
 from modelpack import __version__
 from modelpack.errors import EXIT_BUDGET, EXIT_INTERNAL, EXIT_OK, ModelpackError, UsageError
+from modelpack.jsonio import dumps_strict
 
 
 def _fail(message: str, code: int) -> None:
@@ -154,7 +155,7 @@ def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir:
             recipe = recipe_for_model(source, data_path, variants, Path(tmp))
         report = run_bench(recipe, cache_dir=cache_dir, reporter=_reporter(as_json))
     if as_json:
-        click.echo(json.dumps({"variants": report.variants, "selected": report.selected,
+        click.echo(dumps_strict({"variants": report.variants, "selected": report.selected,
                                "selection_reason": report.selection_reason, "search": report.search},
                               indent=2, sort_keys=True))
         return
@@ -179,7 +180,7 @@ def inspect_cmd(model: Path, trust_code: bool, as_json: bool) -> None:
 
     result = inspect(model, trust_code)
     if as_json:
-        click.echo(json.dumps(result, indent=2, sort_keys=True))
+        click.echo(dumps_strict(result, indent=2, sort_keys=True))
         return
     info = result["model"]
     click.echo(f"{model} ({result['format']}, {info['params']:,} parameters)")

@@ -23,9 +23,11 @@ from modelpack import limits, safety, splitplan
 from modelpack.cache import Cache, cache_key
 from modelpack.data import Samples, TensorSpec, prepare
 from modelpack.errors import InputError, ModelpackError, StepFailedError, TargetError
+from modelpack.jsonio import dumps_strict
 from modelpack.measure import memory, metrics
 from modelpack.measure.runner import run_probe
 from modelpack.modelfile import ModelFile, detect
+from modelpack.outguard import check_output_dir
 from modelpack.output import (
     atomic_output_dir,
     sha256_file,
@@ -122,7 +124,7 @@ class BuildContext:
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         info = make(dest)
-        (dest / TREE_INFO).write_text(json.dumps(info, indent=1, sort_keys=True))
+        (dest / TREE_INFO).write_text(dumps_strict(info, indent=1, sort_keys=True))
         return self.cache.put(key, dest) if self.cache is not None else dest
 
     def zip_tree(self, source: Path, dest: Path, exclude: tuple[str, ...] = ()) -> Path:
@@ -156,6 +158,19 @@ class Builder:
         self.cache = Cache(Path(cache_dir) if cache_dir else Path(), enabled=cache_dir is not None)
         self.versions = versions()
         self.origin = str(self.recipe_path)
+
+    def protected_paths(self) -> dict[str, dict[str, Path]]:
+        """What an output folder must not be or contain (and, for folders modelpack reads, lie inside)."""
+        keep = {"the recipe's folder": self.recipe_path.resolve().parent, "the current directory": Path.cwd()}
+        no_inside = {}
+        model = Path(self.recipe.model.path)
+        (no_inside if model.is_dir() else keep)["the model"] = model
+        data = self.recipe.data.path
+        if data and os.path.lexists(data):
+            keep["the data"] = Path(data)
+        if self.cache.enabled:
+            no_inside["the cache"] = self.cache.root
+        return {"keep": keep, "no_inside": no_inside}
 
     # 1. model: detect format by content, refuse unsafe code, record identity
     def load_model(self) -> None:
@@ -265,7 +280,7 @@ class Builder:
             for label, key, job in pending:
                 res = results[job.out_dir]
                 if res["ok"]:
-                    (job.out / "result.json").write_text(json.dumps(res))
+                    (job.out / "result.json").write_text(dumps_strict(res))
                     (job.out / ".started").unlink(missing_ok=True)
                     entry = self.cache.put(key, job.out)
                     done[label] = {**res, "dir": str(entry), "cached": False}
@@ -356,7 +371,7 @@ class Builder:
         shutil.rmtree(entry, ignore_errors=True)
         entry.mkdir(parents=True)
         zipped = zipped_size(path)
-        (entry / "measure.json").write_text(json.dumps({"warm": warm, "colds": colds, "zipped_bytes": zipped}))
+        (entry / "measure.json").write_text(dumps_strict({"warm": warm, "colds": colds, "zipped_bytes": zipped}))
         shutil.copyfile(spec["out"], entry / "outputs.npz")
         self.cache.put(key, entry)
         return warm, colds, _load_outputs(Path(spec["out"])), zipped, False
@@ -523,7 +538,7 @@ class Builder:
                   "balanced_weight": tuning.balanced_weight, "headroom_mb": tuning.headroom_mb}
         entry = self.work / "memory-tuning"
         entry.mkdir(exist_ok=True)
-        (entry / "memory.json").write_text(json.dumps(result))
+        (entry / "memory.json").write_text(dumps_strict(result))
         self.cache.put(key, entry)
         return result
 
@@ -660,6 +675,7 @@ def build(recipe_path: str | Path, out: str | Path | None = None, cache_dir: str
     """
     builder = Builder(recipe_path, cache_dir, reporter)
     out_dir = Path(out) if out else Path("dist") / builder.recipe.name
+    check_output_dir(out_dir, given=out is not None, **builder.protected_paths())
     try:
         return _build(builder, out_dir, images)
     except OSError as exc:

@@ -14,6 +14,7 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
+from modelpack.jsonio import dumps_strict
 from modelpack.steps.base import StepJob
 
 STARTED = ".started"
@@ -64,7 +65,7 @@ def _child(jobs_file: str) -> None:
             result = {"ok": True, "details": step.run(job, state) or {}}
         except Exception as exc:  # a failing step is recorded, the next one runs
             result = {"ok": False, "error": first_message(exc), "traceback": traceback.format_exc()}
-        (out / RESULT).write_text(json.dumps(result, default=str))
+        (out / RESULT).write_text(dumps_strict(result, default=str))
         sys.stdout.flush()
 
 
@@ -74,7 +75,7 @@ def run_jobs(jobs: list[StepJob], log: Path, timeout_s: float = 3600) -> dict[st
     results: dict[str, dict] = {}
     while pending:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, dir=log.parent) as f:
-            json.dump([asdict(j) for j in pending], f)
+            f.write(dumps_strict([asdict(j) for j in pending]))
         with open(log, "ab") as logf:
             try:
                 proc = subprocess.run(
@@ -95,7 +96,7 @@ def run_jobs(jobs: list[StepJob], log: Path, timeout_s: float = 3600) -> dict[st
                 crashed = True
                 why = f"timed out after {timeout_s:.0f} s" if code == "timeout" else f"exit code {code}"
                 results[job.out_dir] = {"ok": False, "error": f"the {job.step} process crashed ({why}); see {log}"}
-                (job.out / RESULT).write_text(json.dumps(results[job.out_dir]))
+                (job.out / RESULT).write_text(dumps_strict(results[job.out_dir]))
             else:
                 still.append(job)
         if not crashed and still:  # the worker died before starting anything: do not loop forever

@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from modelpack.errors import StepFailedError
+from modelpack.jsonio import dumps_strict
 
 PROBE = Path(__file__).with_name("probe.py")
 MARK = "MODELPACK_PROBE "
@@ -38,7 +39,7 @@ def run_probe(mode: str, spec: dict, work: Path, timeout_s: float = 900, control
     """
     spec = {"runtime_dir": runtime_dir(), **spec}
     spec_path = work / f"probe-{mode}-{os.getpid()}-{abs(hash(json.dumps(spec, sort_keys=True)))}.json"
-    spec_path.write_text(json.dumps(spec))
+    spec_path.write_text(dumps_strict(spec))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"}
     # One thread per runtime unless asked: keeps numbers comparable and stops BLAS from oversubscribing.
     env.update({k: str(spec.get("threads", 1)) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
