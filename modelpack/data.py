@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from modelpack import datafn
 from modelpack.errors import InputError
 from modelpack.recipe.models import DataSpec
 
@@ -66,14 +66,7 @@ def load_arrays(spec: DataSpec, origin: str) -> dict[str, np.ndarray]:
                 f"{origin}: data.path {spec.path} is not a readable .npz of plain arrays ({exc}). "
                 "Write it with numpy.savez(path, x=..., y=...)."
             ) from None
-    module, _, func = spec.path.partition(":")
-    try:
-        arrays = getattr(importlib.import_module(module), func)()
-    except Exception as exc:  # user code: any failure is reported as a data error
-        raise InputError(f"{origin}: data.path {spec.path} failed: {type(exc).__name__}: {exc}") from None
-    if not isinstance(arrays, dict):
-        raise InputError(f"{origin}: data.path {spec.path} must return a dict of arrays, not {type(arrays).__name__}.")
-    return {k: np.asarray(v) for k, v in arrays.items()}
+    return datafn.call(spec.path, spec.timeout_s, origin)
 
 
 def _pick(arrays: dict[str, np.ndarray], names: str | list[str], field: str, origin: str) -> list[np.ndarray]:
@@ -87,8 +80,12 @@ def _pick(arrays: dict[str, np.ndarray], names: str | list[str], field: str, ori
     return [arrays[n] for n in names]
 
 
-def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str) -> Samples:
-    """Draw evaluation / calibration / training splits and check them against the model inputs."""
+def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str, task: str = "classification") -> Samples:
+    """Draw evaluation / calibration / training splits and check them against the model inputs.
+
+    Arrays without samples, and inputs or (for classification and regression) labels holding NaN or infinite
+    values, are refused: every measurement would be undefined. A custom task decides about its own labels.
+    """
     if spec.synthetic:
         rng = np.random.default_rng(spec.seed)
         n_eval, n_cal = int(spec.evaluation) if spec.evaluation >= 1 else 64, int(spec.calibration) if spec.calibration >= 1 else 64
@@ -104,6 +101,9 @@ def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str) -> Samples:
         )
     xs = _pick(arrays, names, "data.inputs", origin)
     ys = _pick(arrays, spec.labels, "data.labels", origin)[0] if spec.labels else None
+    where = f"{origin}: data.path {spec.path}"
+    for name, a in [*zip(names, xs), *([(spec.labels, ys)] if ys is not None else [])]:
+        _has_samples(a, name, where)
     pool = len(xs[0])
     for name, a in zip(names, xs):
         if len(a) != pool:
@@ -111,6 +111,8 @@ def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str) -> Samples:
     if ys is not None and len(ys) != pool:
         raise InputError(f"{origin}: data.labels has {len(ys)} samples but the inputs have {pool}.")
     xs = [_fit(a, t, "data.inputs", origin) for a, t in zip(xs, inputs)]
+    labels_checked = task in ("classification", "regression")
+    _all_finite(zip(names, xs), ys, spec.labels if labels_checked else None, "data.inputs", where)
 
     order = np.random.default_rng(spec.seed).permutation(pool)
     n_eval = min(_count(spec.evaluation, pool), pool)
@@ -122,6 +124,10 @@ def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str) -> Samples:
     if spec.train is not None:
         tx = [_fit(a, t, "data.train.inputs", origin) for a, t in zip(_pick(arrays, spec.train.inputs, "data.train.inputs", origin), inputs)]
         ty = _pick(arrays, spec.train.labels, "data.train.labels", origin)[0]
+        for name, a in [*zip(_as_list(spec.train.inputs), tx), (spec.train.labels, ty)]:
+            _has_samples(a, name, where)
+        _all_finite(zip(_as_list(spec.train.inputs), tx), ty, spec.train.labels if labels_checked else None,
+                    "data.train.inputs", where)
     else:
         left = rest[n_cal:]
         tx = [a[left] for a in xs] if len(left) else None
@@ -134,6 +140,38 @@ def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str) -> Samples:
         train_y=ty,
         synthetic=False,
     )
+
+
+def _as_list(names: str | list[str]) -> list[str]:
+    return [names] if isinstance(names, str) else list(names)
+
+
+def _has_samples(a: np.ndarray, name: str, where: str) -> None:
+    if a.ndim == 0:
+        raise InputError(f"{where}: array '{name}' is a single value, not an array of samples. "
+                         "Give one entry per sample along its first axis.")
+    if len(a) == 0:
+        raise InputError(f"{where}: array '{name}' has 0 samples. modelpack calibrates and measures on these "
+                         "samples: give at least one, or set data.synthetic: true instead of data.path.")
+
+
+def _all_finite(inputs, labels: np.ndarray | None, labels_name: str | None, field: str, where: str) -> None:
+    """Refuse NaN or infinite values in the inputs, and in the labels when `labels_name` is given."""
+    arrays = [(name, a, field) for name, a in inputs]
+    if labels is not None and labels_name is not None:
+        arrays.append((labels_name, labels, field.replace("inputs", "labels")))
+    for name, a, what in arrays:
+        if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.complexfloating)):
+            continue
+        bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+        if bad.any():
+            extra = (" A custom task (task: module:function) may accept undefined labels."
+                     if what.endswith("labels") else "")
+            raise InputError(
+                f"{where}: array '{name}' ({what}) holds NaN or infinite values in {int(bad.sum())} of {len(a)} "
+                f"samples (the first is sample {int(np.argmax(bad))}). Accuracy and outputs would be undefined: "
+                f"remove or fix those samples.{extra}"
+            )
 
 
 def _fit(a: np.ndarray, t: TensorSpec, field: str, origin: str) -> np.ndarray:

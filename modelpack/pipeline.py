@@ -190,7 +190,7 @@ class Builder:
     # 3. data: seeded splits, checked against the model inputs
     def prepare_data(self) -> None:
         specs = [TensorSpec.from_json(t) for t in self.info["inputs"]]
-        self.samples = prepare(self.recipe.data, specs, self.origin)
+        self.samples = prepare(self.recipe.data, specs, self.origin, self.recipe.task)
         self.eval_npz = self.samples.save(self.work / "eval.npz", "eval")
         self.calib_npz = self.samples.save(self.work / "calibration.npz", "calibration")
         self.data_sha = {"evaluation": _npz_digest(self.eval_npz), "calibration": _npz_digest(self.calib_npz)}

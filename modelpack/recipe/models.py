@@ -88,6 +88,10 @@ class DataSpec(Strict):
         None, description="Separate arrays for fine-tuning; default: the samples left after the other splits."
     )
     seed: int = Field(0, description="Seed of the shuffle that draws the splits.")
+    timeout_s: float = Field(
+        300, gt=0, le=86_400,
+        description="Seconds a module:function data.path may run (in its own process) before it is stopped.",
+    )
     synthetic: bool = Field(
         False, description="No data file: random inputs for fidelity and latency only (no accuracy)."
     )
