@@ -67,9 +67,13 @@ def cli(debug: bool) -> None:
 @handle_errors
 def validate(recipe: Path) -> None:
     """Check RECIPE without building anything (fast, no TensorFlow)."""
+    from modelpack import precheck
     from modelpack.recipe.loader import load_recipe
 
     r = load_recipe(recipe)
+    # The same TensorFlow-free checks a build starts with, so validate passes only what build accepts.
+    precheck.check_model(r, str(recipe))
+    precheck.check_data(r, str(recipe))
     click.echo(f"{recipe}: valid recipe '{r.name}' ({len(r.optimize.variants)} variants, {len(r.targets)} targets)")
 
 

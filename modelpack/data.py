@@ -102,8 +102,7 @@ def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str, task: str = "
     xs = _pick(arrays, names, "data.inputs", origin)
     ys = _pick(arrays, spec.labels, "data.labels", origin)[0] if spec.labels else None
     where = f"{origin}: data.path {spec.path}"
-    for name, a in [*zip(names, xs), *([(spec.labels, ys)] if ys is not None else [])]:
-        _has_samples(a, name, where)
+    check_arrays(arrays, spec, task, origin)
     pool = len(xs[0])
     for name, a in zip(names, xs):
         if len(a) != pool:
@@ -111,8 +110,8 @@ def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str, task: str = "
     if ys is not None and len(ys) != pool:
         raise InputError(f"{origin}: data.labels has {len(ys)} samples but the inputs have {pool}.")
     xs = [_fit(a, t, "data.inputs", origin) for a, t in zip(xs, inputs)]
-    labels_checked = task in ("classification", "regression")
-    _all_finite(zip(names, xs), ys, spec.labels if labels_checked else None, "data.inputs", where)
+    # Again after the cast to the model's dtype: a float64 value too large for float32 becomes infinite.
+    _all_finite(zip(names, xs), None, None, "data.inputs", where)
 
     order = np.random.default_rng(spec.seed).permutation(pool)
     n_eval = min(_count(spec.evaluation, pool), pool)
@@ -124,10 +123,7 @@ def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str, task: str = "
     if spec.train is not None:
         tx = [_fit(a, t, "data.train.inputs", origin) for a, t in zip(_pick(arrays, spec.train.inputs, "data.train.inputs", origin), inputs)]
         ty = _pick(arrays, spec.train.labels, "data.train.labels", origin)[0]
-        for name, a in [*zip(_as_list(spec.train.inputs), tx), (spec.train.labels, ty)]:
-            _has_samples(a, name, where)
-        _all_finite(zip(_as_list(spec.train.inputs), tx), ty, spec.train.labels if labels_checked else None,
-                    "data.train.inputs", where)
+        _all_finite(zip(_as_list(spec.train.inputs), tx), None, None, "data.train.inputs", where)
     else:
         left = rest[n_cal:]
         tx = [a[left] for a in xs] if len(left) else None
@@ -140,6 +136,22 @@ def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str, task: str = "
         train_y=ty,
         synthetic=False,
     )
+
+
+def check_arrays(arrays: dict[str, np.ndarray], spec: DataSpec, task: str, origin: str) -> None:
+    """The checks that need no model: every named array has samples and only finite numbers (labels only
+    for classification and regression: a custom task decides about its own labels)."""
+    where = f"{origin}: data.path {spec.path}"
+    labels_checked = task in ("classification", "regression")
+    groups = [(_as_list(spec.inputs), spec.labels, "data.inputs")]
+    if spec.train is not None:
+        groups.append((_as_list(spec.train.inputs), spec.train.labels, "data.train.inputs"))
+    for names, label, field in groups:
+        xs = _pick(arrays, names, field, origin)
+        ys = _pick(arrays, label, field.replace("inputs", "labels"), origin)[0] if label else None
+        for name, a in [*zip(names, xs), *([(label, ys)] if ys is not None else [])]:
+            _has_samples(a, name, where)
+        _all_finite(zip(names, xs), ys, label if labels_checked else None, field, where)
 
 
 def _as_list(names: str | list[str]) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from modelpack import budgets as budget_checks
-from modelpack import limits, safety, splitplan
+from modelpack import limits, precheck, splitplan
 from modelpack.cache import Cache, cache_key
 from modelpack.data import Samples, TensorSpec, prepare
 from modelpack.errors import InputError, ModelpackError, StepFailedError, TargetError
@@ -174,8 +174,8 @@ class Builder:
 
     # 1. model: detect format by content, refuse unsafe code, record identity
     def load_model(self) -> None:
-        self.model = detect(Path(self.recipe.model.path))
-        safety.check(self.model, self.recipe.model.trust_code, self.origin)
+        self.model = precheck.check_model(self.recipe, self.origin)
+        precheck.check_data(self.recipe, self.origin)
 
     # 2. inspect in the worker: inputs, outputs, parameters
     def inspect(self) -> None:
