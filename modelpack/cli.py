@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import click
 
 from modelpack import __version__
-from modelpack.errors import EXIT_BUDGET, EXIT_INTERNAL, EXIT_OK, ModelpackError, UsageError
+from modelpack.errors import EXIT_BUDGET, EXIT_INTERNAL, EXIT_OK, ModelpackError, Terminated, UsageError
 from modelpack.jsonio import dumps_strict
 
 
@@ -37,7 +38,9 @@ def handle_errors(fn):
             hint = f"\nHint: {exc.hint}" if exc.hint else ""
             _fail(f"error: {exc.message}{hint}", exc.exit_code)
         except KeyboardInterrupt:
-            _fail("interrupted: no output was changed.", 130)
+            _fail("interrupted: stopped and cleaned up; no output was changed.", 130)
+        except Terminated as exc:
+            _fail("terminated (SIGTERM): stopped and cleaned up; no output was changed.", exc.exit_code)
         except Exception as exc:  # an internal fault: say so plainly
             if debug:
                 traceback.print_exc()
@@ -248,7 +251,17 @@ def invoke(dist: Path, events: tuple[Path, ...], platform: str) -> None:
             click.echo(json.dumps(response, indent=1))
 
 
+def _stop(signum: int, frame) -> None:
+    """SIGTERM and SIGINT raise, so the build unwinds through its cleanups (staging and temporary folders,
+    child processes); further signals are ignored until that is done."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     cli(prog_name="modelpack")
 
 

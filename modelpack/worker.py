@@ -7,6 +7,7 @@ for the jobs still pending. Child side: runs each job, writing `result.json` (or
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from modelpack.jsonio import dumps_strict
+from modelpack.measure.runner import private_tmp
 from modelpack.steps.base import StepJob
 
 STARTED = ".started"
@@ -78,9 +80,11 @@ def run_jobs(jobs: list[StepJob], log: Path, timeout_s: float = 3600) -> dict[st
             f.write(dumps_strict([asdict(j) for j in pending]))
         with open(log, "ab") as logf:
             try:
+                # subprocess.run kills the worker on any exception, SIGTERM and Ctrl-C included.
                 proc = subprocess.run(
                     [sys.executable, "-m", "modelpack.worker", f.name],
                     stdout=logf, stderr=subprocess.STDOUT, timeout=timeout_s, check=False,
+                    env={**os.environ, **private_tmp(log.parent)},
                 )
                 code = proc.returncode
             except subprocess.TimeoutExpired:
