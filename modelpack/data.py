@@ -80,11 +80,13 @@ def _pick(arrays: dict[str, np.ndarray], names: str | list[str], field: str, ori
     return [arrays[n] for n in names]
 
 
-def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str, task: str = "classification") -> Samples:
+def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str, task: str = "classification",
+            arrays: dict[str, np.ndarray] | None = None) -> Samples:
     """Draw evaluation / calibration / training splits and check them against the model inputs.
 
     Arrays without samples, and inputs or (for classification and regression) labels holding NaN or infinite
     values, are refused: every measurement would be undefined. A custom task decides about its own labels.
+    `arrays` are the data already loaded (by the build's first checks); without them they are loaded here.
     """
     if spec.synthetic:
         rng = np.random.default_rng(spec.seed)
@@ -92,7 +94,7 @@ def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str, task: str = "
         make = lambda n: [_random(t, n, rng) for t in inputs]  # noqa: E731
         return Samples(make(n_eval), None, make(n_cal), None, None, synthetic=True)
 
-    arrays = load_arrays(spec, origin)
+    arrays = arrays if arrays is not None else load_arrays(spec, origin)
     names = [spec.inputs] if isinstance(spec.inputs, str) else list(spec.inputs)
     if len(names) != len(inputs):
         raise InputError(

@@ -175,7 +175,8 @@ class Builder:
     # 1. model: detect format by content, refuse unsafe code, record identity
     def load_model(self) -> None:
         self.model = precheck.check_model(self.recipe, self.origin)
-        precheck.check_data(self.recipe, self.origin)
+        # Data before TensorFlow starts: a bad file or a failing data function is reported in a second.
+        self.arrays = precheck.check_data(self.recipe, self.origin, call_functions=True)
 
     # 2. inspect in the worker: inputs, outputs, parameters
     def inspect(self) -> None:
@@ -190,7 +191,7 @@ class Builder:
     # 3. data: seeded splits, checked against the model inputs
     def prepare_data(self) -> None:
         specs = [TensorSpec.from_json(t) for t in self.info["inputs"]]
-        self.samples = prepare(self.recipe.data, specs, self.origin, self.recipe.task)
+        self.samples = prepare(self.recipe.data, specs, self.origin, self.recipe.task, self.arrays)
         self.eval_npz = self.samples.save(self.work / "eval.npz", "eval")
         self.calib_npz = self.samples.save(self.work / "calibration.npz", "calibration")
         self.data_sha = {"evaluation": _npz_digest(self.eval_npz), "calibration": _npz_digest(self.calib_npz)}

@@ -9,6 +9,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import numpy as np
+
 from modelpack import data, safety
 from modelpack.errors import InputError
 from modelpack.modelfile import ModelFile, detect
@@ -68,9 +70,13 @@ def _output_count(config: dict) -> int | None:
     return len(outputs) if isinstance(outputs[0], list) else 1
 
 
-def check_data(recipe: Recipe, origin: str) -> None:
-    """Check a .npz data file without running anything: the named arrays exist, have samples and hold only
-    finite numbers. A module:function is not called here (it is the user's code; the build runs it)."""
+def check_data(recipe: Recipe, origin: str, *, call_functions: bool) -> dict[str, np.ndarray] | None:
+    """Load the sample arrays and check what needs no model: the named arrays exist, have samples and hold
+    only finite numbers. Returns the arrays (None for synthetic data, or for a module:function when
+    `call_functions` is off: validate never runs the user's code, a build runs it here, in a child process)."""
     spec = recipe.data
-    if spec.path is not None and Path(spec.path).is_file():
-        data.check_arrays(data.load_arrays(spec, origin), spec, recipe.task, origin)
+    if spec.path is None or not (call_functions or Path(spec.path).is_file()):
+        return None
+    arrays = data.load_arrays(spec, origin)
+    data.check_arrays(arrays, spec, recipe.task, origin)
+    return arrays
