@@ -34,15 +34,15 @@ def replace_problem(folder: Path) -> str | None:
         if not any(folder.iterdir()):
             return None
         listed = _manifest_files(folder / MANIFEST)
-        if listed is None:
-            return f"holds files modelpack did not write (no modelpack {MANIFEST} lists them)"
         for root, dirs, files in os.walk(folder):
             base = Path(root)
             for name in [*files, *(d for d in dirs if (base / d).is_symlink())]:
                 path = base / name
                 rel = path.relative_to(folder).as_posix()
-                if rel == MANIFEST:
+                if rel == MANIFEST and listed is not None:
                     continue
+                if listed is None:
+                    return f"holds {rel}, which modelpack did not write (no modelpack {MANIFEST} lists it)"
                 if rel not in listed or path.is_symlink() or not path.is_file():
                     return f"holds {rel}, which modelpack did not write (its {MANIFEST} does not list it)"
     except OSError as exc:
@@ -91,9 +91,14 @@ def check_output_dir(out: Path, *, given: bool, keep: dict[str, Path], no_inside
         raise UsageError(refusal(out, why, given))
 
 
-def refusal(out: Path, why: str, given: bool = True) -> str:
-    """The sentence that explains a refused output folder and what to do instead."""
+def refusal(out: Path, why: str, given: bool = True, *, built: bool = False) -> str:
+    """The sentence that explains a refused output folder and what to do instead.
+
+    `built` says the refusal came at the end of a build (the folder changed meanwhile): its result is dropped.
+    """
     name = f"--out {out}" if given else f"the default output folder {out}"
+    outcome = ("the new output was discarded and nothing was deleted" if built
+               else "nothing was built or deleted")
     return (f"{name} {why}. A build replaces its output folder as a whole, so modelpack only replaces an empty "
-            f"folder or one it wrote itself (with its {MANIFEST}); nothing was built or deleted. "
+            f"folder or one it wrote itself (with its {MANIFEST}); {outcome}. "
             "Choose a new or empty folder for --out, e.g. --out dist/<name>.")

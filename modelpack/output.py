@@ -83,7 +83,7 @@ def atomic_output_dir(final: Path) -> Iterator[Path]:
         ) from None
     try:
         yield staging
-        _check_replaceable(final)
+        _check_replaceable(final, built=True)
         if final.exists():
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
             os.replace(final, old)
@@ -96,10 +96,10 @@ def atomic_output_dir(final: Path) -> Iterator[Path]:
         raise
 
 
-def _check_replaceable(final: Path) -> None:
+def _check_replaceable(final: Path, built: bool = False) -> None:
     why = replace_problem(final)
     if why:
-        raise UsageError(refusal(final, why))
+        raise UsageError(refusal(final, why, built=built))
 
 
 def _remove_abandoned(final: Path) -> None:
