@@ -61,7 +61,7 @@ def cli(debug: bool) -> None:
     """Turn a trained Keras model into small, fast-starting, verified serverless artifacts.
 
     Exit codes: 0 built and every budget passed; 1 built but a budget failed; 2 bad recipe or usage;
-    3 internal or tool failure.
+    3 internal or tool failure; 130 / 143 stopped by SIGINT / SIGTERM (cleaned up, output untouched).
     """
 
 
