@@ -28,7 +28,8 @@ def call(path: str, timeout_s: float, origin: str) -> dict[str, np.ndarray]:
         spec = Path(tmp) / "spec.json"
         out, status = Path(tmp) / "arrays.npz", Path(tmp) / "status.json"
         # The child imports with this process's module path, so the same modules resolve in both.
-        spec.write_text(json.dumps({"path": path, "sys_path": sys.path, "out": str(out), "status": str(status)}))
+        spec.write_text(json.dumps({"path": path, "sys_path": [str(p) for p in sys.path], "out": str(out),
+                                    "status": str(status)}))
         proc = subprocess.Popen([sys.executable, "-m", "modelpack.datafn", str(spec)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, start_new_session=True)
         stderr = b""
