@@ -163,8 +163,8 @@ def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir:
         report = run_bench(recipe, cache_dir=cache_dir, reporter=_reporter(as_json))
     if as_json:
         click.echo(dumps_strict({"variants": report.variants, "selected": report.selected,
-                               "selection_reason": report.selection_reason, "search": report.search},
-                              indent=2, sort_keys=True))
+                                 "selection_reason": report.selection_reason, "search": report.search},
+                                indent=2, sort_keys=True))
         return
     from modelpack.tables import print_variants
 
