@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from modelpack.jsonio import dumps_strict
 from modelpack.output import sha256_file
 
 META = "entry.json"
@@ -51,13 +52,17 @@ class Cache:
             return source
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
-        files = {}
-        for f in sorted(p for p in source.rglob("*") if p.is_file()):
-            rel = f.relative_to(source).as_posix()
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, tmp / rel)
-            files[rel] = sha256_file(tmp / rel)
-        (tmp / META).write_text(json.dumps({"files": files}, indent=1, sort_keys=True))
+        try:
+            files = {}
+            for f in sorted(p for p in source.rglob("*") if p.is_file()):
+                rel = f.relative_to(source).as_posix()
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, tmp / rel)
+                files[rel] = sha256_file(tmp / rel)
+            (tmp / META).write_text(dumps_strict({"files": files}, indent=1, sort_keys=True))
+        except BaseException:  # a full disk or a stopped build leaves no half-written entry behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         entry = self.root / key
         if entry.exists():
             shutil.rmtree(entry, ignore_errors=True)

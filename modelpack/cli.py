@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -14,7 +15,8 @@ from pathlib import Path
 import click
 
 from modelpack import __version__
-from modelpack.errors import EXIT_BUDGET, EXIT_INTERNAL, EXIT_OK, ModelpackError, UsageError
+from modelpack.errors import EXIT_BUDGET, EXIT_INTERNAL, EXIT_OK, ModelpackError, Terminated, UsageError
+from modelpack.jsonio import dumps_strict
 
 
 def _fail(message: str, code: int) -> None:
@@ -36,7 +38,9 @@ def handle_errors(fn):
             hint = f"\nHint: {exc.hint}" if exc.hint else ""
             _fail(f"error: {exc.message}{hint}", exc.exit_code)
         except KeyboardInterrupt:
-            _fail("interrupted: no output was changed.", 130)
+            _fail("interrupted: stopped and cleaned up; no output was changed.", 130)
+        except Terminated as exc:
+            _fail("terminated (SIGTERM): stopped and cleaned up; no output was changed.", exc.exit_code)
         except Exception as exc:  # an internal fault: say so plainly
             if debug:
                 traceback.print_exc()
@@ -57,7 +61,7 @@ def cli(debug: bool) -> None:
     """Turn a trained Keras model into small, fast-starting, verified serverless artifacts.
 
     Exit codes: 0 built and every budget passed; 1 built but a budget failed; 2 bad recipe or usage;
-    3 internal or tool failure.
+    3 internal or tool failure; 130 / 143 stopped by SIGINT / SIGTERM (cleaned up, output untouched).
     """
 
 
@@ -66,9 +70,13 @@ def cli(debug: bool) -> None:
 @handle_errors
 def validate(recipe: Path) -> None:
     """Check RECIPE without building anything (fast, no TensorFlow)."""
+    from modelpack import precheck
     from modelpack.recipe.loader import load_recipe
 
     r = load_recipe(recipe)
+    # The same TensorFlow-free checks a build starts with, so validate passes only what build accepts.
+    precheck.check_model(r, str(recipe))
+    precheck.check_data(r, str(recipe), call_functions=False)
     click.echo(f"{recipe}: valid recipe '{r.name}' ({len(r.optimize.variants)} variants, {len(r.targets)} targets)")
 
 
@@ -154,9 +162,9 @@ def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir:
             recipe = recipe_for_model(source, data_path, variants, Path(tmp))
         report = run_bench(recipe, cache_dir=cache_dir, reporter=_reporter(as_json))
     if as_json:
-        click.echo(json.dumps({"variants": report.variants, "selected": report.selected,
-                               "selection_reason": report.selection_reason, "search": report.search},
-                              indent=2, sort_keys=True))
+        click.echo(dumps_strict({"variants": report.variants, "selected": report.selected,
+                                 "selection_reason": report.selection_reason, "search": report.search},
+                                indent=2, sort_keys=True))
         return
     from modelpack.tables import print_variants
 
@@ -179,7 +187,7 @@ def inspect_cmd(model: Path, trust_code: bool, as_json: bool) -> None:
 
     result = inspect(model, trust_code)
     if as_json:
-        click.echo(json.dumps(result, indent=2, sort_keys=True))
+        click.echo(dumps_strict(result, indent=2, sort_keys=True))
         return
     info = result["model"]
     click.echo(f"{model} ({result['format']}, {info['params']:,} parameters)")
@@ -243,7 +251,17 @@ def invoke(dist: Path, events: tuple[Path, ...], platform: str) -> None:
             click.echo(json.dumps(response, indent=1))
 
 
+def _stop(signum: int, frame) -> None:
+    """SIGTERM and SIGINT raise, so the build unwinds through its cleanups (staging and temporary folders,
+    child processes); further signals are ignored until that is done."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     cli(prog_name="modelpack")
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from modelpack import datafn
 from modelpack.errors import InputError
 from modelpack.recipe.models import DataSpec
 
@@ -66,14 +66,7 @@ def load_arrays(spec: DataSpec, origin: str) -> dict[str, np.ndarray]:
                 f"{origin}: data.path {spec.path} is not a readable .npz of plain arrays ({exc}). "
                 "Write it with numpy.savez(path, x=..., y=...)."
             ) from None
-    module, _, func = spec.path.partition(":")
-    try:
-        arrays = getattr(importlib.import_module(module), func)()
-    except Exception as exc:  # user code: any failure is reported as a data error
-        raise InputError(f"{origin}: data.path {spec.path} failed: {type(exc).__name__}: {exc}") from None
-    if not isinstance(arrays, dict):
-        raise InputError(f"{origin}: data.path {spec.path} must return a dict of arrays, not {type(arrays).__name__}.")
-    return {k: np.asarray(v) for k, v in arrays.items()}
+    return datafn.call(spec.path, spec.timeout_s, origin)
 
 
 def _pick(arrays: dict[str, np.ndarray], names: str | list[str], field: str, origin: str) -> list[np.ndarray]:
@@ -87,15 +80,21 @@ def _pick(arrays: dict[str, np.ndarray], names: str | list[str], field: str, ori
     return [arrays[n] for n in names]
 
 
-def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str) -> Samples:
-    """Draw evaluation / calibration / training splits and check them against the model inputs."""
+def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str, task: str = "classification",
+            arrays: dict[str, np.ndarray] | None = None) -> Samples:
+    """Draw evaluation / calibration / training splits and check them against the model inputs.
+
+    Arrays without samples, and inputs or (for classification and regression) labels holding NaN or infinite
+    values, are refused: every measurement would be undefined. A custom task decides about its own labels.
+    `arrays` are the data already loaded (by the build's first checks); without them they are loaded here.
+    """
     if spec.synthetic:
         rng = np.random.default_rng(spec.seed)
         n_eval, n_cal = int(spec.evaluation) if spec.evaluation >= 1 else 64, int(spec.calibration) if spec.calibration >= 1 else 64
         make = lambda n: [_random(t, n, rng) for t in inputs]  # noqa: E731
         return Samples(make(n_eval), None, make(n_cal), None, None, synthetic=True)
 
-    arrays = load_arrays(spec, origin)
+    arrays = arrays if arrays is not None else load_arrays(spec, origin)
     names = [spec.inputs] if isinstance(spec.inputs, str) else list(spec.inputs)
     if len(names) != len(inputs):
         raise InputError(
@@ -104,6 +103,8 @@ def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str) -> Samples:
         )
     xs = _pick(arrays, names, "data.inputs", origin)
     ys = _pick(arrays, spec.labels, "data.labels", origin)[0] if spec.labels else None
+    where = f"{origin}: data.path {spec.path}"
+    check_arrays(arrays, spec, task, origin)
     pool = len(xs[0])
     for name, a in zip(names, xs):
         if len(a) != pool:
@@ -111,6 +112,8 @@ def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str) -> Samples:
     if ys is not None and len(ys) != pool:
         raise InputError(f"{origin}: data.labels has {len(ys)} samples but the inputs have {pool}.")
     xs = [_fit(a, t, "data.inputs", origin) for a, t in zip(xs, inputs)]
+    # Again after the cast to the model's dtype: a float64 value too large for float32 becomes infinite.
+    _all_finite(zip(names, xs), None, None, "data.inputs", where)
 
     order = np.random.default_rng(spec.seed).permutation(pool)
     n_eval = min(_count(spec.evaluation, pool), pool)
@@ -122,6 +125,7 @@ def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str) -> Samples:
     if spec.train is not None:
         tx = [_fit(a, t, "data.train.inputs", origin) for a, t in zip(_pick(arrays, spec.train.inputs, "data.train.inputs", origin), inputs)]
         ty = _pick(arrays, spec.train.labels, "data.train.labels", origin)[0]
+        _all_finite(zip(_as_list(spec.train.inputs), tx), None, None, "data.train.inputs", where)
     else:
         left = rest[n_cal:]
         tx = [a[left] for a in xs] if len(left) else None
@@ -134,6 +138,54 @@ def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str) -> Samples:
         train_y=ty,
         synthetic=False,
     )
+
+
+def check_arrays(arrays: dict[str, np.ndarray], spec: DataSpec, task: str, origin: str) -> None:
+    """The checks that need no model: every named array has samples and only finite numbers (labels only
+    for classification and regression: a custom task decides about its own labels)."""
+    where = f"{origin}: data.path {spec.path}"
+    labels_checked = task in ("classification", "regression")
+    groups = [(_as_list(spec.inputs), spec.labels, "data.inputs")]
+    if spec.train is not None:
+        groups.append((_as_list(spec.train.inputs), spec.train.labels, "data.train.inputs"))
+    for names, label, field in groups:
+        xs = _pick(arrays, names, field, origin)
+        ys = _pick(arrays, label, field.replace("inputs", "labels"), origin)[0] if label else None
+        for name, a in [*zip(names, xs), *([(label, ys)] if ys is not None else [])]:
+            _has_samples(a, name, where)
+        _all_finite(zip(names, xs), ys, label if labels_checked else None, field, where)
+
+
+def _as_list(names: str | list[str]) -> list[str]:
+    return [names] if isinstance(names, str) else list(names)
+
+
+def _has_samples(a: np.ndarray, name: str, where: str) -> None:
+    if a.ndim == 0:
+        raise InputError(f"{where}: array '{name}' is a single value, not an array of samples. "
+                         "Give one entry per sample along its first axis.")
+    if len(a) == 0:
+        raise InputError(f"{where}: array '{name}' has 0 samples. modelpack calibrates and measures on these "
+                         "samples: give at least one, or set data.synthetic: true instead of data.path.")
+
+
+def _all_finite(inputs, labels: np.ndarray | None, labels_name: str | None, field: str, where: str) -> None:
+    """Refuse NaN or infinite values in the inputs, and in the labels when `labels_name` is given."""
+    arrays = [(name, a, field) for name, a in inputs]
+    if labels is not None and labels_name is not None:
+        arrays.append((labels_name, labels, field.replace("inputs", "labels")))
+    for name, a, what in arrays:
+        if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.complexfloating)):
+            continue
+        bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+        if bad.any():
+            extra = (" A custom task (task: module:function) may accept undefined labels."
+                     if what.endswith("labels") else "")
+            raise InputError(
+                f"{where}: array '{name}' ({what}) holds NaN or infinite values in {int(bad.sum())} of {len(a)} "
+                f"samples (the first is sample {int(np.argmax(bad))}). Accuracy and outputs would be undefined: "
+                f"remove or fix those samples.{extra}"
+            )
 
 
 def _fit(a: np.ndarray, t: TensorSpec, field: str, origin: str) -> np.ndarray:

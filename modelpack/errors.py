@@ -60,6 +60,13 @@ class BudgetError(ModelpackError):
     exit_code = EXIT_BUDGET
 
 
+class Terminated(BaseException):
+    """The process was asked to stop (SIGTERM). A BaseException, like KeyboardInterrupt, so no `except
+    Exception` swallows it, while every `with` block and `finally` on the way out still cleans up."""
+
+    exit_code = 128 + 15
+
+
 def exit_code_for(exc: BaseException) -> int:
     """Map any exception to the documented exit code."""
     if isinstance(exc, ModelpackError):

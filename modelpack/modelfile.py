@@ -36,6 +36,11 @@ def detect(path: Path) -> ModelFile:
             digest.update(sha256_file(f).encode())
             size += f.stat().st_size
         return ModelFile(path, "savedmodel", digest.hexdigest(), size)
+    if not path.is_file():  # a device or a pipe would be read forever (or block) while hashing
+        raise InputError(
+            f"{path}: not a regular file (a device, pipe or socket). "
+            "Point model.path at the file written by model.save()."
+        )
     with open(path, "rb") as f:
         head = f.read(8)
     size = path.stat().st_size

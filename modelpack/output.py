@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import stat
@@ -13,7 +12,9 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from modelpack.errors import ModelpackError
+from modelpack.errors import ModelpackError, UsageError
+from modelpack.jsonio import dumps_strict
+from modelpack.outguard import refusal, replace_problem
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -65,8 +66,13 @@ def zipped_size(path: Path) -> int:
 
 @contextlib.contextmanager
 def atomic_output_dir(final: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of `final`; on success it replaces `final`, on failure it is removed."""
+    """Yield a temporary sibling of `final`; on success it replaces `final`, on failure it is removed.
+
+    `final` must be absent, empty, or a folder modelpack wrote (outguard.replace_problem); that is checked on
+    entry and again just before the replacement, so files added meanwhile are never deleted either.
+    """
     final = final.resolve()
+    _check_replaceable(final)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(final)
@@ -77,6 +83,7 @@ def atomic_output_dir(final: Path) -> Iterator[Path]:
         ) from None
     try:
         yield staging
+        _check_replaceable(final, built=True)
         if final.exists():
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
             os.replace(final, old)
@@ -87,6 +94,12 @@ def atomic_output_dir(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _check_replaceable(final: Path, built: bool = False) -> None:
+    why = replace_problem(final)
+    if why:
+        raise UsageError(refusal(final, why, built=built))
 
 
 def _remove_abandoned(final: Path) -> None:
@@ -115,5 +128,5 @@ def write_manifest(out_dir: Path) -> Path:
         if rel != "manifest.json":
             entries[rel] = {"sha256": sha256_file(f), "size_bytes": f.stat().st_size}
     path = out_dir / "manifest.json"
-    path.write_text(json.dumps({"files": entries}, indent=2, sort_keys=True) + "\n")
+    path.write_text(dumps_strict({"files": entries}, indent=2, sort_keys=True) + "\n")
     return path

@@ -19,13 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from modelpack import budgets as budget_checks
-from modelpack import limits, safety, splitplan
+from modelpack import limits, precheck, splitplan
 from modelpack.cache import Cache, cache_key
 from modelpack.data import Samples, TensorSpec, prepare
 from modelpack.errors import InputError, ModelpackError, StepFailedError, TargetError
+from modelpack.jsonio import dumps_strict
 from modelpack.measure import memory, metrics
 from modelpack.measure.runner import run_probe
 from modelpack.modelfile import ModelFile, detect
+from modelpack.outguard import check_output_dir
 from modelpack.output import (
     atomic_output_dir,
     sha256_file,
@@ -123,7 +125,7 @@ class BuildContext:
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         info = make(dest)
-        (dest / TREE_INFO).write_text(json.dumps(info, indent=1, sort_keys=True))
+        (dest / TREE_INFO).write_text(dumps_strict(info, indent=1, sort_keys=True))
         return self.cache.put(key, dest) if self.cache is not None else dest
 
     def zip_tree(self, source: Path, dest: Path, exclude: tuple[str, ...] = ()) -> Path:
@@ -158,10 +160,24 @@ class Builder:
         self.versions = versions()
         self.origin = str(self.recipe_path)
 
+    def protected_paths(self) -> dict[str, dict[str, Path]]:
+        """What an output folder must not be or contain (and, for folders modelpack reads, lie inside)."""
+        keep = {"the recipe's folder": self.recipe_path.resolve().parent, "the current directory": Path.cwd()}
+        no_inside = {}
+        model = Path(self.recipe.model.path)
+        (no_inside if model.is_dir() else keep)["the model"] = model
+        data = self.recipe.data.path
+        if data and os.path.lexists(data):
+            keep["the data"] = Path(data)
+        if self.cache.enabled:
+            no_inside["the cache"] = self.cache.root
+        return {"keep": keep, "no_inside": no_inside}
+
     # 1. model: detect format by content, refuse unsafe code, record identity
     def load_model(self) -> None:
-        self.model = detect(Path(self.recipe.model.path))
-        safety.check(self.model, self.recipe.model.trust_code, self.origin)
+        self.model = precheck.check_model(self.recipe, self.origin)
+        # Data before TensorFlow starts: a bad file or a failing data function is reported in a second.
+        self.arrays = precheck.check_data(self.recipe, self.origin, call_functions=True)
 
     # 2. inspect in the worker: inputs, outputs, parameters
     def inspect(self) -> None:
@@ -183,7 +199,7 @@ class Builder:
     # 3. data: seeded splits, checked against the model inputs
     def prepare_data(self) -> None:
         specs = [TensorSpec.from_json(t) for t in self.info["inputs"]]
-        self.samples = prepare(self.recipe.data, specs, self.origin)
+        self.samples = prepare(self.recipe.data, specs, self.origin, self.recipe.task, self.arrays)
         self.eval_npz = self.samples.save(self.work / "eval.npz", "eval")
         self.calib_npz = self.samples.save(self.work / "calibration.npz", "calibration")
         self.data_sha = {"evaluation": _npz_digest(self.eval_npz), "calibration": _npz_digest(self.calib_npz)}
@@ -273,7 +289,7 @@ class Builder:
             for label, key, job in pending:
                 res = results[job.out_dir]
                 if res["ok"]:
-                    (job.out / "result.json").write_text(json.dumps(res))
+                    (job.out / "result.json").write_text(dumps_strict(res))
                     (job.out / ".started").unlink(missing_ok=True)
                     entry = self.cache.put(key, job.out)
                     done[label] = {**res, "dir": str(entry), "cached": False}
@@ -365,7 +381,7 @@ class Builder:
         shutil.rmtree(entry, ignore_errors=True)
         entry.mkdir(parents=True)
         zipped = zipped_size(path)
-        (entry / "measure.json").write_text(json.dumps({"warm": warm, "colds": colds, "zipped_bytes": zipped}))
+        (entry / "measure.json").write_text(dumps_strict({"warm": warm, "colds": colds, "zipped_bytes": zipped}))
         shutil.copyfile(spec["out"], entry / "outputs.npz")
         self.cache.put(key, entry)
         return warm, colds, _load_outputs(Path(spec["out"])), zipped, False
@@ -533,7 +549,7 @@ class Builder:
                   "balanced_weight": tuning.balanced_weight, "headroom_mb": tuning.headroom_mb}
         entry = self.work / "memory-tuning"
         entry.mkdir(exist_ok=True)
-        (entry / "memory.json").write_text(json.dumps(result))
+        (entry / "memory.json").write_text(dumps_strict(result))
         self.cache.put(key, entry)
         return result
 
@@ -670,6 +686,7 @@ def build(recipe_path: str | Path, out: str | Path | None = None, cache_dir: str
     """
     builder = Builder(recipe_path, cache_dir, reporter)
     out_dir = Path(out) if out else Path("dist") / builder.recipe.name
+    check_output_dir(out_dir, given=out is not None, **builder.protected_paths())
     try:
         return _build(builder, out_dir, images)
     except OSError as exc:

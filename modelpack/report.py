@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from modelpack.jsonio import dumps_strict
 
 MB = 1_000_000
 
@@ -48,7 +49,7 @@ class BuildReport:
         """report.json, report.md, and report.html with its chart report.png (drawn through `cache`)."""
         from modelpack.chart import write_chart, write_html, write_memory_chart
 
-        (out_dir / "report.json").write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
+        (out_dir / "report.json").write_text(dumps_strict(self.to_json(), indent=2, sort_keys=True) + "\n")
         (out_dir / "report.md").write_text(to_markdown(self))
         chart = write_chart(self, out_dir / "report.png", budgets or {}, cache)
         write_memory_chart(self, out_dir / "memory.png", cache)

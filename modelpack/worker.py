@@ -7,6 +7,7 @@ for the jobs still pending. Child side: runs each job, writing `result.json` (or
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -14,6 +15,8 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
+from modelpack.jsonio import dumps_strict
+from modelpack.measure.runner import private_tmp
 from modelpack.steps.base import StepJob
 
 STARTED = ".started"
@@ -64,7 +67,7 @@ def _child(jobs_file: str) -> None:
             result = {"ok": True, "details": step.run(job, state) or {}}
         except Exception as exc:  # a failing step is recorded, the next one runs
             result = {"ok": False, "error": first_message(exc), "traceback": traceback.format_exc()}
-        (out / RESULT).write_text(json.dumps(result, default=str))
+        (out / RESULT).write_text(dumps_strict(result, default=str))
         sys.stdout.flush()
 
 
@@ -74,12 +77,14 @@ def run_jobs(jobs: list[StepJob], log: Path, timeout_s: float = 3600) -> dict[st
     results: dict[str, dict] = {}
     while pending:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, dir=log.parent) as f:
-            json.dump([asdict(j) for j in pending], f)
+            f.write(dumps_strict([asdict(j) for j in pending]))
         with open(log, "ab") as logf:
             try:
+                # subprocess.run kills the worker on any exception, SIGTERM and Ctrl-C included.
                 proc = subprocess.run(
                     [sys.executable, "-m", "modelpack.worker", f.name],
                     stdout=logf, stderr=subprocess.STDOUT, timeout=timeout_s, check=False,
+                    env={**os.environ, **private_tmp(log.parent)},
                 )
                 code = proc.returncode
             except subprocess.TimeoutExpired:
@@ -95,7 +100,7 @@ def run_jobs(jobs: list[StepJob], log: Path, timeout_s: float = 3600) -> dict[st
                 crashed = True
                 why = f"timed out after {timeout_s:.0f} s" if code == "timeout" else f"exit code {code}"
                 results[job.out_dir] = {"ok": False, "error": f"the {job.step} process crashed ({why}); see {log}"}
-                (job.out / RESULT).write_text(json.dumps(results[job.out_dir]))
+                (job.out / RESULT).write_text(dumps_strict(results[job.out_dir]))
             else:
                 still.append(job)
         if not crashed and still:  # the worker died before starting anything: do not loop forever

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import importlib
+import math
 
 import numpy as np
+
+from modelpack.errors import InputError
 
 
 def accuracy(outputs: list[np.ndarray], labels: np.ndarray | None, task: str, top_k: int = 1,
              scored: int = 0) -> float | None:
-    """The task score on the evaluation samples (higher is better); None without labels.
+    """The task score on the evaluation samples (higher is better); None without labels or when the score is
+    undefined (NaN or infinite: a model that outputs NaN, a custom task that returns it).
 
     `scored` is the index of the output the task scores (a custom task function gets every output)."""
     if labels is None:
         return None
+    score = _score(outputs, labels, task, top_k, scored)
+    return score if math.isfinite(score) else None
+
+
+def _score(outputs: list[np.ndarray], labels: np.ndarray, task: str, top_k: int, scored: int) -> float:
     y = outputs[scored]
     if task == "classification":
         scores = y.reshape(len(y), -1)
@@ -24,7 +33,13 @@ def accuracy(outputs: list[np.ndarray], labels: np.ndarray | None, task: str, to
     if task == "regression":
         return -float(np.mean(np.abs(y.reshape(labels.shape) - labels)))  # negative MAE: higher is better
     module, _, func = task.partition(":")
-    return float(getattr(importlib.import_module(module), func)(outputs, labels))
+    try:
+        return float(getattr(importlib.import_module(module), func)(outputs, labels))
+    except SystemExit as exc:  # the user's code must not end the build with its own exit code
+        raise InputError(f"task {task} called sys.exit({exc.code!r}) instead of returning a score.") from None
+    except Exception as exc:  # user code: any failure is the recipe's task failing
+        raise InputError(f"task {task} failed: {type(exc).__name__}: {exc}. It must return a number "
+                         "(higher is better) from (outputs, labels).") from None
 
 
 def regression_errors(outputs: list[np.ndarray], labels: np.ndarray, scored: int = 0) -> dict:

@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from modelpack.errors import StepFailedError
+from modelpack.jsonio import dumps_strict
 
 PROBE = Path(__file__).with_name("probe.py")
 MARK = "MODELPACK_PROBE "
@@ -31,6 +32,14 @@ def handler_runtime():
     return module
 
 
+def private_tmp(work: Path) -> dict[str, str]:
+    """TMPDIR for a child process inside the build's work folder: whatever temporary files the child leaves
+    (killed on a timeout or when the build is stopped) go when the work folder goes."""
+    tmp = work / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return {"TMPDIR": str(tmp)}
+
+
 def run_probe(mode: str, spec: dict, work: Path, timeout_s: float = 900, controller=None) -> dict:
     """Run probe.py MODE in a fresh interpreter; return its JSON result or raise StepFailedError.
 
@@ -38,8 +47,8 @@ def run_probe(mode: str, spec: dict, work: Path, timeout_s: float = 900, control
     """
     spec = {"runtime_dir": runtime_dir(), **spec}
     spec_path = work / f"probe-{mode}-{os.getpid()}-{abs(hash(json.dumps(spec, sort_keys=True)))}.json"
-    spec_path.write_text(json.dumps(spec))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"}
+    spec_path.write_text(dumps_strict(spec))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1", **private_tmp(work)}
     # One thread per runtime unless asked: keeps numbers comparable and stops BLAS from oversubscribing.
     env.update({k: str(spec.get("threads", 1)) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
     proc = subprocess.Popen([sys.executable, str(PROBE), mode, str(spec_path)], stdout=subprocess.PIPE,
@@ -53,6 +62,10 @@ def run_probe(mode: str, spec: dict, work: Path, timeout_s: float = 900, control
         proc.kill()
         proc.communicate()
         raise StepFailedError(f"measuring {spec['model']} timed out after {timeout_s:.0f} s") from None
+    except BaseException:  # interrupted or terminated: never leave a probe running
+        proc.kill()
+        proc.wait()
+        raise
     finally:
         spec_path.unlink(missing_ok=True)
         if thread:

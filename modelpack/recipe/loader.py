@@ -15,6 +15,8 @@ from modelpack.recipe.models import Recipe
 
 Loc = tuple[Any, ...]
 MAX_RECIPE_BYTES = 1_000_000
+# Values (scalars, lists, mappings) after aliases are resolved; real recipes have a few hundred.
+MAX_RECIPE_NODES = 20_000
 
 
 def load_recipe(path: str | Path, *, check_files: bool = True) -> Recipe:
@@ -42,9 +44,14 @@ def read_yaml(path: Path) -> tuple[dict, dict[Loc, int]]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RecipeError(f"{path}: not UTF-8 text (byte {exc.start}). Save the recipe as UTF-8.") from None
+    loader = None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)
+        # Compose first: aliases are still shared nodes here, so their expanded size is checked before the
+        # constructor turns them into copies (a few hundred bytes can otherwise expand to gigabytes).
+        node = loader.get_single_node()
+        _check_expansion(node, path)
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -52,6 +59,9 @@ def read_yaml(path: Path) -> tuple[dict, dict[Loc, int]]:
         raise RecipeError(f"{where}: malformed YAML: {what}. Fix the syntax at that line.") from None
     except RecursionError:
         raise RecipeError(f"{path}: the YAML is nested too deeply to be a recipe.") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise RecipeError(
@@ -63,6 +73,43 @@ def read_yaml(path: Path) -> tuple[dict, dict[Loc, int]]:
     if problems:
         raise _recipe_error(path, problems)
     return data, lines
+
+
+def _check_expansion(root: yaml.Node | None, path: Path) -> None:
+    """Refuse a document whose aliases refer to themselves or expand past MAX_RECIPE_NODES nodes."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise RecipeError(
+                f"{path}:{node.start_mark.line + 1}: malformed YAML: an alias refers to a node that contains it, "
+                "so the recipe would be infinite. Write the value out instead of the alias."
+            )
+        open_nodes.add(key)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = []
+        for child in children:
+            total += size(child)
+            if total > MAX_RECIPE_NODES:
+                raise RecipeError(
+                    f"{path}: the YAML expands to more than {MAX_RECIPE_NODES:,} values once its aliases (*name) "
+                    "are resolved, far more than any recipe needs. Remove the repeated aliases."
+                )
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    if root is not None:
+        size(root)
 
 
 def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], problems: list[str], path: Path) -> None:

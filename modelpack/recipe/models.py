@@ -35,6 +35,8 @@ def _resolve(value: str | None, info: ValidationInfo, *, directory: bool = False
             raise ValueError(f"file not found: {path}; paths are relative to the recipe file")
         if directory is False and path.is_dir() and not (path / "saved_model.pb").exists():
             raise ValueError(f"{path} is a directory but not a SavedModel (no saved_model.pb)")
+        if not path.is_dir() and not path.is_file():  # reading a device or a pipe never ends
+            raise ValueError(f"{path} is not a regular file (a device, pipe or socket); name the file itself")
     return str(path)
 
 
@@ -88,6 +90,10 @@ class DataSpec(Strict):
         None, description="Separate arrays for fine-tuning; default: the samples left after the other splits."
     )
     seed: int = Field(0, description="Seed of the shuffle that draws the splits.")
+    timeout_s: float = Field(
+        300, gt=0, le=86_400,
+        description="Seconds a module:function data.path may run (in its own process) before it is stopped.",
+    )
     synthetic: bool = Field(
         False, description="No data file: random inputs for fidelity and latency only (no accuracy)."
     )

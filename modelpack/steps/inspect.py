@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 
+from modelpack.jsonio import dumps_strict
 from modelpack.steps.base import Step, StepJob
 
 
@@ -18,7 +18,7 @@ class InspectStep(Step):
     def run(self, job: StepJob, ctx: Any) -> dict:
         loaded = ctx.model(job)
         info = {"inputs": loaded.inputs, "outputs": loaded.outputs, "params": loaded.params}
-        (job.out / self.FILE).write_text(json.dumps(info, indent=1))
+        (job.out / self.FILE).write_text(dumps_strict(info, indent=1))
         return info
 
 

@@ -6,12 +6,12 @@ weights (and checked to compute the same outputs); a layer with no tf-keras twin
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 import numpy as np
 
+from modelpack.jsonio import dumps_strict
 from modelpack.steps.base import Step, StepJob
 
 # Keras 3 config keys that tf-keras layers do not take; weights are copied, so initialisers etc. do not matter.
@@ -177,7 +177,7 @@ class PruneStep(Step):
         layers = sparsity_by_layer(final)
         details = {"sparsity_by_layer": layers, "schedule": opts["schedule"], "end_step": end_step,
                    "frequency": frequency, "steps": total, "target": opts["final_sparsity"]}
-        (job.out / "prune.json").write_text(json.dumps(details, indent=1))
+        (job.out / "prune.json").write_text(dumps_strict(details, indent=1))
         return details
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from modelpack.jsonio import dumps_strict
 from modelpack.steps.base import Step, StepJob
 
 
@@ -115,7 +116,7 @@ class CutsStep(Step):
             raise SplitError("splitting needs a Keras 3 .keras model (tf-keras and SavedModel graphs are not "
                              "walked); load it with Keras 3 and save it with model.save('model.keras')")
         points = cut_points(loaded.keras_model)
-        (job.out / self.FILE).write_text(json.dumps(points, indent=1))
+        (job.out / self.FILE).write_text(dumps_strict(points, indent=1))
         return {"layers": len(loaded.keras_model.layers), "legal": sum(p["legal"] for p in points)}
 
 

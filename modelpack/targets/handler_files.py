@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from modelpack.jsonio import dumps_strict
 from modelpack.output import sha256_file
 
 COMMON_FILES = ("model_runtime.py", "serving.py", "model_source.py", "result_cache.py")
@@ -40,7 +40,7 @@ def write_config(ctx: Any, dest: Path, model: dict, options: dict, **overrides) 
         **options,
         **overrides,
     }
-    (dest / "modelpack.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
+    (dest / "modelpack.json").write_text(dumps_strict(config, indent=1, sort_keys=True) + "\n")
     return config
 
 

@@ -13,7 +13,6 @@ lambda-split` runs either layout locally.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -24,6 +23,7 @@ from pydantic import Field
 
 from modelpack import limits, served
 from modelpack.errors import TargetError
+from modelpack.jsonio import dumps_strict
 from modelpack.output import tree_bytes
 from modelpack.targets import handler_check, handler_files, lambda_limits
 from modelpack.targets.base import Artifact, Target, TargetSpecBase
@@ -192,7 +192,7 @@ class LambdaSplitTarget(Target):
                                       {"layout": "per-part", "part": k, "function": f"{part_name(k)}Function",
                                        "request_json_bytes": p.get("request_json_bytes"), "unzipped_total_bytes": total}))
         asl = out_dir / DIR / ASL
-        asl.write_text(json.dumps(state_machine(len(parts)), indent=1, sort_keys=True) + "\n")
+        asl.write_text(dumps_strict(state_machine(len(parts)), indent=1, sort_keys=True) + "\n")
         artifacts.append(Artifact(self.NAME, f"{DIR}/{ASL}", None, {"kind": "step-functions-asl", "parts": len(parts)}))
         artifacts.append(self._template(ctx, spec, layer, out_dir, parts, single=False))
         return artifacts

@@ -40,6 +40,7 @@ def test_atomic_output_replaces_on_success(tmp_path):
     out = tmp_path / "dist"
     out.mkdir()
     (out / "old.txt").write_text("old")
+    write_manifest(out)  # a folder modelpack wrote: the only kind it replaces
     with atomic_output_dir(out) as staging:
         (staging / "new.txt").write_text("new")
         assert not (out / "new.txt").exists()
@@ -51,11 +52,12 @@ def test_atomic_output_keeps_previous_on_failure(tmp_path):
     out = tmp_path / "dist"
     out.mkdir()
     (out / "old.txt").write_text("old")
+    write_manifest(out)
     with pytest.raises(RuntimeError):
         with atomic_output_dir(out) as staging:
             (staging / "half.txt").write_text("partial")
             raise RuntimeError("boom")
-    assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "old.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["dist"]
 
 
