@@ -1,0 +1,186 @@
+"""Check a request against the model's input spec before any array is built, and turn it into arrays.
+
+Shipped inside every generated handler; depends only on numpy and the standard library. Memory per request
+stays bounded: the raw body's structure (arrays, objects, strings, separators) is counted before it is
+parsed and refused when no batch of at most max_batch inputs of the model's shape could hold that much;
+the parsed lists are then walked level by level against the per-sample shape, so ragged, oversized or
+non-numeric input is refused before numpy sees it.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import chain
+
+import numpy as np
+
+NUMBER_TYPES = frozenset((int, float, bool))
+EXTRA_KEYS = 16  # room for top-level fields other than instances / inputs (signature_name, ...)
+
+
+class RequestError(Exception):
+    """A bad request: the client gets `status` and a JSON error naming what was expected."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+class Bounds:
+    """The most arrays, objects, strings and separators a valid request body can contain.
+
+    None when a per-sample dimension is unknown (only the body size bounds such a request).
+    """
+
+    def __init__(self, inputs: list[dict], max_batch: int):
+        self.max_batch = max_batch
+        self.known = all(d is not None for spec in inputs for d in spec["shape"][1:])
+        lists = numbers = 0
+        for spec in inputs:
+            dims = [int(d) for d in spec["shape"][1:] if d is not None]
+            size = 1
+            for d in dims:  # one list per prefix of the per-sample shape: [8, 8, 1] -> 1 + 8 + 64
+                lists += size
+                size *= d
+            numbers += size
+        keys = 2 + len(inputs) * (max_batch + 1) + EXTRA_KEYS
+        self.lists = 1 + len(inputs) + max_batch * lists
+        self.objects = 2 + max_batch + EXTRA_KEYS
+        self.quotes = 2 * keys
+        self.commas = max_batch * numbers + self.lists + self.objects + keys
+
+    def check(self, body: bytes) -> None:
+        """Refuse a body with more structure than any valid request: counted in C, nothing is allocated."""
+        if not self.known:
+            return
+        for char, limit, what in ((b"[", self.lists, "arrays"), (b"{", self.objects, "objects"),
+                                  (b'"', self.quotes, "strings"), (b",", self.commas, "values")):
+            if body.count(char) > limit:
+                raise RequestError(f"request holds more {what} than a batch of at most {self.max_batch} inputs of "
+                                   f"this model can; send at most {self.max_batch} instances of the model's shape",
+                                   status=413 if what == "values" else 400)
+
+
+def _strict_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_body(body: bytes | str, limit: int, bounds: Bounds | None = None) -> dict:
+    """Decode a JSON request body, refusing oversize, non-JSON (NaN and Infinity included), non-object bodies
+    and bodies with more structure than the model's inputs allow."""
+    if len(body) > limit:
+        raise RequestError(f"request body is {len(body)} bytes; the limit is {limit}", status=413)
+    if isinstance(body, str):
+        try:
+            body = body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RequestError("request body is not valid UTF-8 text (it holds a lone surrogate)") from None
+    if bounds is not None:
+        bounds.check(body)
+    try:
+        data = json.loads(body, parse_constant=_strict_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise RequestError(f"request body is not valid JSON: {str(exc)[:120]}") from None
+    if not isinstance(data, dict):
+        raise RequestError('request must be a JSON object such as {"instances": [...]} or {"inputs": ...}')
+    return data
+
+
+def to_arrays(request: dict, inputs: list[dict], max_batch: int = 1024) -> dict[str, np.ndarray]:
+    """Turn an "instances" or "inputs" request into one checked array per model input."""
+    names = [i["name"] for i in inputs]
+    if ("instances" in request) == ("inputs" in request):
+        raise RequestError('give exactly one of "instances" (row format) or "inputs" (columnar format)')
+    if "instances" in request:
+        rows = request["instances"]
+        if not isinstance(rows, list) or not rows:
+            raise RequestError('"instances" must be a non-empty list')
+        _check_batch(len(rows), max_batch)
+        if len(names) == 1 and not isinstance(rows[0], dict):
+            columns = {names[0]: rows}
+        else:
+            if not all(isinstance(r, dict) for r in rows):
+                raise RequestError(f"each instance must be an object with keys {names}")
+            _check_keys(rows[0], names)
+            columns = {n: [r.get(n) for r in rows] for n in names}
+    else:
+        value = request["inputs"]
+        if isinstance(value, dict):
+            _check_keys(value, names)
+            columns = value
+        elif len(names) == 1:
+            columns = {names[0]: value}
+        else:
+            raise RequestError(f'"inputs" must be an object with keys {names} for this model')
+    return {spec["name"]: _array(columns.get(spec["name"]), spec, max_batch) for spec in inputs}
+
+
+def _check_batch(n: int, max_batch: int) -> None:
+    if n > max_batch:
+        raise RequestError(f"batch is larger than the limit of {max_batch}", status=413)
+
+
+def _check_keys(obj: dict, names: list[str]) -> None:
+    missing = [n for n in names if n not in obj]
+    extra = [str(k)[:40] for k in obj if k not in names]
+    if missing or extra:
+        raise RequestError(f"expected inputs {names}; missing {missing}, unknown {extra[:5]}")
+
+
+def walk(value, spec: dict, max_batch: int) -> None:
+    """Check nesting, lengths and leaf types level by level (C-speed map/set over each level), so numpy only
+    ever sees a rectangular list of numbers of the expected rank."""
+    name, want = spec["name"], spec["shape"]
+    level = [value]
+    for depth, dim in enumerate(want):
+        if set(map(type, level)) != {list}:
+            kind = "is not nested as deep as its shape" if depth else "must be a list (a batch)"
+            raise RequestError(f"input '{name}' {kind}; expected {shape_text(want)} (first dimension: batch)")
+        lengths = set(map(len, level))
+        if depth == 0:
+            if not level[0]:
+                raise RequestError(f"input '{name}' is an empty batch")
+            _check_batch(len(level[0]), max_batch)
+        elif len(lengths) != 1 or (dim is not None and lengths != {dim}):
+            got = ", ".join(map(str, sorted(lengths)[:4]))
+            raise RequestError(f"input '{name}' has length {got} at dimension {depth}; expected {shape_text(want)} "
+                               "(first dimension: batch)")
+        level = list(chain.from_iterable(level))
+    if not set(map(type, level)) <= NUMBER_TYPES:
+        if list in set(map(type, level)):
+            raise RequestError(f"input '{name}' is nested deeper than its shape {shape_text(want)}")
+        raise RequestError(f"input '{name}' must hold numbers of type {spec['dtype']}, shape {shape_text(want)}")
+
+
+def _array(value, spec: dict, max_batch: int) -> np.ndarray:
+    name, want, dtype = spec["name"], spec["shape"], np.dtype(spec["dtype"])
+    if value is None:
+        raise RequestError(f"input '{name}' is missing")
+    walk(value, spec, max_batch)
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError, OverflowError):
+        raise RequestError(f"input '{name}' is not a rectangular array of shape {shape_text(want)}") from None
+    if arr.dtype.kind not in "biuf":  # integers beyond 64 bits become Python objects
+        raise RequestError(f"input '{name}' holds integers too large for {dtype.name}")
+    if arr.dtype == bool:
+        arr = arr.astype(np.int64)
+    if np.issubdtype(dtype, np.integer):
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
+            raise RequestError(f"input '{name}' must hold integers ({dtype.name})")
+        info = np.iinfo(dtype)
+        if arr.size and (arr.min() < info.min or arr.max() > info.max):
+            raise RequestError(f"input '{name}' has values outside the {dtype.name} range")
+        return arr.astype(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = arr.astype(dtype)
+    # Finiteness in the model's own dtype: 1e39 is a finite float64 but infinity as float32.
+    if cast.dtype.kind == "f" and not np.all(np.isfinite(cast)):
+        limit = float(np.finfo(cast.dtype).max)
+        raise RequestError(f"input '{name}' has values that are not finite as {dtype.name} (NaN, infinity, or "
+                           f"beyond ±{limit:.3g})")
+    return cast
+
+
+def shape_text(shape: list) -> str:
+    return "[" + ", ".join("batch" if i == 0 else ("any" if d is None else str(d)) for i, d in enumerate(shape)) + "]"
