@@ -56,9 +56,9 @@ class Bounds:
         for char, limit, what in ((b"[", self.lists, "arrays"), (b"{", self.objects, "objects"),
                                   (b'"', self.quotes, "strings"), (b",", self.commas, "values")):
             if body.count(char) > limit:
-                raise RequestError(f"request holds more {what} than a batch of at most {self.max_batch} inputs of "
-                                   f"this model can; send at most {self.max_batch} instances of the model's shape",
-                                   status=413 if what == "values" else 400)
+                raise RequestError(f"request holds more {what} than any batch within the limit of {self.max_batch} "
+                                   "instances of this model's input shape can; send at most that many, each of "
+                                   "that shape", status=413)
 
 
 def _strict_constant(name: str):

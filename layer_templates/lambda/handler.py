@@ -64,6 +64,8 @@ def _is_warmer(event: dict) -> bool:
 
 def _http_request(event: dict) -> dict:
     """The request inside an HTTP event, every field checked: no event shape raises past this point."""
+    if not isinstance(event.get("requestContext", {}), dict):
+        raise serving.RequestError("requestContext must be a JSON object")
     headers = event.get("headers") or {}
     if not isinstance(headers, dict):
         raise serving.RequestError("headers must be a JSON object of strings")
