@@ -15,6 +15,7 @@ from itertools import chain
 import numpy as np
 
 NUMBER_TYPES = frozenset((int, float, bool))
+LIST = {list}
 EXTRA_KEYS = 16  # room for top-level fields other than instances / inputs (signature_name, ...)
 
 
@@ -131,23 +132,26 @@ def walk(value, spec: dict, max_batch: int) -> None:
     """Check nesting, lengths and leaf types level by level (C-speed map/set over each level), so numpy only
     ever sees a rectangular list of numbers of the expected rank."""
     name, want = spec["name"], spec["shape"]
-    level = [value]
-    for depth, dim in enumerate(want):
-        if set(map(type, level)) != {list}:
-            kind = "is not nested as deep as its shape" if depth else "must be a list (a batch)"
-            raise RequestError(f"input '{name}' {kind}; expected {shape_text(want)} (first dimension: batch)")
-        lengths = set(map(len, level))
-        if depth == 0:
-            if not level[0]:
-                raise RequestError(f"input '{name}' is an empty batch")
-            _check_batch(len(level[0]), max_batch)
-        elif len(lengths) != 1 or (dim is not None and lengths != {dim}):
+    if type(value) is not list:
+        raise RequestError(f"input '{name}' must be a list (a batch); expected {shape_text(want)} "
+                           "(first dimension: batch)")
+    if not value:
+        raise RequestError(f"input '{name}' is an empty batch")
+    _check_batch(len(value), max_batch)
+    level = value
+    for depth in range(1, len(want)):
+        if set(map(type, level)) != LIST:
+            raise RequestError(f"input '{name}' is not nested as deep as its shape; expected {shape_text(want)} "
+                               "(first dimension: batch)")
+        lengths, dim = set(map(len, level)), want[depth]
+        if len(lengths) != 1 or (dim is not None and dim not in lengths):
             got = ", ".join(map(str, sorted(lengths)[:4]))
             raise RequestError(f"input '{name}' has length {got} at dimension {depth}; expected {shape_text(want)} "
                                "(first dimension: batch)")
         level = list(chain.from_iterable(level))
-    if not set(map(type, level)) <= NUMBER_TYPES:
-        if list in set(map(type, level)):
+    types = set(map(type, level))
+    if not types <= NUMBER_TYPES:
+        if list in types:
             raise RequestError(f"input '{name}' is nested deeper than its shape {shape_text(want)}")
         raise RequestError(f"input '{name}' must hold numbers of type {spec['dtype']}, shape {shape_text(want)}")
 
