@@ -128,9 +128,10 @@ def _check_keys(obj: dict, names: list[str]) -> None:
         raise RequestError(f"expected inputs {names}; missing {missing}, unknown {extra[:5]}")
 
 
-def walk(value, spec: dict, max_batch: int) -> None:
-    """Check nesting, lengths and leaf types level by level (C-speed map/set over each level), so numpy only
-    ever sees a rectangular list of numbers of the expected rank."""
+def walk(value, spec: dict, max_batch: int) -> tuple[list, tuple]:
+    """Check nesting, lengths and leaf types level by level (C-speed map/set over each level); return the
+    leaves, flat, and the shape they fill. numpy then only sees a flat list of numbers: no shape discovery,
+    no string or object array, nothing ragged."""
     name, want = spec["name"], spec["shape"]
     if type(value) is not list:
         raise RequestError(f"input '{name}' must be a list (a batch); expected {shape_text(want)} "
@@ -138,7 +139,7 @@ def walk(value, spec: dict, max_batch: int) -> None:
     if not value:
         raise RequestError(f"input '{name}' is an empty batch")
     _check_batch(len(value), max_batch)
-    level = value
+    level, shape = value, [len(value)]
     for depth in range(1, len(want)):
         if set(map(type, level)) != LIST:
             raise RequestError(f"input '{name}' is not nested as deep as its shape; expected {shape_text(want)} "
@@ -148,21 +149,23 @@ def walk(value, spec: dict, max_batch: int) -> None:
             got = ", ".join(map(str, sorted(lengths)[:4]))
             raise RequestError(f"input '{name}' has length {got} at dimension {depth}; expected {shape_text(want)} "
                                "(first dimension: batch)")
+        shape.append(lengths.pop())
         level = list(chain.from_iterable(level))
     types = set(map(type, level))
     if not types <= NUMBER_TYPES:
         if list in types:
             raise RequestError(f"input '{name}' is nested deeper than its shape {shape_text(want)}")
         raise RequestError(f"input '{name}' must hold numbers of type {spec['dtype']}, shape {shape_text(want)}")
+    return level, tuple(shape)
 
 
 def _array(value, spec: dict, max_batch: int) -> np.ndarray:
     name, want, dtype = spec["name"], spec["shape"], np.dtype(spec["dtype"])
     if value is None:
         raise RequestError(f"input '{name}' is missing")
-    walk(value, spec, max_batch)
+    leaves, shape = walk(value, spec, max_batch)
     try:
-        arr = np.asarray(value)
+        arr = np.array(leaves).reshape(shape)
     except (ValueError, TypeError, OverflowError):
         raise RequestError(f"input '{name}' is not a rectangular array of shape {shape_text(want)}") from None
     if arr.dtype.kind not in "biuf":  # integers beyond 64 bits become Python objects
