@@ -50,13 +50,14 @@ class Bounds:
         self.quotes = 2 * keys
         self.commas = max_batch * numbers + self.lists + self.objects + keys
 
-    def check(self, body: bytes) -> None:
+    def check(self, body: bytes | str) -> None:
         """Refuse a body with more structure than any valid request: counted in C, nothing is allocated."""
         if not self.known:
             return
-        for char, limit, what in ((b"[", self.lists, "arrays"), (b"{", self.objects, "objects"),
-                                  (b'"', self.quotes, "strings"), (b",", self.commas, "values")):
-            if body.count(char) > limit:
+        text = isinstance(body, str)
+        for char, limit, what in (("[", self.lists, "arrays"), ("{", self.objects, "objects"),
+                                  ('"', self.quotes, "strings"), (",", self.commas, "values")):
+            if body.count(char if text else char.encode()) > limit:
                 raise RequestError(f"request holds more {what} than any batch within the limit of {self.max_batch} "
                                    "instances of this model's input shape can; send at most that many, each of "
                                    "that shape", status=413)
@@ -69,13 +70,14 @@ def _strict_constant(name: str):
 def parse_body(body: bytes | str, limit: int, bounds: Bounds | None = None) -> dict:
     """Decode a JSON request body, refusing oversize, non-JSON (NaN and Infinity included), non-object bodies
     and bodies with more structure than the model's inputs allow."""
-    if len(body) > limit:
-        raise RequestError(f"request body is {len(body)} bytes; the limit is {limit}", status=413)
-    if isinstance(body, str):
+    size = len(body)
+    if isinstance(body, str) and not body.isascii():  # ASCII text (what JSON encoders write) needs no copy
         try:
-            body = body.encode("utf-8")
+            size = len(body.encode("utf-8"))
         except UnicodeEncodeError:
             raise RequestError("request body is not valid UTF-8 text (it holds a lone surrogate)") from None
+    if size > limit:
+        raise RequestError(f"request body is {size} bytes; the limit is {limit}", status=413)
     if bounds is not None:
         bounds.check(body)
     try:

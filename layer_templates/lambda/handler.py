@@ -87,6 +87,7 @@ def _http_request(event: dict) -> dict:
             body = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError, TypeError):
             raise serving.RequestError("body is marked base64 but does not decode") from None
+    # A string body is parsed as it is: encoding it first would copy the whole body.
     return serving.parse_body(bytes(body) if isinstance(body, bytearray) else body, PAYLOAD_LIMIT, HOLDER.bounds)
 
 
