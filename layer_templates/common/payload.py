@@ -30,7 +30,9 @@ class RequestError(Exception):
 class Bounds:
     """The most arrays, objects, strings and separators a valid request body can contain.
 
-    None when a per-sample dimension is unknown (only the body size bounds such a request).
+    Literal `[`, `{`, `"` and `,` bound what json.loads can build: each array or object starts with a bracket
+    outside any string, each string has two quotes, each value but the last in its container is followed by a
+    comma. With a per-sample dimension unknown (`known` false) only the body size bounds a request.
     """
 
     def __init__(self, inputs: list[dict], max_batch: int):
