@@ -2,8 +2,9 @@
 
 POST /api/<route>: TensorFlow Serving-style predictions. GET /api/health: loads the model (warm-up) and
 reports it. The model loads once per worker process, safely under the worker's thread pool; module import
-stays light (numpy only) so indexing is quick. Depends only on numpy, the inference runtime, the standard
-library and azure-functions.
+stays light (numpy only) so indexing is quick, and never raises: a failure at import is logged as one JSON
+line and every request answers it as a JSON 500. Every body and log line is strict JSON. Depends only on
+numpy, the inference runtime, the standard library and azure-functions.
 """
 
 from __future__ import annotations
@@ -16,55 +17,75 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import azure.functions as func  # noqa: E402
-import serving  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CONFIG = serving.load_config(HERE)
-HOLDER = serving.ModelHolder(CONFIG, HERE, warn=lambda message, name="": logging.warning(message))
-AZURE = CONFIG["azure"]
+INIT_ERROR: str | None = None
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel[AZURE["auth_level"].upper()])
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, allow_nan=False)
+
+
+try:
+    import serving
+
+    CONFIG = serving.load_config(HERE)
+    HOLDER = serving.ModelHolder(CONFIG, HERE, warn=lambda message, name="": logging.warning(message))
+    AZURE = CONFIG["azure"]
+    PAYLOAD_LIMIT = int(CONFIG["payload_limit_bytes"])
+except Exception as exc:  # indexing must still succeed, so the routes exist and report the cause
+    INIT_ERROR = f"the function app could not start: {type(exc).__name__}: {str(exc)[:300]}"
+    CONFIG, HOLDER, AZURE = {}, None, {"route": "predict", "auth_level": "function"}
+    logging.error(_dumps({"level": "ERROR", "init_failed": INIT_ERROR}))
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel[str(AZURE.get("auth_level", "function")).upper()])
 
 
 def _json(status: int, body: dict) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
+    return func.HttpResponse(_dumps(body), status_code=status, mimetype="application/json")
 
 
-@app.route(route=AZURE["route"], methods=["POST"])
-def predict(req: func.HttpRequest) -> func.HttpResponse:
+def _serve(req: func.HttpRequest) -> func.HttpResponse:
     kind = (req.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
     try:
         if kind not in ("application/json", "text/json", ""):
             raise serving.RequestError("send the request as application/json", status=415)
-        request = serving.parse_body(req.get_body(), int(CONFIG["payload_limit_bytes"]))
+        request = serving.parse_body(req.get_body(), PAYLOAD_LIMIT, HOLDER.bounds)
         body, infer_ms, cache = serving.predict(HOLDER, request)
     except serving.RequestError as exc:
         return _json(exc.status, {"error": str(exc)})
-    except serving.IntegrityError as exc:
-        logging.error("refusing to serve: %s", exc)
-        return _json(500, {"error": "model integrity check failed; refusing to serve"})
-    except serving.SourceError as exc:
-        logging.error("model unavailable: %s", exc)
-        return _json(503, {"error": f"model unavailable: {exc}"})
+    except serving.ServeError as exc:
+        logging.error(_dumps({"model": CONFIG["name"], "level": "ERROR", exc.log_key: str(exc)}))
+        return _json(exc.status, {"error": exc.public()})
     record = {"model": CONFIG["name"], "inference_ms": None if infer_ms is None else round(infer_ms, 3),
               "loads": HOLDER.loads}
     if HOLDER.download_ms is not None:
         record["download_ms"] = round(HOLDER.download_ms, 3)
     if HOLDER.cache is not None:
         record.update(cache=cache, cache_hits=HOLDER.cache.counters.hits, cache_misses=HOLDER.cache.counters.misses)
-    logging.info(json.dumps(record))
+    logging.info(_dumps(record))
     return _json(200, body)
+
+
+@app.route(route=AZURE.get("route", "predict"), methods=["POST"])
+def predict(req: func.HttpRequest) -> func.HttpResponse:
+    if INIT_ERROR is not None:
+        return _json(500, {"error": INIT_ERROR})
+    try:
+        return _serve(req)
+    except Exception as exc:  # a bug, not the client's fault: answer JSON, keep the worker serving
+        logging.error(_dumps({"level": "ERROR", "internal_error": f"{type(exc).__name__}: {str(exc)[:300]}"}))
+        return _json(500, {"error": f"internal error ({type(exc).__name__}); the app's log has the details"})
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
+    if INIT_ERROR is not None:
+        return _json(500, {"status": "error", "error": INIT_ERROR})
     try:
         HOLDER.get()
-    except serving.IntegrityError as exc:
-        logging.error("refusing to serve: %s", exc)
-        return _json(500, {"status": "error", "error": "model integrity check failed"})
-    except serving.SourceError as exc:
-        logging.error("model unavailable: %s", exc)
-        return _json(503, {"status": "error", "error": f"model unavailable: {exc}"})
+    except serving.ServeError as exc:
+        logging.error(_dumps({"model": CONFIG["name"], "level": "ERROR", exc.log_key: str(exc)}))
+        return _json(exc.status, {"status": "error", "error": exc.public()})
     return _json(200, {"status": "ok", "model": CONFIG["name"], "variant": CONFIG["variant"],
                        "load_ms": round(HOLDER.load_ms, 3), "download_ms": HOLDER.download_ms})

@@ -6,7 +6,8 @@ the package only when that kind is configured).
 memory: per execution environment, least recently used entries evicted beyond max_items, each kept ttl_s.
 redis:  shared across environments through REDIS_URL, entries expire after ttl_s. Any Redis failure is
         logged as a warning and the request goes on uncached; Redis is left alone for a few seconds after a
-        failure so an outage does not add a timeout to every request.
+        failure so an outage does not add a timeout to every request. An entry that is not strict JSON or
+        fails the caller's check (model sha256, shape of the result) is a miss with one warning.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def request_key(model_sha256: str, arrays: dict) -> str:
     return h.hexdigest()
 
 
+def _not_json(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
 class Counters:
     def __init__(self) -> None:
         self.hits = 0
@@ -48,7 +53,8 @@ class MemoryCache:
         self._lock = threading.Lock()
         self.counters = Counters()
 
-    def get(self, key: str) -> dict | None:
+    def get(self, key: str, check=None) -> dict | None:
+        """The entry under `key`; `check` is unused: these entries never left this process."""
         now = time.monotonic()
         with self._lock:
             item = self._items.get(key)
@@ -92,7 +98,9 @@ class RedisCache:
         self._warn(f"result cache unavailable, serving without it for {REDIS_RETRY_S:g} s: "
                    f"{type(exc).__name__}: {str(exc)[:160]}")
 
-    def get(self, key: str) -> dict | None:
+    def get(self, key: str, check=None) -> dict | None:
+        """The entry under `key`, or None. Anything else can write to a shared Redis, so an entry that is not
+        strict JSON, or that `check(value)` finds a problem with, is a miss with one warning."""
         if not self.url or time.monotonic() < self._down_until:
             self.counters.misses += 1
             return None
@@ -105,14 +113,32 @@ class RedisCache:
         if raw is None:
             self.counters.misses += 1
             return None
+        try:
+            value = json.loads(raw, parse_constant=_not_json)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            value, problem = None, f"not strict JSON ({str(exc)[:80]})"
+        else:
+            try:
+                problem = check(value) if check is not None else None
+            except Exception as exc:  # a value no check foresaw is still only a miss
+                problem = f"unreadable ({type(exc).__name__})"
+        if problem is not None:
+            self.counters.misses += 1
+            self.counters.errors += 1
+            self._warn(f"result cache entry {key[:16]} is ill-formed ({problem}); treated as a miss and replaced")
+            return None
         self.counters.hits += 1
-        return json.loads(raw)
+        return value
 
     def put(self, key: str, value: dict) -> None:
         if not self.url or time.monotonic() < self._down_until:
             return
         try:
-            self._connection().set(self.prefix + key, json.dumps(value), ex=max(1, int(self.ttl_s)))
+            text = json.dumps(value, allow_nan=False)
+        except ValueError:  # never cache what could not be served as strict JSON
+            return
+        try:
+            self._connection().set(self.prefix + key, text, ex=max(1, int(self.ttl_s)))
         except Exception as exc:
             self._failed(exc)
 

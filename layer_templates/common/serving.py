@@ -1,14 +1,15 @@
 """Serve one model: load it once per process, check requests, answer in TensorFlow Serving's REST format.
 
 Shipped inside every generated handler (Lambda, Azure, images). Depends only on numpy, the standard
-library and model_runtime.py: never on TensorFlow or modelpack.
+library, model_runtime.py and payload.py (the request checks): never on TensorFlow or modelpack.
 
 Requests:  {"instances": [...]}  (row format; an instance is a value, or {input_name: value})
            {"inputs": value | {input_name: value}}  (columnar format)
 Responses: {"predictions": [...], "model": {"name": ..., "sha256": ...}} (+ "top_k" if configured);
            with several outputs, "predictions" holds one {output_name: value} object per row, and a
            columnar request gets {"outputs": {output_name: values}} instead, as TensorFlow Serving answers
-Errors:    {"error": "..."} with a 4xx status.
+Errors:    {"error": "..."} with a 4xx status for a bad request, 500/503 when the model cannot answer.
+Every body is strict RFC 8259 JSON: NaN and infinity are refused on the way in and never written out.
 """
 
 from __future__ import annotations
@@ -21,24 +22,54 @@ import time
 
 import model_runtime
 import numpy as np
+from payload import Bounds, RequestError, parse_body, shape_text, to_arrays, walk
 
-MAX_DEPTH = 64
-
-
-class RequestError(Exception):
-    """A bad request: the client gets `status` and a JSON error naming what was expected."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
+__all__ = ["Bounds", "RequestError", "parse_body", "shape_text", "to_arrays"]
 
 
-class IntegrityError(RuntimeError):
+class ServeError(RuntimeError):
+    """The model cannot answer: the client gets `status` and `public()`, the log line the full cause."""
+
+    status = 500
+    log_key = "model_error"
+
+    def public(self) -> str:
+        return str(self)
+
+
+class IntegrityError(ServeError):
     """The model bytes do not match the build manifest: refuse to serve."""
 
+    log_key = "refused"
 
-class SourceError(RuntimeError):
+    def public(self) -> str:
+        return "model integrity check failed; refusing to serve"
+
+
+class SourceError(ServeError):
     """The model could not be fetched from its source: missing object, no access, or storage unreachable."""
+
+    status = 503
+    log_key = "model_source"
+
+    def public(self) -> str:
+        return f"model unavailable: {self}"
+
+
+class LoadError(ServeError):
+    """The packaged model is missing or unreadable, or the runtime cannot open it."""
+
+    def public(self) -> str:
+        return f"model unavailable: {self}"
+
+
+class OutputError(ServeError):
+    """The model produced NaN or infinity: such a result is never served (strict JSON has no such numbers)."""
+
+
+def dumps(obj) -> str:
+    """Strict RFC 8259 JSON: a non-finite number is a bug upstream, never written."""
+    return json.dumps(obj, allow_nan=False)
 
 
 def sha256_of(path: str) -> str:
@@ -50,14 +81,15 @@ def sha256_of(path: str) -> str:
 
 
 def warn(message: str, name: str = "") -> None:
-    print(json.dumps({"model": name, "level": "WARNING", "message": message}), flush=True)
+    print(dumps({"model": name, "level": "WARNING", "message": str(message)}), flush=True)
 
 
 class ModelHolder:
     """Loads the model on first use, once per process, even when many threads ask at the same time.
 
     With a model source (config model.source, or MODELPACK_MODEL_SOURCE), the model is downloaded first;
-    download and load times are kept apart. A failed download raises and is retried by the next request.
+    download and load times are kept apart. A failed download or load raises a ServeError naming the cause
+    and is retried by the next request, so a fixed model or object is picked up without a restart.
     """
 
     def __init__(self, config: dict, base_dir: str, warn=warn):
@@ -66,6 +98,7 @@ class ModelHolder:
         self.source = os.environ.get("MODELPACK_MODEL_SOURCE") or model.get("source")
         self.base_dir = base_dir
         self.path = None if self.source or "parts" in config else _model_path(config, base_dir)
+        self.bounds = Bounds(config["inputs"], int(config.get("max_batch", 1024)))
         self._lock = threading.Lock()
         self._model = None
         self.loads = 0
@@ -87,25 +120,34 @@ class ModelHolder:
         if model is None:
             with self._lock:
                 if self._model is None:
-                    sha256 = self.config["model"]["sha256"]
-                    if self.source:
-                        import model_source
-
-                        suffix = os.path.splitext(self.config["model"]["path"])[1]
-                        self.path, self.download_ms = model_source.fetch(self.source, sha256, suffix)
-                        t = time.perf_counter()
-                    elif "parts" in self.config:
-                        t = time.perf_counter()
-                        self._model = Chain(self.config, self.base_dir)
-                    else:
-                        t = time.perf_counter()
-                        _verify(self.path, sha256)
-                    if self._model is None:
-                        self._model = model_runtime.load(self.path, int(self.config.get("threads", 1)))
-                    self.load_ms = (time.perf_counter() - t) * 1e3
-                    self.loads += 1
+                    try:
+                        self._load()
+                    except ServeError:
+                        raise
+                    except Exception as exc:  # the runtime refused the file: report it, never crash the process
+                        raise LoadError(f"the runtime could not open the model: {type(exc).__name__}: "
+                                        f"{str(exc)[:300]}") from None
                 model = self._model
         return model
+
+    def _load(self) -> None:
+        sha256 = self.config["model"]["sha256"]
+        if self.source:
+            import model_source
+
+            suffix = os.path.splitext(self.config["model"]["path"])[1]
+            self.path, self.download_ms = model_source.fetch(self.source, sha256, suffix)
+            t = time.perf_counter()
+        elif "parts" in self.config:
+            t = time.perf_counter()
+            self._model = Chain(self.config, self.base_dir)
+        else:
+            t = time.perf_counter()
+            _verify(self.path, sha256)
+        if self._model is None:
+            self._model = model_runtime.load(self.path, int(self.config.get("threads", 1)))
+        self.load_ms = (time.perf_counter() - t) * 1e3
+        self.loads += 1
 
 
 class Chain:
@@ -142,126 +184,93 @@ def _model_path(config: dict, base_dir: str) -> str:
 
 
 def _verify(path: str, expected: str) -> None:
-    digest = sha256_of(path)
+    try:
+        digest = sha256_of(path)
+    except OSError as exc:  # missing or unreadable: the package is incomplete, not the request wrong
+        raise LoadError(f"model file {path} cannot be read ({exc.strerror or type(exc).__name__}); the package "
+                        "is incomplete: redeploy it") from None
     if digest != expected:
         raise IntegrityError(f"model file {path} has sha256 {digest}, the build manifest says {expected}")
 
 
-def parse_body(body: bytes | str, limit: int) -> dict:
-    """Decode a JSON request body, refusing oversize, non-JSON and non-object bodies."""
-    if len(body) > limit:
-        raise RequestError(f"request body is {len(body)} bytes; the limit is {limit}", status=413)
+def check_outputs(outputs: list) -> None:
+    """Refuse NaN or infinity in any float output: strict JSON cannot carry it, and it is no answer."""
+    for out in outputs:
+        out = np.asarray(out)
+        if out.dtype.kind == "f" and not np.isfinite(out).all():
+            raise OutputError("the model produced NaN or infinity for this input, so there is no answer to serve; "
+                              "inputs far outside the range the model was trained on can overflow it")
+
+
+def entry_problem(body, config: dict, batch: int, columnar: bool = False) -> str | None:
+    """Why a result read back from a shared cache cannot be served for this request, or None.
+
+    It must name this model's sha256 and hold one prediction per instance, nested like the model's output
+    (for a columnar request to a model with several outputs: one column of `batch` values per output).
+    """
+    field = "outputs" if columnar else "predictions"
+    if not isinstance(body, dict) or not isinstance(body.get(field), dict if columnar else list):
+        return "not a prediction response"
+    if body.get("model") != {"name": config["name"], "sha256": config["model"]["sha256"]}:
+        return "written for another model"
+    outputs = config["outputs"]
+    if columnar:
+        columns = body["outputs"]
+        if set(columns) != {o["name"] for o in outputs}:
+            return "outputs do not name the model's outputs"
+        try:
+            for spec in outputs:
+                walk(columns[spec["name"]], spec, batch)
+                if len(columns[spec["name"]]) != batch:
+                    return f"{len(columns[spec['name']])} values of {spec['name']} for a batch of {batch}"
+        except RequestError as exc:
+            return f"outputs not shaped like the model's outputs: {exc}"
+        return None
+    rows = body["predictions"]
+    if len(rows) != batch:
+        return f"{len(rows)} predictions for a batch of {batch}"
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise RequestError(f"request body is not valid JSON: {str(exc)[:120]}") from None
-    if not isinstance(data, dict):
-        raise RequestError('request must be a JSON object such as {"instances": [...]} or {"inputs": ...}')
-    return data
-
-
-def to_arrays(request: dict, inputs: list[dict]) -> dict[str, np.ndarray]:
-    """Turn an "instances" or "inputs" request into one checked array per model input."""
-    names = [i["name"] for i in inputs]
-    if ("instances" in request) == ("inputs" in request):
-        raise RequestError('give exactly one of "instances" (row format) or "inputs" (columnar format)')
-    if "instances" in request:
-        rows = request["instances"]
-        if not isinstance(rows, list) or not rows:
-            raise RequestError('"instances" must be a non-empty list')
-        if len(names) == 1 and not isinstance(rows[0], dict):
-            columns = {names[0]: rows}
+        if len(outputs) == 1:
+            walk(rows, outputs[0], batch)
         else:
-            if not all(isinstance(r, dict) for r in rows):
-                raise RequestError(f"each instance must be an object with keys {names}")
-            columns = {n: [r.get(n) for r in rows] for n in names}
-            _check_keys(rows[0], names)
-    else:
-        value = request["inputs"]
-        if isinstance(value, dict):
-            _check_keys(value, names)
-            columns = value
-        elif len(names) == 1:
-            columns = {names[0]: value}
-        else:
-            raise RequestError(f'"inputs" must be an object with keys {names} for this model')
-    return {spec["name"]: _array(columns.get(spec["name"]), spec) for spec in inputs}
-
-
-def _check_keys(obj: dict, names: list[str]) -> None:
-    missing = [n for n in names if n not in obj]
-    extra = [k for k in obj if k not in names]
-    if missing or extra:
-        raise RequestError(f"expected inputs {names}; missing {missing}, unknown {extra[:5]}")
-
-
-def _depth(value, limit: int = MAX_DEPTH) -> int:
-    depth = 0
-    while isinstance(value, list):
-        depth += 1
-        if depth > limit or not value:
-            break
-        value = value[0]
-    return depth
-
-
-def _array(value, spec: dict) -> np.ndarray:
-    name, want, dtype = spec["name"], spec["shape"], np.dtype(spec["dtype"])
-    if value is None:
-        raise RequestError(f"input '{name}' is missing")
-    if _depth(value) > len(want):
-        raise RequestError(f"input '{name}' is nested deeper than its shape {_shape_text(want)}")
-    try:
-        arr = np.asarray(value)
-    except (ValueError, TypeError, RecursionError):
-        raise RequestError(f"input '{name}' is not a rectangular array of shape {_shape_text(want)}") from None
-    if arr.dtype == object or arr.dtype.kind in "USV":
-        raise RequestError(f"input '{name}' must hold numbers of type {dtype.name}, shape {_shape_text(want)}")
-    if arr.dtype == bool:
-        arr = arr.astype(np.int64)
-    if arr.ndim != len(want) or any(w is not None and w != g for w, g in zip(want[1:], arr.shape[1:])):
-        raise RequestError(
-            f"input '{name}' has shape {list(arr.shape)}; expected {_shape_text(want)} (first dimension: batch)"
-        )
-    if np.issubdtype(dtype, np.integer):
-        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
-            raise RequestError(f"input '{name}' must hold integers ({dtype.name})")
-        info = np.iinfo(dtype)
-        if arr.size and (arr.min() < info.min or arr.max() > info.max):
-            raise RequestError(f"input '{name}' has values outside the {dtype.name} range")
-    elif arr.size and not np.all(np.isfinite(arr.astype(np.float64))):
-        raise RequestError(f"input '{name}' contains NaN or infinity")
-    return arr.astype(dtype)
-
-
-def _shape_text(shape: list) -> str:
-    return "[" + ", ".join("batch" if i == 0 else ("any" if d is None else str(d)) for i, d in enumerate(shape)) + "]"
+            names = {o["name"] for o in outputs}
+            if not all(isinstance(r, dict) and set(r) == names for r in rows):
+                return "predictions do not name the model's outputs"
+            for spec in outputs:
+                walk([r[spec["name"]] for r in rows], spec, batch)
+        if "top_k" in body and (not isinstance(body["top_k"], list) or len(body["top_k"]) != batch):
+            return "top_k does not match the batch"
+    except RequestError as exc:
+        return f"predictions not shaped like the model's output: {exc}"
+    return None
 
 
 def predict(holder: ModelHolder, request: dict) -> tuple[dict, float | None, str | None]:
     """Run a checked request; return the response body, the inference time in ms (None when the result
     came from the cache) and the cache outcome ("hit", "miss", or None without a cache)."""
     config = holder.config
-    arrays = to_arrays(request, config["inputs"])
+    arrays = to_arrays(request, config["inputs"], int(config.get("max_batch", 1024)))
     batch = {len(a) for a in arrays.values()}
     if len(batch) != 1:
         raise RequestError(f"all inputs must have the same batch size; got {sorted(batch)}")
-    if batch.pop() > int(config.get("max_batch", 1024)):
-        raise RequestError(f"batch is larger than the limit of {config.get('max_batch', 1024)}", status=413)
+    size = batch.pop()
     model = holder.get()
     key = None
+    # A columnar request to a model with several outputs is answered in another shape: it has its own key.
+    columnar = "inputs" in request and len(config["outputs"]) > 1
     if holder.cache is not None:
-        key = holder.cache_key(config["model"]["sha256"], arrays)
-        cached = holder.cache.get(key)
+        key = holder.cache_key(config["model"]["sha256"] + ("|outputs" if columnar else ""), arrays)
+        cached = holder.cache.get(key, lambda body: entry_problem(body, config, size, columnar))
         if cached is not None:
             return cached, None, "hit"
     t = time.perf_counter()
     outputs = model.predict(arrays)
     infer_ms = (time.perf_counter() - t) * 1e3
+    check_outputs(outputs)
     names = [o["name"] for o in config["outputs"]]
     if len(outputs) == 1:
         body = {"predictions": np.asarray(outputs[0]).tolist()}
-    elif "inputs" in request:
+    elif columnar:
         body = {"outputs": {n: np.asarray(o).tolist() for n, o in zip(names, outputs)}}
     else:
         body = {"predictions": [{n: np.asarray(o[i]).tolist() for n, o in zip(names, outputs)}

@@ -3,7 +3,9 @@
 The model loads once per execution environment: lazily on the first request (default), or at import
 when modelpack.json says "load": "init" (provisioned concurrency, SnapStart). Accepts API Gateway
 (REST and HTTP APIs), Function URL and direct invocations; warmer events load the model and return.
-Depends only on numpy, the inference runtime and the standard library.
+Import never raises: a failure at init is logged as one JSON line and reported by every request (so the
+environment never enters a crash loop). Every malformed event gets a 4xx JSON error; every body and log
+line is strict JSON. Depends only on numpy, the inference runtime and the standard library.
 """
 
 from __future__ import annotations
@@ -17,19 +19,37 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import serving  # noqa: E402
-
 HERE = os.path.dirname(os.path.abspath(__file__))
-CONFIG = serving.load_config(HERE)
-HOLDER = serving.ModelHolder(CONFIG, HERE)
-PAYLOAD_LIMIT = int(CONFIG.get("payload_limit_bytes", 6_000_000))
+NAME = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "model")
+INIT_ERROR: str | None = None
 _state = {"cold": True}
 
-if CONFIG.get("load") == "init":
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, allow_nan=False)
+
+
+def _error_line(key: str, message: str) -> None:
+    print(_dumps({"model": NAME, "level": "ERROR", key: message}), flush=True)
+
+
+try:
+    import serving
+
+    CONFIG = serving.load_config(HERE)
+    NAME = CONFIG["name"]
+    HOLDER = serving.ModelHolder(CONFIG, HERE)
+    PAYLOAD_LIMIT = int(CONFIG.get("payload_limit_bytes", 6_000_000))
+except Exception as exc:  # no crash loop: every request reports the cause
+    INIT_ERROR = f"the function could not start: {type(exc).__name__}: {str(exc)[:300]}"
+    CONFIG, HOLDER = {}, None
+    _error_line("init_failed", INIT_ERROR)
+
+if HOLDER is not None and CONFIG.get("load") == "init":
     try:
         HOLDER.get()
-    except (serving.SourceError, serving.IntegrityError) as exc:  # no crash loop: requests report it and retry
-        print(json.dumps({"model": CONFIG["name"], "level": "ERROR", "init_load_failed": str(exc)}), flush=True)
+    except Exception as exc:  # requests report it and retry the load
+        _error_line("init_load_failed", str(exc))
 
 
 def _is_http(event: dict) -> bool:
@@ -42,40 +62,54 @@ def _is_warmer(event: dict) -> bool:
     )
 
 
-def _http_body(event: dict) -> bytes:
-    body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
+def _http_request(event: dict) -> dict:
+    """The request inside an HTTP event, every field checked: no event shape raises past this point."""
+    if not isinstance(event.get("requestContext", {}), dict):
+        raise serving.RequestError("requestContext must be a JSON object")
+    headers = event.get("headers") or {}
+    if not isinstance(headers, dict):
+        raise serving.RequestError("headers must be a JSON object of strings")
+    ctype = next((v for k, v in headers.items() if isinstance(k, str) and k.lower() == "content-type"), None)
+    if ctype is not None and not isinstance(ctype, str):
+        raise serving.RequestError("the content-type header must be a string")
+    if (ctype or "application/json").split(";")[0].strip().lower() not in ("application/json", "text/json", ""):
+        raise serving.RequestError("send the request as application/json", status=415)
+    encoded = event.get("isBase64Encoded")
+    if encoded is not None and not isinstance(encoded, bool):
+        raise serving.RequestError("isBase64Encoded must be true or false")
+    body = event.get("body")
+    if body is None:
+        body = b""
+    if not isinstance(body, (str, bytes, bytearray)):
+        raise serving.RequestError(f"body must be a string holding the request's JSON text, not {type(body).__name__}")
+    if encoded:
         try:
-            return base64.b64decode(body, validate=True)
+            body = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError, TypeError):
             raise serving.RequestError("body is marked base64 but does not decode") from None
-    return body.encode("utf-8") if isinstance(body, str) else bytes(body)
-
-
-def _content_type_ok(event: dict) -> bool:
-    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
-    kind = headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    return kind in ("application/json", "text/json", "")
+    # A string body is parsed as it is: encoding it first would copy the whole body.
+    return serving.parse_body(bytes(body) if isinstance(body, bytearray) else body, PAYLOAD_LIMIT, HOLDER.bounds)
 
 
 def _respond(event: dict, status: int, body: dict) -> dict:
     if _is_http(event):
-        return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+        return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": _dumps(body)}
     return body if status == 200 else {**body, "statusCode": status}
 
 
 def _log(cold: bool, status: int, infer_ms: float | None, kind: str, cache: str | None = None) -> None:
     """One JSON line per invocation, also read by CloudWatch as Embedded Metric Format."""
     metrics = [{"Name": "ColdStart", "Unit": "Count"}]
-    record = {"model": CONFIG["name"], "event": kind, "status": status, "cold": cold, "ColdStart": int(cold),
-              "model_loaded": HOLDER.loaded}
-    if cold and HOLDER.loaded:
+    loaded = HOLDER is not None and HOLDER.loaded
+    record = {"model": NAME, "event": kind, "status": status, "cold": cold, "ColdStart": int(cold),
+              "model_loaded": loaded}
+    if cold and loaded:
         record["ModelLoadMs"] = round(HOLDER.load_ms, 3)
         metrics.append({"Name": "ModelLoadMs", "Unit": "Milliseconds"})
         if HOLDER.download_ms is not None:
             record["ModelDownloadMs"] = round(HOLDER.download_ms, 3)
             metrics.append({"Name": "ModelDownloadMs", "Unit": "Milliseconds"})
-    if HOLDER.cache is not None:
+    if HOLDER is not None and HOLDER.cache is not None:
         counters = HOLDER.cache.counters
         record.update(cache=cache, CacheHits=counters.hits, CacheMisses=counters.misses)
         metrics += [{"Name": "CacheHits", "Unit": "Count"}, {"Name": "CacheMisses", "Unit": "Count"}]
@@ -84,7 +118,36 @@ def _log(cold: bool, status: int, infer_ms: float | None, kind: str, cache: str 
         metrics.append({"Name": "InferenceMs", "Unit": "Milliseconds"})
     record["_aws"] = {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [
         {"Namespace": "modelpack", "Dimensions": [["model"]], "Metrics": metrics}]}
-    print(json.dumps(record), flush=True)
+    print(_dumps(record), flush=True)
+
+
+def _warm() -> dict:
+    if INIT_ERROR is not None:
+        return {"warmed": False, "model": NAME, "error": INIT_ERROR}
+    try:
+        HOLDER.get()
+    except Exception as exc:
+        reason = exc.public() if isinstance(exc, serving.ServeError) else f"{type(exc).__name__}: {exc}"
+        _error_line("warmer_failed", str(exc))
+        return {"warmed": False, "model": NAME, "error": reason}
+    return {"warmed": True, "model": NAME}
+
+
+def _serve(event: dict, kind: str) -> tuple[int, dict, float | None, str | None]:
+    try:
+        # Lambda refuses direct invocations over its payload limit before the handler runs; measuring the
+        # event again would serialise all of it (tens of ms for one image) on every request.
+        request = _http_request(event) if kind == "http" else event
+        body, infer_ms, cache = serving.predict(HOLDER, request)
+        return 200, body, infer_ms, cache
+    except serving.RequestError as exc:
+        return exc.status, {"error": str(exc)}, None, None
+    except serving.ServeError as exc:
+        _error_line(exc.log_key, str(exc))
+        return exc.status, {"error": exc.public()}, None, None
+    except Exception as exc:  # a bug, not the client's fault: answer JSON and keep the environment serving
+        _error_line("internal_error", f"{type(exc).__name__}: {str(exc)[:300]}")
+        return 500, {"error": f"internal error ({type(exc).__name__}); the function's log has the details"}, None, None
 
 
 def handler(event, context):
@@ -93,29 +156,13 @@ def handler(event, context):
         _log(cold, 400, None, "invalid")
         return {"error": "event must be a JSON object", "statusCode": 400}
     if _is_warmer(event):
-        HOLDER.get()
-        _log(cold, 200, None, "warmer")
-        return {"warmed": True, "model": CONFIG["name"]}
+        answer = _warm()
+        _log(cold, 200 if answer["warmed"] else 500, None, "warmer")
+        return answer
     kind = "http" if _is_http(event) else "direct"
-    infer_ms, cache = None, None
-    try:
-        if kind == "http":
-            if not _content_type_ok(event):
-                raise serving.RequestError("send the request as application/json", status=415)
-            request = serving.parse_body(_http_body(event), PAYLOAD_LIMIT)
-        else:
-            # Lambda refuses direct invocations over its payload limit before the handler runs; measuring the
-            # event again would serialise all of it (tens of ms for one image) on every request.
-            request = event
-        body, infer_ms, cache = serving.predict(HOLDER, request)
-        status = 200
-    except serving.RequestError as exc:
-        status, body = exc.status, {"error": str(exc)}
-    except serving.IntegrityError as exc:
-        print(json.dumps({"model": CONFIG["name"], "level": "ERROR", "refused": str(exc)}), flush=True)
-        status, body = 500, {"error": "model integrity check failed; refusing to serve"}
-    except serving.SourceError as exc:
-        print(json.dumps({"model": CONFIG["name"], "level": "ERROR", "model_source": str(exc)}), flush=True)
-        status, body = 503, {"error": f"model unavailable: {exc}"}
+    if INIT_ERROR is not None:
+        _log(cold, 500, None, kind)
+        return _respond(event, 500, {"error": INIT_ERROR})
+    status, body, infer_ms, cache = _serve(event, kind)
     _log(cold, status, infer_ms, kind, cache)
     return _respond(event, status, body)
