@@ -266,7 +266,7 @@ class OnnxBackend(Backend):
         from modelpack.steps.onnx import preprocessed
 
         self.job = job
-        self.pre, self.names = preprocessed(Path(job.dep_dir) / "model.onnx", tmp)
+        self.pre, self.names = preprocessed(Path(job.dep_dir) / "model.onnx", tmp, job.options["inputs"])
         self.tmp = tmp
 
     def settings(self) -> list[dict]:
