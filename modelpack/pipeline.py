@@ -216,7 +216,7 @@ class Builder:
         self.port_note: str | None = None
         if self.model.format not in ("tf-keras", "tf-keras-h5"):
             return self.model
-        res = self._steps([("keras3-port", "keras3-port", {}, None)])["keras3-port"]
+        res = self._steps([("keras3-port", "keras3-port", {}, None, {"source": self.model})])["keras3-port"]
         if res["ok"]:
             self.port_note = (f"tf-keras model: variants are converted from its Keras 3 copy (outputs within "
                               f"{res['details']['max_abs_err']:.1e} on the evaluation samples).")

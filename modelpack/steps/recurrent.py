@@ -94,6 +94,16 @@ def unrolled(loaded: Any) -> Any:
     return copy
 
 
+def has_recurrent_layers(loaded: Any) -> bool:
+    """True for a Keras 3 model with an RNN-family layer (LSTM, GRU, SimpleRNN, Bidirectional) at its top level."""
+    try:
+        import keras
+    except ImportError:
+        return False
+    model = loaded.keras_model
+    return isinstance(model, keras.Model) and bool(_recurrent_layers(model))
+
+
 def _recurrent_layers_of(layer: Any) -> bool:
     import keras
 
