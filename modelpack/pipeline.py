@@ -497,8 +497,7 @@ class Builder:
 
     def _split_error(self, res: dict) -> Exception:
         if res["error"].startswith("SplitError: "):
-            why = f" ({self.port_note})" if self.source is self.model and self.port_note else ""
-            return InputError(f"{self.origin}: optimize.split: {res['error'].removeprefix('SplitError: ')}{why}.")
+            return InputError(f"{self.origin}: optimize.split: {res['error'].removeprefix('SplitError: ')}.")
         return StepFailedError(f"splitting failed: {res['error']}")
 
     def baseline_outputs_for_fidelity(self) -> list[np.ndarray]:

@@ -30,25 +30,41 @@ class Keras3PortStep(Step):
     USES_EVALUATION = True
 
     def run(self, job: StepJob, ctx: Any) -> dict:
-        from modelpack import keras_io
-
         original = ctx.model(job)
-        copy = _load_keras3(job, original.keras_model)
         with np.load(job.data["evaluation"]) as npz:
             xs = [npz[f"in_{i}"] for i in range(len(original.inputs))]
         with np.load(job.data["baseline"]) as npz:
             expected = [npz[f"out_{i}"] for i in range(len(npz.files))]
-        ported = keras_io.from_keras(copy)
-        got = ported.predict(xs)
-        if len(got) != len(expected):
-            raise PortError(f"Keras 3 reads {len(got)} output(s) where tf-keras has {len(expected)}")
-        worst = max(float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64)), initial=0.0))
-                    for g, e in zip(got, expected))
-        if not worst <= PORT_TOLERANCE:
-            raise PortError(f"Keras 3 loads the model but its outputs differ from tf-keras by {worst:.2e} "
-                            f"(tolerance {PORT_TOLERANCE:g})")
+        copy, worst = checked_copy(job, original, xs, expected)
         copy.save(job.out / self.FILE)
         return {"max_abs_err": worst, "samples": int(len(xs[0]))}
+
+
+def checked_copy(job: StepJob, original: Any, xs: list[np.ndarray], expected: list[np.ndarray]) -> tuple[Any, float]:
+    """The Keras 3 copy of a tf-keras model and its largest difference on `xs`; PortError when it differs."""
+    from modelpack import keras_io
+
+    copy = _load_keras3(job, original.keras_model)
+    got = keras_io.from_keras(copy).predict(xs)
+    if len(got) != len(expected):
+        raise PortError(f"Keras 3 reads {len(got)} output(s) where tf-keras has {len(expected)}")
+    worst = max(float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64)), initial=0.0))
+                for g, e in zip(got, expected))
+    if not worst <= PORT_TOLERANCE:
+        raise PortError(f"Keras 3 loads the model but its outputs differ from tf-keras by {worst:.2e} "
+                        f"(tolerance {PORT_TOLERANCE:g})")
+    return copy, worst
+
+
+def sample_inputs(inputs: list[dict], n: int = 8, seed: int = 0) -> list[np.ndarray]:
+    """Seeded random inputs for a check with no data at hand (`modelpack inspect`)."""
+    rng = np.random.default_rng(seed)
+    xs = []
+    for t in inputs:
+        shape = (n, *[d if d is not None else 1 for d in t["shape"][1:]])
+        integer = np.issubdtype(np.dtype(t["dtype"]), np.integer)
+        xs.append((rng.integers(0, 10, shape) if integer else rng.standard_normal(shape)).astype(t["dtype"]))
+    return xs
 
 
 def _load_keras3(job: StepJob, tf_keras_model: Any) -> Any:

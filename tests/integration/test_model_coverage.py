@@ -195,7 +195,18 @@ def test_tf_keras_residual_model_is_split_through_its_keras3_copy(tmp_path):
     assert any("Keras 3 copy" in note for note in report.notes), report.notes
     split = report.split
     assert split["status"] == "ok", split
-    assert split["at"] and split["at"][0] not in ("branch",)  # never inside the skip connection
+    assert split["at"] and split["at"][0] != "branch"  # never inside the skip connection
     assert split["keras_chain_ok"] and split["vs_unsplit"]["max_abs_err"] <= 1e-5
     assert [p["part"] for p in split["parts"]] == [1, 2]
     assert json.loads((tmp_path / "dist" / "report.json").read_text())["split"]["status"] == "ok"
+
+
+def test_inspect_lists_the_cut_points_of_a_tf_keras_h5_model(tmp_path):
+    model = tf_keras_residual(tmp_path / "residual.h5")
+    result = CliRunner().invoke(cli, ["inspect", str(model), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["format"] == "tf-keras-h5" and out["cuts_error"] is None
+    cuts = {c["after"]: c for c in out["cuts"]}
+    assert not cuts["branch"]["legal"] and cuts["branch"]["crossing_tensors"] == 2  # inside the skip connection
+    assert cuts["stem"]["legal"] and cuts["skip"]["legal"] and cuts["body"]["legal"]
