@@ -25,6 +25,8 @@ def inspect(path: Path, trust_code: bool = False) -> dict:
                 for name in ("inspect", "cuts")]
         results = run_jobs(jobs, Path(tmp) / "worker.log")
         info, cuts = results[jobs[0].out_dir], results[jobs[1].out_dir]
+        if not info["ok"] and info["error"].startswith("UnservableInputError: "):
+            raise InputError(f"{path}: {info['error'].removeprefix('UnservableInputError: ')}")
         if not info["ok"]:
             raise InputError(f"{path}: the model could not be loaded ({info['error']}).")
         out = {"model": info["details"], "format": model.format, "cuts": None, "cuts_error": None}

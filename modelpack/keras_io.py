@@ -34,6 +34,41 @@ class Loaded:
         return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
 
 
+class UnservableInputError(ValueError):
+    """A model input no serving runtime can take (strings, ragged or sparse tensors); names the input and the fix."""
+
+
+def check_servable(model: Any) -> None:
+    """Refuse inputs that LiteRT and onnxruntime cannot be fed, before anything is traced or converted."""
+    for i, t in enumerate(model.inputs):
+        dtype = str(getattr(t.dtype, "name", t.dtype))
+        kind = "string" if dtype in ("string", "str", "object") else (
+            "ragged" if getattr(t, "ragged", False) else "sparse" if getattr(t, "sparse", False) else None)
+        if kind is None:
+            continue
+        name = getattr(t, "name", f"input_{i}").split(":")[0]
+        readers = _readers(model, t)
+        by = f", read by layer {readers}" if readers else ""
+        fix = ("Move text vectorization out of the model: run it in the handler or before the call, save the "
+               "model from the token ids on (a keras.Model whose input is the vectorizer's output), and send token ids"
+               if kind == "string" else
+               "Pad the input to a fixed length (with a mask if needed) and save the model with a dense input")
+        raise UnservableInputError(
+            f"model input '{name}' is a {kind} tensor{by}; no runtime a serverless layer ships (LiteRT, "
+            f"onnxruntime) takes {kind} inputs. {fix}.")
+
+
+def _readers(model: Any, tensor: Any) -> str:
+    """The layers that consume `tensor`, as "'name' (Class)"; empty when the graph cannot be walked."""
+    found = []
+    for layer in getattr(model, "layers", []):
+        for node in getattr(layer, "_inbound_nodes", []):
+            if any(t is tensor for t in getattr(node, "input_tensors", [])):
+                found.append(f"'{layer.name}' ({type(layer).__name__})")
+                break
+    return ", ".join(found)
+
+
 def safe_name(name: str) -> str:
     """Input names become signature keys and ONNX names: keep them identifier-like."""
     name = name.split(":")[0]
@@ -69,6 +104,7 @@ def from_keras(model: Any) -> Loaded:
     """Wrap a Keras 3 or tf-keras model in a serving function with named, batch-free input specs."""
     import tensorflow as tf
 
+    check_servable(model)
     specs = [
         tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=safe_name(getattr(t, "name", f"input_{i}")))
         for i, t in enumerate(model.inputs)
@@ -106,6 +142,13 @@ def _from_savedmodel(obj: Any) -> Loaded:
     sig = obj.signatures["serving_default"]
     given = sig.structured_input_signature[1]
     order = sorted(given)
+    for k in order:
+        if not isinstance(given[k], tf.TensorSpec) or given[k].dtype == tf.string:
+            kind = "string" if getattr(given[k], "dtype", None) == tf.string else type(given[k]).__name__
+            raise UnservableInputError(
+                f"signature input '{k}' is a {kind} input; no runtime a serverless layer ships (LiteRT, onnxruntime) "
+                "takes it. Move text vectorization (or whatever builds it) into the handler or before the call, "
+                "export the model from the numeric tensors on, and send those")
     specs = [tf.TensorSpec([None, *given[k].shape[1:]], given[k].dtype, name=safe_name(k)) for k in order]
 
     @tf.function(input_signature=specs)

@@ -182,6 +182,8 @@ class Builder:
     # 2. inspect in the worker: inputs, outputs, parameters
     def inspect(self) -> None:
         res = self._steps([("inspect", "inspect", {}, None)])["inspect"]
+        if not res["ok"] and res["error"].startswith("UnservableInputError: "):
+            raise InputError(f"{self.model.path}: {res['error'].removeprefix('UnservableInputError: ')}")
         if not res["ok"]:
             raise InputError(
                 f"{self.model.path}: the model could not be loaded ({res['error']}). "
@@ -216,7 +218,7 @@ class Builder:
 
     # 4a. pruning (optional): its output becomes the source of every variant
     def prune(self) -> None:
-        self.source = self.model
+        self.source = self.keras3_source()
         self.prune_details: dict | None = None
         if self.recipe.optimize.prune is None:
             return
@@ -232,6 +234,19 @@ class Builder:
         if not out["ok"]:
             raise StepFailedError(f"running the pruned model failed: {out['error']}")
         self.source_baseline_dir = Path(out["dir"])
+
+    # 4a'. tf-keras models: a Keras 3 copy with the same outputs is the source, so Keras-3-only paths take them too
+    def keras3_source(self) -> ModelFile:
+        self.port_note: str | None = None
+        if self.model.format not in ("tf-keras", "tf-keras-h5"):
+            return self.model
+        res = self._steps([("keras3-port", "keras3-port", {}, None, {"source": self.model})])["keras3-port"]
+        if res["ok"]:
+            self.port_note = (f"tf-keras model: variants are converted from its Keras 3 copy (outputs within "
+                              f"{res['details']['max_abs_err']:.1e} on the evaluation samples).")
+            return detect(Path(res["dir"]) / "model.keras")
+        self.port_note = f"tf-keras model, used as it is: {res['error'].removeprefix('PortError: ')}."
+        return self.model
 
     # 4b. variants: every requested converter, isolated, cached
     def convert(self) -> dict[str, dict]:
@@ -596,6 +611,8 @@ class Builder:
         variants = self.measure(converted)
         report = self.report()
         report.variants = variants
+        if self.port_note:
+            report.notes.append(self.port_note)
         self.judge(variants)
         report.search = self.search_int8(variants)
         report.selected, report.selection_reason, report.closest, report.budgets = self.judge(variants)

@@ -38,13 +38,49 @@ class WorkerState:
         return self._models[key]
 
 
+# Known converter failures and what a user can do about them, matched against the error text.
+ADVICE = (
+    ("TensorList", "a recurrent loop stayed as TensorList ops: give the recurrent layers a fixed sequence length, "
+                   "or use an ONNX variant"),
+    ("Select TF ops", "the model uses TensorFlow ops TFLite has no builtin for: replace that layer, or use an "
+                      "ONNX variant"),
+    ("failed to legalize operation", "the model uses TensorFlow ops TFLite has no builtin for: replace that layer, "
+                                     "or use an ONNX variant"),
+    ("Unsupported Ops", "tf2onnx has no ONNX equivalent for these ops: replace that layer, or use a TFLite variant"),
+    ("are missing from the graph", "the converted graph asks for inputs the model does not have: use a TFLite "
+                                   "variant"),
+)
+MAX_MESSAGE = 300
+
+
 def first_message(exc: BaseException) -> str:
-    """The first meaningful line of a converter's error, not its whole traceback."""
+    """The first meaningful line of a converter's error and, for failures we know, what to do; never a traceback.
+
+    MLIR diagnostics (`<unknown>:0: error: loc(...): text`) are reduced to their text.
+    """
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    diagnostics = [_without_location(ln.split("error: ", 1)[1]) for ln in lines if "error: " in ln]
     meaningful = [ln for ln in lines if "error" in ln.lower() or "not supported" in ln.lower()]
-    text = (meaningful or lines or [""])[0]
-    text = text if len(text) <= 400 else text[:397] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    text = (diagnostics or meaningful or lines or [""])[0]
+    if not type(exc).__module__.startswith("modelpack."):  # modelpack's own errors are written to be read whole
+        text = text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+    message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    whole = str(exc)
+    advice = next((hint for marker, hint in ADVICE if marker in whole), None)
+    return f"{message} ({advice})" if advice else message
+
+
+def _without_location(text: str) -> str:
+    """Drop an MLIR `loc(...)` prefix (nested parentheses) and the colon after it."""
+    if not text.startswith("loc("):
+        return text
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and ch == ")":
+            return text[i + 1 :].lstrip(": ").strip() or text
+    return text
 
 
 def _child(jobs_file: str) -> None:

@@ -39,6 +39,9 @@ class TFLiteModel:
         self._fetches = [(self._out[n]["index"], self._out[n] if _is_quantized(self._out[n]) else None)
                          for n in self.output_names]
         self._shapes = {index: tuple(d["shape"]) for _, index, _, d in self._feeds}
+        # A model converted with a fixed batch of 1 (a recurrent loop frozen for a static shape) cannot be
+        # resized: larger batches run one sample at a time.
+        self._one_at_a_time = all(_fixed_batch_of_one(d) for _, _, _, d in self._feeds)
         self._lock = threading.Lock()
         if len(self._feeds) == 1 and len(self._fetches) == 1 and self._fetches[0][1] is None:
             self.predict = self._fast_path()
@@ -76,6 +79,14 @@ class TFLiteModel:
             return self._predict(named)
 
     def _predict(self, named: dict[str, np.ndarray]) -> list[np.ndarray]:
+        if self._one_at_a_time:
+            n = len(named[self._feeds[0][0]])
+            if n > 1:
+                parts = [self._predict_batch({k: v[i : i + 1] for k, v in named.items()}) for i in range(n)]
+                return [np.concatenate(outs) for outs in zip(*parts)]
+        return self._predict_batch(named)
+
+    def _predict_batch(self, named: dict[str, np.ndarray]) -> list[np.ndarray]:
         arrays = []
         for name, index, dtype, detail in self._feeds:
             x = named[name]
@@ -133,6 +144,11 @@ def _tensor_calls(it) -> tuple:
         resize_native(index, np.array(shape, dtype=np.int32), False)
 
     return raw.SetTensor, raw.Invoke, raw.GetTensor, resize, raw.AllocateTensors
+
+
+def _fixed_batch_of_one(detail: dict) -> bool:
+    signature = detail.get("shape_signature")
+    return signature is not None and len(signature) > 0 and int(signature[0]) == 1
 
 
 def _is_quantized(detail: dict) -> bool:

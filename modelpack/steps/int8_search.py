@@ -267,7 +267,7 @@ class OnnxBackend(Backend):
         from modelpack.steps.onnx import preprocessed
 
         self.job = job
-        self.pre, self.names = preprocessed(Path(job.dep_dir) / "model.onnx", tmp)
+        self.pre, self.names = preprocessed(Path(job.dep_dir) / "model.onnx", tmp, job.options["inputs"])
         self.tmp = tmp
 
     def settings(self) -> list[dict]:
@@ -445,9 +445,14 @@ class TFLiteInt8Mixed(_SearchStep):
         return {"io": recipe.optimize.int8.io}
 
     def run(self, job: StepJob, ctx: Any) -> dict:
+        from modelpack import keras_io
+        from modelpack.steps import recurrent
         from modelpack.steps.tflite import exported
 
-        with exported(ctx.model(job)) as (make_converter, names):
+        loaded = ctx.model(job)
+        if recurrent.has_recurrent_layers(loaded):  # as tflite-int8 does: the calibrator cannot run their loop
+            loaded = keras_io.from_keras(recurrent.unrolled(loaded))
+        with exported(loaded) as (make_converter, names):
             self._factory = (make_converter, names)
             return super().run(job, ctx)
 

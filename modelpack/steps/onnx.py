@@ -22,14 +22,38 @@ class OnnxFP32(Step):
 
     def run(self, job: StepJob, ctx: Any) -> dict:
         import onnx
-        import tensorflow as tf
-        import tf2onnx
 
-        loaded = ctx.model(job)
-        specs = [tf.TensorSpec(t["shape"], t["dtype"], name=t["name"]) for t in loaded.inputs]
-        proto, _ = tf2onnx.convert.from_function(loaded.serve, input_signature=specs, opset=job.options["opset"])
+        proto = to_onnx(ctx.model(job), job.options["opset"])
         onnx.save(proto, str(job.out / self.FILE))
         return {"opset": job.options["opset"]}
+
+
+def to_onnx(loaded: Any, opset: int) -> Any:
+    """The serving function as ONNX, with every captured constant frozen into the graph.
+
+    A preprocessing layer (Normalization's mean and variance, for one) computes constants when it is built; the
+    traced function captures them as extra placeholders after its arguments. tf2onnx's from_function names every
+    non-resource placeholder an input, so those constants would become graph inputs that no caller feeds. Only
+    the function's own arguments are named here; freezing turns the captures into constants.
+    """
+    import tensorflow as tf
+    import tf2onnx
+    from tf2onnx import tf_loader
+
+    func = loaded.serve.get_concrete_function()
+    real = [t.name for t in func.inputs[: len(loaded.inputs)]]
+    outputs = [t.name for t in func.outputs if t.dtype != tf.dtypes.resource]
+    with tf.device("/cpu:0"):
+        graph_def = tf_loader.from_function(func, real, outputs)
+    rename = dict(zip(real, [t["name"] for t in loaded.inputs]))
+    proto, _ = tf2onnx.convert.from_graph_def(graph_def, name=func.name, input_names=real, output_names=outputs,
+                                               opset=opset, tensors_to_rename=rename)
+    fed = [i.name for i in proto.graph.input if i.name not in {w.name for w in proto.graph.initializer}]
+    extra = [n for n in fed if n not in rename.values()]
+    if extra:
+        raise ValueError(f"the ONNX graph asks for inputs the model does not have ({', '.join(extra)}); "
+                         "a layer's constants were not frozen. Use the TFLite variants for this model")
+    return proto
 
 
 class OnnxDynamic(Step):
@@ -61,15 +85,20 @@ class OnnxInt8(Step):
         return {"method": q.calibration_method, "per_channel": q.per_channel}
 
     def run(self, job: StepJob, ctx: Any) -> dict:
+        inputs = [t["name"] for t in ctx.model(job).inputs]
         with tempfile.TemporaryDirectory() as tmp:
-            pre, names = preprocessed(Path(job.dep_dir) / self.FILE, Path(tmp))
+            pre, names = preprocessed(Path(job.dep_dir) / self.FILE, Path(tmp), inputs)
             quantize_qdq(pre, job.out / self.FILE, job.data["calibration"], names,
                          job.options["method"], job.options["per_channel"])
         return dict(job.options)
 
 
-def preprocessed(source: Path, tmp: Path) -> tuple[Path, list[str]]:
-    """ONNX Runtime's pre-processing (shape inference, graph fusions) and the graph's input names."""
+def preprocessed(source: Path, tmp: Path, inputs: list[str]) -> tuple[Path, list[str]]:
+    """ONNX Runtime's pre-processing (shape inference, graph fusions) and the input names calibration feeds.
+
+    `inputs` are the model's inputs in order (the calibration file's in_0, in_1, ...); the graph must ask for
+    exactly those, whatever order it lists them in.
+    """
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -77,7 +106,11 @@ def preprocessed(source: Path, tmp: Path) -> tuple[Path, list[str]]:
     quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
     graph = onnx.load(str(pre)).graph
     weights = {i.name for i in graph.initializer}
-    return pre, [i.name for i in graph.input if i.name not in weights]
+    fed = {i.name for i in graph.input if i.name not in weights}
+    if fed != set(inputs):
+        raise ValueError(f"the ONNX graph's inputs ({', '.join(sorted(fed))}) are not the model's inputs "
+                         f"({', '.join(inputs)}); rebuild onnx-fp32 with this version of modelpack")
+    return pre, list(inputs)
 
 
 def quantize_qdq(pre: Path, dest: Path, calibration_npz: str, names: list[str], method: str, per_channel: bool,

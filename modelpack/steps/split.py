@@ -112,12 +112,28 @@ class CutsStep(Step):
 
     def run(self, job: StepJob, ctx: Any) -> dict:
         loaded = ctx.model(job)
-        if loaded.keras_model is None or job.model_format != "keras3":
+        model = loaded.keras_model
+        if model is not None and job.model_format in ("tf-keras", "tf-keras-h5"):
+            model = _keras3_copy(job, loaded)
+        elif loaded.keras_model is None or job.model_format != "keras3":
             raise SplitError("splitting needs a Keras 3 .keras model (tf-keras and SavedModel graphs are not "
                              "walked); load it with Keras 3 and save it with model.save('model.keras')")
-        points = cut_points(loaded.keras_model)
+        points = cut_points(model)
         (job.out / self.FILE).write_text(dumps_strict(points, indent=1))
-        return {"layers": len(loaded.keras_model.layers), "legal": sum(p["legal"] for p in points)}
+        return {"layers": len(model.layers), "legal": sum(p["legal"] for p in points)}
+
+
+def _keras3_copy(job: StepJob, loaded: Any) -> Any:
+    """A tf-keras model's cut points are those of its Keras 3 copy, checked on seeded random inputs (a build
+    splits the copy it checked on the evaluation samples instead)."""
+    from modelpack.steps.port import PortError, checked_copy, sample_inputs
+
+    xs = sample_inputs(loaded.inputs)
+    try:
+        return checked_copy(job, loaded, xs, loaded.predict(xs))[0]
+    except PortError as exc:
+        raise SplitError(f"splitting walks Keras 3 graphs and this tf-keras model has no faithful Keras 3 copy: {exc}; "
+                         "re-save it with Keras 3 (model.save('model.keras')) after checking its outputs") from None
 
 
 class SplitStep(Step):
@@ -130,7 +146,8 @@ class SplitStep(Step):
         import tensorflow as tf
 
         loaded = ctx.model(job)
-        parts = part_models(loaded.keras_model, job.options["at"])
+        model = _keras3_copy(job, loaded) if job.model_format in ("tf-keras", "tf-keras-h5") else loaded.keras_model
+        parts = part_models(model, job.options["at"])
         details = {"parts": []}
         feeds = {}
         for split in ("calibration", "evaluation"):

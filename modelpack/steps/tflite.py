@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from modelpack.steps import recurrent
 from modelpack.steps.base import Step, StepJob
 
 
@@ -19,11 +20,26 @@ class _TFLiteStep(Step):
         """Set the converter options of this variant."""
 
     def run(self, job: StepJob, ctx: Any) -> dict:
-        with exported(ctx.model(job)) as (make_converter, names):
+        loaded = ctx.model(job)
+        try:
+            self._convert(exported(loaded), job)
+            return {}
+        except Exception as exc:
+            if not recurrent.is_tensor_list_failure(exc):
+                raise
+        return self.recurrent(loaded, job)
+
+    def _convert(self, route: Any, job: StepJob) -> None:
+        with route as (make_converter, names):
             converter = make_converter()
             self.configure(converter, job, names)
             (job.out / self.FILE).write_bytes(converter.convert())
-        return {}
+
+    def recurrent(self, loaded: Any, job: StepJob) -> dict:
+        """The converter left a recurrent loop as TensorList ops: freeze a batch-1 trace into a WHILE loop."""
+        self._convert(recurrent.frozen_static(loaded), job)
+        return {"route": "frozen-while", "static_batch": 1,
+                "why": "recurrent layers: a free batch dimension leaves their loop as TensorList ops"}
 
 
 @contextmanager
@@ -108,6 +124,26 @@ class TFLiteInt8(_TFLiteStep):
 
     def configure(self, converter: Any, job: StepJob, names: list[str]) -> None:
         configure_int8(converter, job.data["calibration"], names, job.options.get("io", "float"))
+
+    def recurrent(self, loaded: Any, job: StepJob) -> dict:
+        """TFLite's calibrator cannot run a WHILE loop (it crashes), so INT8 unrolls the recurrent layers instead,
+        after checking the unrolled copy computes what the model computes."""
+        from modelpack import keras_io
+
+        copy = keras_io.from_keras(recurrent.unrolled(loaded))
+        with np.load(job.data["calibration"]) as npz:
+            xs = [npz[f"in_{i}"][:UNROLL_CHECK_SAMPLES] for i in range(len(loaded.inputs))]
+        worst = max(float(np.max(np.abs(a - b))) for a, b in zip(copy.predict(xs), loaded.predict(xs)))
+        if not worst <= UNROLL_TOLERANCE:
+            raise ValueError(f"the unrolled recurrent layers differ from the model by {worst:.2e}; "
+                             "use tflite-dynamic or tflite-fp16 for this model")
+        self._convert(exported(copy), job)
+        return {"route": "unrolled", "unrolled_max_abs_err": worst,
+                "why": "recurrent layers: TFLite's INT8 calibrator cannot run their loop, so it is unrolled"}
+
+
+UNROLL_CHECK_SAMPLES = 16
+UNROLL_TOLERANCE = 1e-5
 
 
 STEPS = (TFLiteFP32, TFLiteDynamic, TFLiteFP16, TFLiteInt8)

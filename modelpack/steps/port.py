@@ -1,0 +1,91 @@
+"""Keras 3 copies of tf-keras models, kept only when they compute the same outputs (worker process only).
+
+Splitting, and anything else that walks a Keras 3 graph, then works for `.h5` and tf-keras `.keras` files too.
+Keras 3 reads tf-keras HDF5 files itself; a tf-keras `.keras` archive is loaded with tf-keras and written as
+HDF5 first. The copy must reproduce the tf-keras model's outputs on the evaluation samples within PORT_TOLERANCE,
+or it is not used and the build goes on with the tf-keras model.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelpack.steps.base import Step, StepJob
+
+PORT_TOLERANCE = 1e-5
+
+
+class PortError(ValueError):
+    """Keras 3 cannot stand in for the tf-keras model; the message says why."""
+
+
+class Keras3PortStep(Step):
+    NAME = "keras3-port"
+    PURPOSE = "Load a tf-keras model with Keras 3 and keep the copy when it computes the same outputs."
+    FILE = "model.keras"
+    USES_EVALUATION = True
+
+    def run(self, job: StepJob, ctx: Any) -> dict:
+        original = ctx.model(job)
+        with np.load(job.data["evaluation"]) as npz:
+            xs = [npz[f"in_{i}"] for i in range(len(original.inputs))]
+        with np.load(job.data["baseline"]) as npz:
+            expected = [npz[f"out_{i}"] for i in range(len(npz.files))]
+        copy, worst = checked_copy(job, original, xs, expected)
+        copy.save(job.out / self.FILE)
+        return {"max_abs_err": worst, "samples": int(len(xs[0]))}
+
+
+def checked_copy(job: StepJob, original: Any, xs: list[np.ndarray], expected: list[np.ndarray]) -> tuple[Any, float]:
+    """The Keras 3 copy of a tf-keras model and its largest difference on `xs`; PortError when it differs."""
+    from modelpack import keras_io
+
+    copy = _load_keras3(job, original.keras_model)
+    got = keras_io.from_keras(copy).predict(xs)
+    if len(got) != len(expected):
+        raise PortError(f"Keras 3 reads {len(got)} output(s) where tf-keras has {len(expected)}")
+    worst = max(float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64)), initial=0.0))
+                for g, e in zip(got, expected))
+    if not worst <= PORT_TOLERANCE:
+        raise PortError(f"Keras 3 loads the model but its outputs differ from tf-keras by {worst:.2e} "
+                        f"(tolerance {PORT_TOLERANCE:g})")
+    return copy, worst
+
+
+def sample_inputs(inputs: list[dict], n: int = 8, seed: int = 0) -> list[np.ndarray]:
+    """Seeded random inputs for a check with no data at hand (`modelpack inspect`)."""
+    rng = np.random.default_rng(seed)
+    xs = []
+    for t in inputs:
+        shape = (n, *[d if d is not None else 1 for d in t["shape"][1:]])
+        integer = np.issubdtype(np.dtype(t["dtype"]), np.integer)
+        xs.append((rng.integers(0, 10, shape) if integer else rng.standard_normal(shape)).astype(t["dtype"]))
+    return xs
+
+
+def _load_keras3(job: StepJob, tf_keras_model: Any) -> Any:
+    import keras
+
+    objects = None
+    if job.custom_objects:
+        from modelpack.keras_io import _custom_objects
+
+        objects = _custom_objects(job.custom_objects)
+    try:
+        if job.model_format == "tf-keras-h5":
+            return keras.saving.load_model(job.model_path, compile=False, safe_mode=not job.trust_code,
+                                           custom_objects=objects)
+        with tempfile.TemporaryDirectory() as tmp:
+            h5 = Path(tmp) / "model.h5"
+            tf_keras_model.save(h5)
+            return keras.saving.load_model(h5, compile=False, safe_mode=not job.trust_code, custom_objects=objects)
+    except Exception as exc:  # whatever Keras 3 cannot read: the tf-keras model is used as it is
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+        raise PortError(f"Keras 3 cannot load it ({type(exc).__name__}: {first[:200]})") from None
+
+
+STEPS = (Keras3PortStep,)

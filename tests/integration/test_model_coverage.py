@@ -1,0 +1,212 @@
+"""Model families that used to break a build: recurrent layers to builtin TFLite, preprocessing layers to ONNX,
+string inputs refused at inspect, and tf-keras models taken over by Keras 3 so they can be split.
+
+Every model is tiny (a few hundred parameters), seeded and built here with Keras 3 or tf-keras.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import modelpack
+from modelpack.cli import cli
+from modelpack.steps import StepJob
+from modelpack.worker import run_jobs
+
+pytestmark = pytest.mark.slow
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+TFLITE = ["tflite-fp32", "tflite-dynamic", "tflite-fp16", "tflite-int8"]
+RUNTIME = Path(__file__).resolve().parents[2] / "layer_templates" / "common"
+
+
+def _recipe(tmp: Path, name: str, model: Path, variants: list[str], **optimize) -> Path:
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": name, "model": {"path": str(model)},
+        "data": {"synthetic": True, "evaluation": 16, "calibration": 16},
+        "optimize": {"variants": variants, **optimize},
+        "measure": {"latency": {"warmup": 2, "runs": 10}, "cold_start": {"runs": 1}},
+    }, sort_keys=False))
+    return path
+
+
+def _runtime():
+    """The serving runtime the handlers ship (layer_templates/common/model_runtime.py)."""
+    sys.path.insert(0, str(RUNTIME))
+    try:
+        import model_runtime
+    finally:
+        sys.path.remove(str(RUNTIME))
+    return model_runtime
+
+
+def _batch_equals_one_at_a_time(path: Path, named: dict[str, np.ndarray]) -> np.ndarray:
+    model = _runtime().load(str(path))
+    batch = model.predict(named)[0]
+    singles = np.concatenate([model.predict({k: v[i : i + 1] for k, v in named.items()})[0]
+                              for i in range(len(next(iter(named.values()))))])
+    assert batch.shape[0] == len(next(iter(named.values())))
+    np.testing.assert_array_equal(batch, singles)
+    return batch
+
+
+def lstm_over_tokens(path: Path) -> Path:
+    import keras
+
+    keras.utils.set_random_seed(7)
+    x = keras.Input((12,), dtype="int32", name="tokens")
+    h = keras.layers.Embedding(30, 4)(x)
+    h = keras.layers.LSTM(6)(h)
+    keras.Model(x, keras.layers.Dense(3, activation="softmax")(h)).save(path)
+    return path
+
+
+def bidirectional_gru(path: Path) -> Path:
+    import keras
+
+    keras.utils.set_random_seed(8)
+    x = keras.Input((10, 3), name="series")
+    h = keras.layers.Bidirectional(keras.layers.GRU(4))(x)
+    keras.Model(x, keras.layers.Dense(2)(h)).save(path)
+    return path
+
+
+def preprocessing_cnn(path: Path) -> Path:
+    """Rescaling, an adapted Normalization and CenterCrop inside the model, as keras.applications models have."""
+    import keras
+
+    keras.utils.set_random_seed(9)
+    x = keras.Input((8, 8, 3), name="image")
+    h = keras.layers.Rescaling(1 / 255.0)(x)
+    norm = keras.layers.Normalization()
+    norm.adapt(np.random.default_rng(0).random((20, 8, 8, 3)).astype("float32"))
+    h = keras.layers.CenterCrop(6, 6)(norm(h))
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(h))
+    keras.Model(x, keras.layers.Dense(3, activation="softmax")(h)).save(path)
+    return path
+
+
+def string_input(path: Path) -> Path:
+    import keras
+
+    keras.utils.set_random_seed(10)
+    vectorize = keras.layers.TextVectorization(max_tokens=20, output_sequence_length=5)
+    vectorize.adapt(["a b c", "d e f g", "a c e"])
+    x = keras.Input((1,), dtype="string", name="text")
+    h = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(21, 3)(vectorize(x)))
+    keras.Model(x, keras.layers.Dense(2)(h)).save(path)
+    return path
+
+
+def tf_keras_residual(path: Path) -> Path:
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(11)
+    x = tf_keras.Input((6,), name="features")
+    h = tf_keras.layers.Dense(8, activation="relu", name="stem")(x)
+    h = tf_keras.layers.Add(name="skip")([h, tf_keras.layers.Dense(8, name="branch")(h)])
+    h = tf_keras.layers.Dense(8, activation="relu", name="body")(h)
+    tf_keras.Model(x, tf_keras.layers.Dense(3, activation="softmax", name="head")(h)).save(path)
+    return path
+
+
+def test_lstm_over_tokens_builds_every_tflite_variant(tmp_path):
+    model = lstm_over_tokens(tmp_path / "lstm.keras")
+    out = tmp_path / "dist"
+    report = modelpack.build(_recipe(tmp_path, "lstm", model, TFLITE), out=out, cache_dir=None)
+    by = {v["name"]: v for v in report.variants}
+    for name in TFLITE:
+        assert by[name]["status"] == "ok", by[name]["error"]
+    assert by["tflite-fp32"]["fidelity"]["max_abs_err"] <= 1e-4
+    for name in ("tflite-fp32", "tflite-dynamic", "tflite-fp16"):
+        assert by[name]["details"]["route"] == "frozen-while" and by[name]["details"]["static_batch"] == 1
+    assert by["tflite-int8"]["details"]["route"] == "unrolled"
+
+    import keras
+
+    tokens = np.random.default_rng(3).integers(0, 30, (3, 12)).astype("int32")
+    expected = np.asarray(keras.saving.load_model(model)(tokens))
+    for name in ("tflite-fp32", "tflite-int8"):  # a fixed batch of 1 (looped) and a free batch
+        batch = _batch_equals_one_at_a_time(out / "variants" / f"{name}.tflite", {"tokens": tokens})
+        assert np.max(np.abs(batch - expected)) <= (1e-4 if name == "tflite-fp32" else 0.05)
+
+
+def test_bidirectional_gru_converts_to_every_tflite_variant(tmp_path):
+    """The converters alone (no measurement): each variant runs in the serving runtime and matches Keras."""
+    import keras
+
+    model = bidirectional_gru(tmp_path / "gru.keras")
+    rng = np.random.default_rng(4)
+    calibration = tmp_path / "calibration.npz"
+    np.savez(calibration, in_0=rng.standard_normal((16, 10, 3)).astype("float32"))
+    jobs = [StepJob(name, str(model), "keras3", str(tmp_path / name), data={"calibration": str(calibration)})
+            for name in TFLITE]
+    results = run_jobs(jobs, tmp_path / "worker.log")
+    series = rng.standard_normal((3, 10, 3)).astype("float32")
+    expected = np.asarray(keras.saving.load_model(model)(series))
+    for job in jobs:
+        res = results[job.out_dir]
+        assert res["ok"], res.get("error")
+        batch = _batch_equals_one_at_a_time(job.out / "model.tflite", {"series": series})
+        err = float(np.max(np.abs(batch - expected)))
+        assert err <= {"tflite-fp32": 1e-4, "tflite-dynamic": 1e-4, "tflite-fp16": 1e-2, "tflite-int8": 0.5}[job.step]
+    assert results[jobs[0].out_dir]["details"]["static_batch"] == 1
+
+
+def test_preprocessing_layers_convert_to_onnx_with_frozen_constants(tmp_path):
+    import onnx
+
+    model = preprocessing_cnn(tmp_path / "prep.keras")
+    out = tmp_path / "dist"
+    report = modelpack.build(_recipe(tmp_path, "prep", model, ["onnx-fp32", "onnx-int8"]), out=out, cache_dir=None)
+    by = {v["name"]: v for v in report.variants}
+    for name in ("onnx-fp32", "onnx-int8"):
+        assert by[name]["status"] == "ok", by[name]["error"]
+        graph = onnx.load(str(out / "variants" / f"{name}.onnx")).graph
+        weights = {w.name for w in graph.initializer}
+        assert [i.name for i in graph.input if i.name not in weights] == ["image"]
+    assert by["onnx-fp32"]["fidelity"]["max_abs_err"] <= 1e-4
+
+
+def test_string_input_is_refused_at_inspect_naming_input_and_layer(tmp_path):
+    model = string_input(tmp_path / "text.keras")
+    recipe = _recipe(tmp_path, "text", model, ["tflite-fp32"])
+    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(tmp_path / "dist"), "--no-cache"])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "'text' is a string tensor" in text and "TextVectorization" in text
+    assert "token ids" in text and "Traceback" not in text
+    assert not (tmp_path / "dist").exists()
+
+
+def test_tf_keras_residual_model_is_split_through_its_keras3_copy(tmp_path):
+    model = tf_keras_residual(tmp_path / "residual.keras")
+    recipe = _recipe(tmp_path, "residual", model, ["tflite-fp32"], split={"parts": 2})
+    report = modelpack.build(recipe, out=tmp_path / "dist", cache_dir=None)
+    assert report.model["format"] == "tf-keras"
+    assert any("Keras 3 copy" in note for note in report.notes), report.notes
+    split = report.split
+    assert split["status"] == "ok", split
+    assert split["at"] and split["at"][0] != "branch"  # never inside the skip connection
+    assert split["keras_chain_ok"] and split["vs_unsplit"]["max_abs_err"] <= 1e-5
+    assert [p["part"] for p in split["parts"]] == [1, 2]
+    assert json.loads((tmp_path / "dist" / "report.json").read_text())["split"]["status"] == "ok"
+
+
+def test_inspect_lists_the_cut_points_of_a_tf_keras_h5_model(tmp_path):
+    model = tf_keras_residual(tmp_path / "residual.h5")
+    result = CliRunner().invoke(cli, ["inspect", str(model), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["format"] == "tf-keras-h5" and out["cuts_error"] is None
+    cuts = {c["after"]: c for c in out["cuts"]}
+    assert not cuts["branch"]["legal"] and cuts["branch"]["crossing_tensors"] == 2  # inside the skip connection
+    assert cuts["stem"]["legal"] and cuts["skip"]["legal"] and cuts["body"]["legal"]
