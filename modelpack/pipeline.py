@@ -28,6 +28,7 @@ from modelpack.measure.runner import run_probe
 from modelpack.modelfile import ModelFile, detect
 from modelpack.output import (
     atomic_output_dir,
+    normalize_modes,
     sha256_file,
     tree_bytes,
     write_manifest,
@@ -719,4 +720,5 @@ def _build(builder: Builder, out_dir: Path, images: bool) -> BuildReport:
                                              **({"details": art.details} if art.details else {})})
         report.write(staging, builder.recipe.budgets.model_dump(), ctx.cache)
         write_manifest(staging)
+        normalize_modes(staging)  # the staging folder itself is a private temporary one
     return report
