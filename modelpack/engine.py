@@ -45,8 +45,13 @@ def run(client: Any, tag: str, command: list[str], entrypoint: str = "python3",
         files: Path | None = None, user: str = NON_ROOT_USER) -> tuple[str, float]:
     """Run `command` as `user` in a fresh container with networking disabled (and `files` mounted read-only
     at /modelpack-smoke); return its output and seconds."""
+    from docker.errors import ContainerError
+
     t = time.perf_counter()
     volumes = {str(files): {"bind": "/modelpack-smoke", "mode": "ro"}} if files else None
-    out = client.containers.run(tag, command, entrypoint=entrypoint, network_mode="none", remove=True,
-                                stdout=True, stderr=True, volumes=volumes, user=user)
+    try:
+        out = client.containers.run(tag, command, entrypoint=entrypoint, network_mode="none", remove=True,
+                                    stdout=True, stderr=True, volumes=volumes, user=user)
+    except ContainerError as exc:  # a non-zero exit: the caller reads what it printed and says why
+        out = exc.stderr or f"exit status {exc.exit_status}".encode()
     return out.decode(errors="replace"), time.perf_counter() - t
