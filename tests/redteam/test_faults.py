@@ -22,7 +22,7 @@ from modelpack import engine, limits
 from modelpack.cli import cli
 from modelpack.errors import UsageError
 from modelpack.interpreters import host_arch, host_python
-from modelpack.invoke import UnzipBudget, safe_extract
+from modelpack.invoke import UnzipBudget, raised, safe_extract
 from modelpack.output import normalize_modes
 from tests.conftest import DIGITS, ROOT
 
@@ -102,6 +102,14 @@ def test_unpacked_bytes_are_counted_whatever_the_zip_declared():
     with pytest.raises(UsageError) as err:
         budget.copy(io.BytesIO(bytes(4 << 20)), out, Path("evil.zip"))
     assert "evil.zip: unpacks to more than" in err.value.message and len(out.getvalue()) <= 3 << 20
+
+
+def test_only_the_runtime_error_object_counts_as_raised():
+    assert raised({"errorMessage": "boom", "errorType": "RuntimeError", "stackTrace": []}) == "RuntimeError: boom"
+    assert raised({"errorMessage": "Unable to import module 'handler'", "errorType": "Runtime.ImportModuleError",
+                   "requestId": "", "stackTrace": []}).startswith("Runtime.ImportModuleError: Unable to import")
+    assert raised({"error": "expected [batch, 8, 8, 1]", "statusCode": 400}) is None  # answered, not raised
+    assert raised([1, 2]) is None and raised(None) is None
 
 
 def test_normalize_modes_opens_private_trees(tmp_path):
@@ -255,6 +263,15 @@ def test_invoke_exits_1_when_the_azure_function_raises(built, tmp_path):
     assert result.exit_code == 1, result.output
     assert "# good.json: HTTP 200" in result.output and "# bad.json: HTTP 500" in result.output
     assert "bad.json: RuntimeError: function exploded" in result.output
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    dist = _copy(built, broken, "azure/functionapp.zip")  # an app that fails while it is imported
+    _patch_zip(dist / "azure" / "functionapp.zip", "function_app.py", "import json\n",
+               "import json\nraise ImportError('no such runtime')\n")
+    result = CliRunner().invoke(cli, ["invoke", str(dist), "--target", "azure", *_events(tmp_path)[:2]])
+    assert result.exit_code == 1 and "# good.json: HTTP 500" in result.output, result.output
+    assert "good.json: ImportError: no such runtime" in result.output
 
 
 @pytest.mark.slow
