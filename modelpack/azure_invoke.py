@@ -15,28 +15,42 @@ from pathlib import Path
 
 from modelpack import interpreters
 from modelpack.errors import TargetError, UsageError
-from modelpack.invoke import CACHE, safe_extract
+from modelpack.invoke import CACHE, UnzipBudget, safe_extract
 
 AZURE_FUNCTIONS_VERSION = "1.26.0"
 
 _CALL = r"""
-import json, sys, threading
+import json, sys, threading, traceback
 import azure.functions as func
-import function_app
-functions = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+def failure(exc):
+    # What the worker logs for an unhandled exception; the host answers the request with HTTP 500.
+    return {"status": 500, "raised": True, "mimetype": None,
+            "body": {"errorType": type(exc).__name__, "errorMessage": str(exc),
+                     "stackTrace": traceback.format_exception(exc)[-3:]}}
+try:
+    import function_app
+    functions = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+    boot = None
+except Exception as exc:
+    function_app, functions, boot = None, {}, exc
 calls = json.load(sys.stdin)
 def one(call):
+    if boot is not None:
+        return failure(boot)
     body = call.get("body")
     raw = body.encode() if isinstance(body, str) else json.dumps(body).encode() if body is not None else b""
     req = func.HttpRequest(method=call.get("method", "POST"), url="/api/" + call.get("route", ""), body=raw,
                            headers=call.get("headers", {"content-type": "application/json"}))
-    resp = functions[call.get("function", "predict")](req)
+    try:
+        resp = functions[call.get("function", "predict")](req)
+    except Exception as exc:
+        return failure(exc)
     text = resp.get_body().decode()
     try:
         payload = json.loads(text)
     except ValueError:
         payload = text
-    return {"status": resp.status_code, "body": payload, "mimetype": resp.mimetype}
+    return {"status": resp.status_code, "body": payload, "mimetype": resp.mimetype, "raised": False}
 if calls and calls[0].get("concurrent"):
     n = calls[0]["concurrent"]; results = [None] * n; barrier = threading.Barrier(n)
     def worker(i):
@@ -45,8 +59,8 @@ if calls and calls[0].get("concurrent"):
     [t.start() for t in threads]; [t.join() for t in threads]
 else:
     results = [one(c) for c in calls]
-print("MODELPACK_AZURE " + json.dumps({"results": results, "loads": function_app.HOLDER.loads,
-                                       "functions": sorted(functions)}))
+print("MODELPACK_AZURE " + json.dumps({"results": results, "functions": sorted(functions),
+                                       "loads": function_app.HOLDER.loads if function_app else 0}))
 """
 
 
@@ -76,7 +90,10 @@ class AzureApp:
         if self.interpreter is None:
             raise UsageError(f"the app targets Python {self.python}, which is not installed here.")
         self.root = workdir / "wwwroot"
-        safe_extract(dist / art["path"], self.root)
+        # Azure states no unzipped limit of its own; modelpack's apps are built like Lambda layers and stay
+        # well below Lambda's, so that bound keeps a hostile archive from filling the disk.
+        safe_extract(dist / art["path"], self.root,
+                     UnzipBudget(why="modelpack invoke unpacks no larger function app than a Lambda function"))
 
     def call(self, calls: list[dict]) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}

@@ -60,8 +60,9 @@ def handle_errors(fn):
 def cli(debug: bool) -> None:
     """Turn a trained Keras model into small, fast-starting, verified serverless artifacts.
 
-    Exit codes: 0 built and every budget passed; 1 built but a budget failed; 2 bad recipe or usage;
-    3 internal or tool failure; 130 / 143 stopped by SIGINT / SIGTERM (cleaned up, output untouched).
+    Exit codes: 0 built and every budget passed; 1 built but a budget failed (invoke: the handler raised);
+    2 bad recipe or usage; 3 internal or tool failure; 130 / 143 stopped by SIGINT / SIGTERM (cleaned up,
+    output untouched).
     """
 
 
@@ -221,10 +222,12 @@ def invoke(dist: Path, events: tuple[Path, ...], platform: str) -> None:
     lambda: the layer and function under the Lambda Runtime Interface Emulator with awslambdaric.
     azure: the function app in a clean interpreter, called through azure.functions.HttpRequest.
     lambda-split: a split model's chaining function, or its part functions driven by the state machine.
+    Every response is printed; the exit code is 1 when the handler raised on any event.
     """
     import tempfile
 
-    from modelpack.invoke import LambdaEmulator
+    from modelpack.errors import HandlerRaisedError
+    from modelpack.invoke import LambdaEmulator, raised
 
     payloads = []
     for path in events:
@@ -232,6 +235,7 @@ def invoke(dist: Path, events: tuple[Path, ...], platform: str) -> None:
             payloads.append(json.loads(path.read_text()))
         except ValueError as exc:
             raise UsageError(f"{path}: not valid JSON ({exc}).") from None
+    failures = []
     if platform == "azure":
         from modelpack.azure_invoke import AzureApp
 
@@ -240,15 +244,22 @@ def invoke(dist: Path, events: tuple[Path, ...], platform: str) -> None:
         for path, result in zip(events, out["results"]):
             click.echo(f"# {path.name}: HTTP {result['status']}")
             click.echo(json.dumps(result["body"], indent=1))
-        return
-    from modelpack.invoke import SplitChain
+            if result.get("raised"):
+                failures.append(f"{path.name}: {result['body']['errorType']}: {result['body']['errorMessage']}")
+    else:
+        from modelpack.invoke import SplitChain
 
-    runner = SplitChain if platform == "lambda-split" else LambdaEmulator
-    with tempfile.TemporaryDirectory(prefix="modelpack-invoke-") as tmp, runner(dist, Path(tmp)) as emu:
-        for path, event in zip(events, payloads):
-            response, ms = emu.invoke(event)
-            click.echo(f"# {path.name}: {ms:.1f} ms")
-            click.echo(json.dumps(response, indent=1))
+        runner = SplitChain if platform == "lambda-split" else LambdaEmulator
+        with tempfile.TemporaryDirectory(prefix="modelpack-invoke-") as tmp, runner(dist, Path(tmp)) as emu:
+            for path, event in zip(events, payloads):
+                response, ms = emu.invoke(event)
+                click.echo(f"# {path.name}: {ms:.1f} ms")
+                click.echo(json.dumps(response, indent=1))
+                if error := raised(response):
+                    failures.append(f"{path.name}: {error}")
+    if failures:
+        raise HandlerRaisedError(f"the handler raised on {len(failures)} of {len(events)} event(s): "
+                                 + "; ".join(f[:300] for f in failures))
 
 
 def _stop(signum: int, frame) -> None:

@@ -6,6 +6,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Lambda runs a container image as a non-root user. Smoke runs use a uid:gid that exists nowhere in the image
+# (no passwd entry, no home), so a file the image's user cannot read fails the build here, not in the cloud.
+NON_ROOT_USER = "993:993"
+
 
 def connect() -> tuple[Any | None, str]:
     """(client, "") when an engine answers at DOCKER_HOST or the default socket, else (None, why not)."""
@@ -38,11 +42,16 @@ def build(client: Any, context: Path, tag: str, log) -> dict:
 
 
 def run(client: Any, tag: str, command: list[str], entrypoint: str = "python3",
-        files: Path | None = None) -> tuple[str, float]:
-    """Run `command` in a fresh container with networking disabled (and `files` mounted read-only at
-    /modelpack-smoke); return its output and seconds."""
+        files: Path | None = None, user: str = NON_ROOT_USER) -> tuple[str, float]:
+    """Run `command` as `user` in a fresh container with networking disabled (and `files` mounted read-only
+    at /modelpack-smoke); return its output and seconds."""
+    from docker.errors import ContainerError
+
     t = time.perf_counter()
     volumes = {str(files): {"bind": "/modelpack-smoke", "mode": "ro"}} if files else None
-    out = client.containers.run(tag, command, entrypoint=entrypoint, network_mode="none", remove=True,
-                                stdout=True, stderr=True, volumes=volumes)
+    try:
+        out = client.containers.run(tag, command, entrypoint=entrypoint, network_mode="none", remove=True,
+                                    stdout=True, stderr=True, volumes=volumes, user=user)
+    except ContainerError as exc:  # a non-zero exit: the caller reads what it printed and says why
+        out = exc.stderr or f"exit status {exc.exit_status}".encode()
     return out.decode(errors="replace"), time.perf_counter() - t

@@ -67,6 +67,16 @@ class Terminated(BaseException):
     exit_code = 128 + 15
 
 
+class HandlerRaisedError(ModelpackError):
+    """`modelpack invoke` ran the package, but its handler raised (the responses are printed).
+
+    Like a failed budget, the command did its work and what it checked did not pass, so it shares that code.
+    """
+
+    exit_code = EXIT_BUDGET
+    hint = "The printed response carries the error type, message and stack trace of the handler."
+
+
 def exit_code_for(exc: BaseException) -> int:
     """Map any exception to the documented exit code."""
     if isinstance(exc, ModelpackError):

@@ -18,9 +18,11 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
-from modelpack import interpreters
+from modelpack import interpreters, limits
 from modelpack.errors import TargetError, UsageError
 from modelpack.targets.handler_check import handler_env
 
@@ -28,14 +30,65 @@ SAM_CLI_VERSION = "1.170.0"  # the wheel that carries the emulator binaries
 CACHE = Path(os.environ.get("MODELPACK_TOOLS_CACHE", "~/.cache/modelpack")).expanduser()
 
 
-def safe_extract(archive: Path, dest: Path) -> None:
-    """Extract a zip, refusing absolute paths and `..` (zip-slip)."""
-    with zipfile.ZipFile(archive) as zf:
-        for name in zf.namelist():
-            target = (dest / name).resolve()
-            if name.startswith("/") or ".." in Path(name).parts or not str(target).startswith(str(dest.resolve())):
-                raise UsageError(f"{archive}: entry '{name}' would be written outside the extraction directory; refused.")
-        zf.extractall(dest)
+class UnzipBudget:
+    """Bytes that may still be unpacked for one function: its archives count together, as Lambda counts a
+    function and its layers against one unzipped limit."""
+
+    def __init__(self, limit: int = limits.LAMBDA_UNZIPPED_TOTAL_BYTES,
+                 why: str = "Lambda refuses a function and its layers that large"):
+        self.limit, self.used, self.why = limit, 0, why
+
+    def refuse(self, archive: Path, what: str) -> UsageError:
+        return UsageError(
+            f"{archive}: {what} more than {self.limit} bytes ({self.limit / limits.MIB:.0f} MiB) unzipped, "
+            f"counting the archives unpacked before it for the same function; {self.why}, so modelpack invoke "
+            "does not unpack it. Rebuild the package with `modelpack build`, or check where this archive came from.")
+
+    def copy(self, src: BinaryIO, dst: BinaryIO, archive: Path) -> None:
+        """Copy one entry, counting its real bytes: a zip's declared sizes can lie."""
+        while chunk := src.read(1 << 20):
+            self.used += len(chunk)
+            if self.used > self.limit:
+                raise self.refuse(archive, "unpacks to")
+            dst.write(chunk)
+
+
+def safe_extract(archive: Path, dest: Path, budget: UnzipBudget | None = None) -> None:
+    """Extract a zip, refusing absolute paths and `..` (zip-slip) and more bytes than `budget` allows
+    (default: Lambda's unzipped limit), by the sizes it declares and by the bytes it really unpacks."""
+    budget = budget or UnzipBudget()
+    root = dest.resolve()
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            infos = zf.infolist()
+            for info in infos:
+                name = info.filename
+                if name.startswith("/") or ".." in Path(name).parts or not (root / name).resolve().is_relative_to(root):
+                    raise UsageError(f"{archive}: entry '{name}' would be written outside the extraction directory; "
+                                     "refused.")
+            if budget.used + sum(i.file_size for i in infos) > budget.limit:
+                raise budget.refuse(archive, "declares")
+            for info in infos:
+                target = root / info.filename
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    budget.copy(src, dst, archive)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        raise UsageError(f"{archive}: not a readable zip ({exc}); rebuild it with `modelpack build`.") from None
+
+
+def raised(response: object) -> str | None:
+    """`errorType: errorMessage` when `response` is the runtime's report of an unhandled error, else None.
+
+    The emulator answers 200 either way; the body of a raised handler (or one that failed to import) is
+    awslambdaric's error object, which modelpack's handlers never return.
+    """
+    if isinstance(response, dict) and "errorType" in response and "errorMessage" in response:
+        return f"{response['errorType']}: {response['errorMessage']}"
+    return None
 
 
 def _pip(args: list[str], what: str) -> None:
@@ -106,10 +159,10 @@ class LambdaEmulator:
             raise UsageError(f"the layer targets Python {self.python}, which is not installed here; build a twin "
                              f"for {interpreters.host_python()} or install python{self.python}.")
         self.opt, self.task = workdir / "opt", workdir / "task"
-        safe_extract(dist / layer["path"], self.opt)
-        for extra in extra_layers:
-            safe_extract(dist / extra, self.opt)
-        safe_extract(dist / function["path"], self.task)
+        budget = UnzipBudget()
+        for archive in (layer["path"], *extra_layers):
+            safe_extract(dist / archive, self.opt, budget)
+        safe_extract(dist / function["path"], self.task, budget)
         self.port = _free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -200,6 +253,8 @@ class SplitChain:
             if kind == "Task":
                 function = state["Parameters"]["FunctionName"].strip("${}")
                 payload, _ = self.emulators[function].invoke(data)
+                if raised(payload):  # an unhandled function error fails the Task, and with no Catch, the run
+                    return {**payload, "state": name}
                 data = {"Payload": payload}
             elif kind == "Choice":
                 nxt = state["Default"]

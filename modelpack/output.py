@@ -120,6 +120,22 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def normalize_modes(root: Path) -> None:
+    """Make `root` and everything below it readable by everyone: directories 0755, files 0644, or 0755 when
+    their owner may execute them. Trees copied from temporary or cache folders arrive 0700, and Lambda runs
+    container images as a non-root user, so nothing modelpack publishes may keep owner-only modes.
+    Symbolic links are left alone (chmod would follow them)."""
+    os.chmod(root, 0o755)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                continue
+            # Directories first of all, so that the walk can enter them even without read permission.
+            os.chmod(path, 0o755 if stat.S_ISDIR(mode) or mode & stat.S_IXUSR else 0o644)
+
+
 def write_manifest(out_dir: Path) -> Path:
     """manifest.json: sha256 and size of every file in the output directory."""
     entries = {}

@@ -30,6 +30,7 @@ from modelpack.modelfile import ModelFile, detect
 from modelpack.outguard import check_output_dir
 from modelpack.output import (
     atomic_output_dir,
+    normalize_modes,
     sha256_file,
     tree_bytes,
     write_manifest,
@@ -763,4 +764,5 @@ def _build(builder: Builder, out_dir: Path, images: bool) -> BuildReport:
                                              **({"details": art.details} if art.details else {})})
         report.write(staging, builder.recipe.budgets.model_dump(), ctx.cache)
         write_manifest(staging)
+        normalize_modes(staging)  # the staging folder itself is a private temporary one
     return report

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from modelpack import engine, interpreters, limits, served
 from modelpack.errors import TargetError
-from modelpack.output import sha256_file, tree_bytes
+from modelpack.output import normalize_modes, sha256_file, tree_bytes
 from modelpack.targets import handler_files, sitepackages
 from modelpack.targets.base import Artifact, Target, TargetSpecBase
 from modelpack.targets.runtimes import selected_runtime
@@ -114,6 +114,7 @@ class _ImageTarget(Target):
         dockerfile = (handler_files.template_dir(self.TEMPLATE) / "Dockerfile").read_text()
         dockerfile = dockerfile.replace("{{BASE_IMAGE}}", base).replace("{{ENTRYPOINT}}", self.entrypoint(base))
         (context / "Dockerfile").write_text(dockerfile)
+        normalize_modes(context)  # COPY keeps modes, and the site-packages came from a 0700 cache folder
         context_sha = sha256_file(context / "Dockerfile")[:6] + sha256_file(app / "modelpack.json")[:6]
         tag = f"{ctx.recipe.name}-{self.NAME}:{ctx.report.modelpack_version}-{context_sha}".lower()
         info.update(base_image=base, glibc=f"{glibc[0]}.{glibc[1]}", python=spec.python, tag=tag,
@@ -140,7 +141,8 @@ class _ImageTarget(Target):
         smoke.mkdir(exist_ok=True)
         event = {"inputs": {k: v.tolist() for k, v in sample.items()}}
         (smoke / "event.json").write_text(json.dumps(event))  # a file: events can be megabytes
-        output, seconds = engine.run(client, tag, ["-c", self.smoke_script()], files=smoke)
+        normalize_modes(smoke)  # read by the container's non-root user
+        output, seconds = engine.run(client, tag, ["-c", self.smoke_script()], files=smoke, user=engine.NON_ROOT_USER)
         # azure-functions routes print() through logging ("INFO: ..."), so find the marker anywhere in a line.
         line = next((ln for ln in output.splitlines() if "MODELPACK_SMOKE " in ln), None)
         if line is None:
@@ -153,7 +155,8 @@ class _ImageTarget(Target):
         if err is not None and not err <= 1e-5:
             raise TargetError(f"the smoke run in {tag} predicted differently from the selected variant (by {err:.2e}).")
         return {**built, "tag": tag, "smoke": {"ok": True, "seconds": round(seconds, 2), "max_abs_err_vs_variant": err,
-                                               "network": "none", "served_shapes": served.shapes(sample)}}
+                                               "network": "none", "user": engine.NON_ROOT_USER,
+                                               "served_shapes": served.shapes(sample)}}
 
 
 class LambdaImageTarget(_ImageTarget):
