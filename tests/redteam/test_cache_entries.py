@@ -115,3 +115,52 @@ def test_every_served_entry_is_strict_json_over_http(cached, capsys):
                               "body": json.dumps({"instances": GOOD})}, None)
     assert result["statusCode"] == 200 and strict(result["body"]) == first
     log_lines(capsys.readouterr().out)
+
+
+def _two_output_dir(dest):
+    """A function folder whose ONNX model has two outputs: class scores [N, 3] and a value [N, 1]."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    from modelpack.targets.handler_files import copy_code
+    from tests.redteam.test_hostile_events import sha256
+
+    copy_code(dest, ("lambda", "handler.py"))
+    w1 = np.arange(12, dtype=np.float32).reshape(4, 3) % 5 + 1
+    w2 = np.ones((4, 1), dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["cls"]), helper.make_node("MatMul", ["x", "w2"], ["val"])], "two",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("cls", TensorProto.FLOAT, [None, 3]),
+         helper.make_tensor_value_info("val", TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor("w1", TensorProto.FLOAT, w1.shape, w1.flatten()),
+         helper.make_tensor("w2", TensorProto.FLOAT, w2.shape, w2.flatten())])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = dest / "model" / "model.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    config = {"name": "two", "variant": "onnx-fp32", "task": "classification", "threads": 1, "top_k": None,
+              "max_batch": 8, "load": "lazy", "payload_limit_bytes": 200_000,
+              "cache": {"kind": "memory", "max_items": 16, "ttl_s": 60},
+              "model": {"path": "model/model.onnx", "sha256": sha256(path), "in_layer": False},
+              "inputs": [{"name": "x", "shape": [None, 4], "dtype": "float32"}],
+              "outputs": [{"name": "cls", "shape": [None, 3], "dtype": "float32"},
+                          {"name": "val", "shape": [None, 1], "dtype": "float32"}]}
+    (dest / "modelpack.json").write_text(json.dumps(config))
+    return dest
+
+
+def test_row_and_columnar_answers_of_a_two_output_model_are_cached_apart(tmp_path, capsys):
+    """The same arrays asked in row and in columnar form get their own answer shapes, from the cache too."""
+    handler = fresh_import(_two_output_dir(tmp_path / "fn"), "handler")
+    rows = handler.handler({"instances": GOOD}, None)
+    columns = handler.handler({"inputs": GOOD}, None)
+    assert set(rows) >= {"predictions"} and set(rows["predictions"][0]) == {"cls", "val"}
+    assert set(columns) >= {"outputs"} and set(columns["outputs"]) == {"cls", "val"}
+    assert handler.handler({"inputs": GOOD}, None) == columns
+    assert handler.handler({"instances": GOOD}, None) == rows
+    outcomes = [r["cache"] for r in log_lines(capsys.readouterr().out) if "status" in r]
+    assert outcomes == ["miss", "miss", "hit", "hit"]
+    assert columns["outputs"]["cls"] == [rows["predictions"][0]["cls"]]
