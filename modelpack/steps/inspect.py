@@ -26,6 +26,7 @@ class BaselineStep(Step):
     NAME = "baseline"
     PURPOSE = "Run the float model on the evaluation samples: the reference every variant is compared with."
     FILE = "outputs.npz"
+    USES_EVALUATION = True
 
     def run(self, job: StepJob, ctx: Any) -> dict:
         loaded = ctx.model(job)

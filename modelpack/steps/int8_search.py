@@ -37,6 +37,7 @@ class _SearchStep(Step):
     QUANTIZATION = "int8-mixed"
     USES_CALIBRATION = True
     USES_EVALUATION = True
+    USES_BASELINE = True
     BASE: str = ""
 
     def options(self, recipe: Any) -> dict:

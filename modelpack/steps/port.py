@@ -28,6 +28,7 @@ class Keras3PortStep(Step):
     PURPOSE = "Load a tf-keras model with Keras 3 and keep the copy when it computes the same outputs."
     FILE = "model.keras"
     USES_EVALUATION = True
+    USES_BASELINE = True
 
     def run(self, job: StepJob, ctx: Any) -> dict:
         original = ctx.model(job)

@@ -119,6 +119,7 @@ class PruneStep(Step):
     NAME = "prune"
     PURPOSE = "Magnitude pruning (tfmot) with a schedule that reaches the target, fine-tuned, then stripped."
     FILE = "model.keras"
+    USES_TRAINING = True
 
     def options(self, recipe: Any) -> dict:
         return {**recipe.optimize.prune.model_dump(), "task": recipe.task, "seed": recipe.data.seed}

@@ -141,6 +141,7 @@ class SplitStep(Step):
     PURPOSE = "Write the parts as Keras models, each part's input samples, and check the chain reproduces the model."
     USES_CALIBRATION = True
     USES_EVALUATION = True
+    USES_BASELINE = True
 
     def run(self, job: StepJob, ctx: Any) -> dict:
         import tensorflow as tf
@@ -175,6 +176,7 @@ class SplitVerifyStep(Step):
     NAME = "split-verify"
     PURPOSE = "Run the converted parts in a chain with the handlers' runtime; compare with the unsplit variant."
     USES_EVALUATION = True
+    USES_BASELINE = True
 
     def run(self, job: StepJob, ctx: Any) -> dict:
         from modelpack.measure import metrics

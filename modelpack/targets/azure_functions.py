@@ -16,7 +16,7 @@ from modelpack.targets.runtimes import selected_runtime
 from modelpack.targets.serving_options import ServedSpec
 
 if TYPE_CHECKING:
-    from modelpack.pipeline import BuildContext
+    from modelpack.pipeline.context import BuildContext
 
 SITE = ".python_packages/lib/site-packages"
 LOCAL_SETTINGS = "local.settings.json"

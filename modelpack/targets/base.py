@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, ClassVar
 from modelpack.recipe.base import Strict
 
 if TYPE_CHECKING:
-    from modelpack.pipeline import BuildContext
+    from modelpack.pipeline.context import BuildContext
 
 
 class TargetSpecBase(Strict):

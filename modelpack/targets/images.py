@@ -23,7 +23,7 @@ from modelpack.targets.base import Artifact, Target, TargetSpecBase
 from modelpack.targets.runtimes import selected_runtime
 
 if TYPE_CHECKING:
-    from modelpack.pipeline import BuildContext
+    from modelpack.pipeline.context import BuildContext
 
 class ImageSpecBase(TargetSpecBase):
     python: Literal["3.10", "3.11", "3.12", "3.13"] = Field("3.12", description="Python version of the base image.")

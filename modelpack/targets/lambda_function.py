@@ -16,7 +16,7 @@ from modelpack.targets.base import Artifact, Target
 from modelpack.targets.serving_options import ServedSpec
 
 if TYPE_CHECKING:
-    from modelpack.pipeline import BuildContext
+    from modelpack.pipeline.context import BuildContext
 
 class LambdaFunctionSpec(ServedSpec):
     """A Lambda function zip whose handler serves the selected variant."""

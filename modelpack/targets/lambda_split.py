@@ -29,7 +29,7 @@ from modelpack.targets import handler_check, handler_files, lambda_limits
 from modelpack.targets.base import Artifact, Target, TargetSpecBase
 
 if TYPE_CHECKING:
-    from modelpack.pipeline import BuildContext
+    from modelpack.pipeline.context import BuildContext
 
 DIR = "lambda/split"
 ASL = "statemachine.asl.json"
