@@ -5,12 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from modelpack.cache import cache_key
+from modelpack.cache import Cache, cache_key
+from modelpack.chart import write_chart, write_html, write_memory_chart
 from modelpack.errors import TargetError
+from modelpack.jsonio import dumps_strict
 from modelpack.output import normalize_modes, sha256_file, write_manifest
 from modelpack.pipeline.context import BuildContext
 from modelpack.pipeline.state import BuildState
-from modelpack.report import BuildReport
+from modelpack.report import BuildReport, to_markdown
 from modelpack.targets import TARGETS
 from modelpack.targets import catalog as _catalog  # noqa: F401  (registers every target)
 
@@ -26,7 +28,7 @@ def package(state: BuildState, report: BuildReport, staging: Path, images: bool)
         ctx.split_outputs = state.split_outputs
         copy_split_parts(ctx, report, staging)
     build_targets(ctx, report, staging)
-    report.write(staging, state.recipe.budgets.model_dump(), ctx.cache)
+    write_reports(report, staging, state.recipe.budgets.model_dump(), ctx.cache)
     write_manifest(staging)
     normalize_modes(staging)  # the staging folder itself is a private temporary one
 
@@ -75,3 +77,12 @@ def build_targets(ctx: BuildContext, report: BuildReport, staging: Path) -> None
                 report.artifacts.append({"target": art.target, "path": art.path, "sha256": sha256_file(path),
                                          "size_bytes": path.stat().st_size, "unzipped_bytes": art.unzipped_bytes,
                                          **({"details": art.details} if art.details else {})})
+
+
+def write_reports(report: BuildReport, out_dir: Path, budgets: dict, cache: Cache | None) -> None:
+    """report.json, report.md, and report.html with its charts report.png and memory.png (drawn through `cache`)."""
+    (out_dir / "report.json").write_text(dumps_strict(report.to_json(), indent=2, sort_keys=True) + "\n")
+    (out_dir / "report.md").write_text(to_markdown(report))
+    chart = write_chart(report, out_dir / "report.png", budgets, cache)
+    write_memory_chart(report, out_dir / "memory.png", cache)
+    write_html(report, out_dir / "report.html", chart)

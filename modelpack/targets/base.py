@@ -6,20 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from modelpack.recipe.base import Strict
+from modelpack.recipe.targets import TargetSpecBase
 
 if TYPE_CHECKING:
     from modelpack.pipeline.context import BuildContext
-
-
-class TargetSpecBase(Strict):
-    """Recipe options common to every target; subclasses add `kind: Literal[...]` and their own fields."""
-
-    kind: str
-
-    def identity(self) -> str:
-        """What makes two targets of one kind different (duplicates are refused)."""
-        return self.kind
 
 
 @dataclass(frozen=True)
