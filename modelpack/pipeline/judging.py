@@ -11,7 +11,7 @@ from modelpack.pipeline.state import BuildState
 from modelpack.recipe.models import Budgets
 from modelpack.select import select
 from modelpack.steps import STEPS
-from modelpack.steps.int8_search import MIXED
+from modelpack.steps.int8_mixed import MIXED
 
 ACCURACY_BUDGETS = ("max_accuracy_drop", "min_agreement")
 

@@ -16,7 +16,7 @@ from modelpack.pipeline.jobs import Job, failure, run_step, run_steps
 from modelpack.pipeline.state import BuildState
 from modelpack.report import BuildReport
 from modelpack.steps import STEPS
-from modelpack.steps.int8_search import MIXED
+from modelpack.steps.int8_mixed import MIXED
 
 SPLIT_FP32_TOLERANCE = 1e-5
 
