@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-MB = 1_000_000
+from modelpack.limits import MB
 
 
 @dataclass

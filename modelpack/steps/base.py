@@ -33,7 +33,6 @@ class Step:
     """One unit of work. Variant steps produce a model file named FILE in the job's out_dir."""
 
     NAME: ClassVar[str]
-    PURPOSE: ClassVar[str]
     FORMAT: ClassVar[str] = ""
     QUANTIZATION: ClassVar[str] = "none"
     FILE: ClassVar[str] = ""

@@ -136,8 +136,9 @@ def _upstream_score(tensor: str, producer: dict, scores: dict[str, float]) -> fl
 
 
 class OnnxInt8Mixed(_SearchStep):
+    """onnx-int8 with the calibration and float operations an accuracy-aware search chose."""
+
     NAME = "onnx-int8-mixed"
-    PURPOSE = "onnx-int8 with the calibration and float operations an accuracy-aware search chose."
     FORMAT = "onnx"
     FILE = "model.onnx"
     REQUIRES = "onnx-fp32"
@@ -234,8 +235,9 @@ def _signature_name(tensor_name: str, names: list[str], position: int) -> str:
 
 
 class TFLiteInt8Mixed(_SearchStep):
+    """tflite-int8 with the operations an accuracy-aware search chose kept in float."""
+
     NAME = "tflite-int8-mixed"
-    PURPOSE = "tflite-int8 with the operations an accuracy-aware search chose kept in float."
     FORMAT = "tflite"
     FILE = "model.tflite"
     BASE = "tflite-int8"

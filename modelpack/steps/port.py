@@ -24,8 +24,9 @@ class PortError(ValueError):
 
 
 class Keras3PortStep(Step):
+    """Load a tf-keras model with Keras 3 and keep the copy when it computes the same outputs."""
+
     NAME = "keras3-port"
-    PURPOSE = "Load a tf-keras model with Keras 3 and keep the copy when it computes the same outputs."
     FILE = "model.keras"
     USES_EVALUATION = True
     USES_BASELINE = True

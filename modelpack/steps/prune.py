@@ -116,8 +116,9 @@ def sparsity_by_layer(model: Any) -> dict[str, float]:
 
 
 class PruneStep(Step):
+    """Magnitude pruning (tfmot) with a schedule that reaches the target, fine-tuned, then stripped."""
+
     NAME = "prune"
-    PURPOSE = "Magnitude pruning (tfmot) with a schedule that reaches the target, fine-tuned, then stripped."
     FILE = "model.keras"
     USES_TRAINING = True
 

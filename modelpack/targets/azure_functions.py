@@ -22,8 +22,9 @@ HEADROOM_MB = 128  # the worker process itself, beyond the model's own cold-star
 
 
 class AzureFunctionsTarget(Target):
+    """Azure Functions app: v2 function_app.py, host.json, .python_packages, run-from-package zip."""
+
     NAME = "azure-functions"
-    PURPOSE = "Azure Functions app: v2 function_app.py, host.json, .python_packages, run-from-package zip."
     Spec = AzureFunctionsSpec
 
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:

@@ -26,7 +26,6 @@ class Target:
     """A build target: turns the selected variant into deployable files."""
 
     NAME: ClassVar[str]
-    PURPOSE: ClassVar[str]
     Spec: ClassVar[type[TargetSpecBase]]
 
     def __init__(self, spec: TargetSpecBase):

@@ -129,8 +129,9 @@ class _ImageTarget(Target):
 
 
 class LambdaImageTarget(_ImageTarget):
+    """Lambda container image: handler in the task root, runtime in /opt/python."""
+
     NAME = "lambda-image"
-    PURPOSE = "Lambda container image: handler in the task root, runtime in /opt/python."
     Spec = LambdaImageSpec
     TEMPLATE = "lambda-image"
     APP_DIR = "app"
@@ -160,8 +161,9 @@ class LambdaImageTarget(_ImageTarget):
 
 
 class AzureImageTarget(_ImageTarget):
+    """Azure Functions container image: the function app in /home/site/wwwroot."""
+
     NAME = "azure-image"
-    PURPOSE = "Azure Functions container image: the function app in /home/site/wwwroot."
     Spec = AzureImageSpec
     TEMPLATE = "azure-image"
     APP_DIR = "app"

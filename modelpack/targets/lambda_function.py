@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from modelpack.pipeline.context import BuildContext
 
 class LambdaFunctionTarget(Target):
+    """Lambda function zip: load-once handler, TF Serving-style API, EMF metrics, SAM template."""
+
     NAME = "lambda-function"
-    PURPOSE = "Lambda function zip: load-once handler, TF Serving-style API, EMF metrics, SAM template."
     Spec = LambdaFunctionSpec
 
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:

@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from modelpack.pipeline.context import BuildContext
 
 class LambdaLayerTarget(Target):
+    """Lambda layer zip: runtime wheels for the target platform, slimmed, bytecode shipped, verified."""
+
     NAME = "lambda-layer"
-    PURPOSE = "Lambda layer zip: runtime wheels for the target platform, slimmed, bytecode shipped, verified."
     Spec = LambdaLayerSpec
 
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:

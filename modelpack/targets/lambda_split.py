@@ -62,8 +62,9 @@ def state_machine(parts: int) -> dict:
 
 
 class LambdaSplitTarget(Target):
+    """Split model for Lambda: one chaining function, or a function per part plus a Step Functions machine."""
+
     NAME = "lambda-split"
-    PURPOSE = "Split model for Lambda: one chaining function, or a function per part plus a Step Functions machine."
     Spec = LambdaSplitSpec
 
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:
