@@ -1,4 +1,4 @@
-"""Stage 6, judging: budgets on every variant, the accuracy-aware INT8 search, and the selection."""
+"""Step 8, judging: budgets on every variant, the accuracy-aware INT8 search, and the selection."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def plain_trial(variant: dict) -> dict:
 
 
 def search_int8(state: BuildState, variants: list[dict]) -> list[dict]:
-    """Stage 6a: a mixed variant for each INT8 variant that misses an accuracy budget; one record per INT8 variant.
+    """A mixed variant for each INT8 variant that misses an accuracy budget; one record per INT8 variant.
 
     Each plain variant must carry its budget rows already; a searched variant is measured, checked against
     the budgets and appended to `variants`.

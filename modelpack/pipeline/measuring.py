@@ -1,4 +1,4 @@
-"""Stage 5, measuring: sizes, accuracy, fidelity, warm latency, cold start and peak memory of each variant."""
+"""Step 7, measuring: sizes, accuracy, fidelity, warm latency, cold start and peak memory of each variant."""
 
 from __future__ import annotations
 

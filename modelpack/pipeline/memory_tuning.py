@@ -1,4 +1,4 @@
-"""Stage 7, memory sizes: latency and cost of the selected variant at each Lambda memory size."""
+"""Step 9, memory sizes: latency and cost of the selected variant at each Lambda memory size."""
 
 from __future__ import annotations
 

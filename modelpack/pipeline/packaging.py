@@ -1,4 +1,4 @@
-"""Stage 8, packaging: variants and split parts copied into the output, every target built, reports written."""
+"""Steps 10 and 11, packaging: variants and split parts copied into the output, every target built, reports written."""
 
 from __future__ import annotations
 

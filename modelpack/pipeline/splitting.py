@@ -1,4 +1,4 @@
-"""Stage 6b, splitting: the selected variant as parts cut at single-tensor points, converted and checked."""
+"""Step 8b, splitting: the selected variant as parts cut at single-tensor points, converted and checked."""
 
 from __future__ import annotations
 

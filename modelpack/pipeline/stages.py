@@ -47,7 +47,7 @@ class Builder:
         return {"keep": keep, "no_inside": no_inside}
 
     def run(self, work: Path) -> BuildReport:
-        """Stages 1–7: everything except writing artifacts."""
+        """DESIGN.md steps 2–9: everything except writing the output (steps 10–11, packaging)."""
         state = self.state = BuildState(self.recipe_path, self.recipe, self.reporter, self.cache, self.versions, work)
         load_model(state)
         inspect(state)
@@ -67,14 +67,14 @@ class Builder:
 
 
 def load_model(state: BuildState) -> None:
-    """Stage 1, model: detect the format by content, refuse unsafe code, record identity."""
+    """Step 2, model: detect the format by content, refuse unsafe code, record identity."""
     state.model = precheck.check_model(state.recipe, state.origin)
     # Data before TensorFlow starts: a bad file or a failing data function is reported in a second.
     state.arrays = precheck.check_data(state.recipe, state.origin, call_functions=True)
 
 
 def inspect(state: BuildState) -> None:
-    """Stage 2, inspect in the worker: inputs, outputs, parameters."""
+    """Step 3, inspect in the worker: inputs, outputs, parameters."""
     res = run_step(state, Job("inspect", "inspect", source=state.model))
     if not res["ok"] and res.get("error_type") == "UnservableInputError":
         raise InputError(f"{state.model.path}: {failure(res)}")
@@ -95,7 +95,7 @@ def inspect(state: BuildState) -> None:
 
 
 def prepare_data(state: BuildState) -> None:
-    """Stage 3, data: seeded splits, checked against the model inputs, and the float baseline's outputs."""
+    """Steps 4 and 5, data and baseline: seeded splits checked against the model inputs, the float outputs."""
     recipe, work = state.recipe, state.work
     specs = [TensorSpec.from_json(t) for t in state.info["inputs"]]
     state.samples = prepare(recipe.data, specs, state.origin, recipe.task, state.arrays)
@@ -115,7 +115,7 @@ def prepare_data(state: BuildState) -> None:
 
 
 def prune(state: BuildState) -> None:
-    """Stage 4a, pruning (optional): its output becomes the source of every variant."""
+    """Step 5b, pruning (optional): its output becomes the source of every variant."""
     state.source = keras3_source(state)
     if state.recipe.optimize.prune is None:
         return
@@ -134,7 +134,7 @@ def prune(state: BuildState) -> None:
 
 
 def keras3_source(state: BuildState) -> ModelFile:
-    """Stage 4a': for tf-keras models, a Keras 3 copy with the same outputs is the source, so Keras-3-only
+    """Step 5a: for tf-keras models, a Keras 3 copy with the same outputs is the source, so Keras-3-only
     paths take them too; sets the note that says which model the variants come from."""
     model = state.model
     if model.format not in ("tf-keras", "tf-keras-h5"):
@@ -150,7 +150,7 @@ def keras3_source(state: BuildState) -> ModelFile:
 
 
 def convert(state: BuildState) -> dict[str, dict]:
-    """Stage 4b, variants: every requested converter (and what it requires), isolated, cached."""
+    """Step 6, variants: every requested converter (and what it requires), isolated, cached."""
     wanted = list(state.recipe.optimize.variants)
     plan: list[str] = []
     for name in wanted:

@@ -28,25 +28,25 @@ class BuildState:
     cache: Cache
     versions: dict[str, str | None]
     work: Path
-    # 1. load_model
+    # load_model
     model: ModelFile = None  # type: ignore[assignment]
     arrays: dict | None = None
-    # 2. inspect
+    # inspect
     info: dict = field(default_factory=dict)
     scored: int = 0
-    # 3. prepare_data
+    # prepare_data
     samples: Samples = None  # type: ignore[assignment]
     eval_npz: Path = None  # type: ignore[assignment]
     calib_npz: Path = None  # type: ignore[assignment]
     train_npz: Path | None = None
     data_sha: dict[str, str] = field(default_factory=dict)  # data name -> digest, for cache keys
     baseline_dir: Path = None  # type: ignore[assignment]
-    # 4. prune / keras3 port: the model every variant is converted from
+    # prune / keras3 port: the model every variant is converted from
     source: ModelFile = None  # type: ignore[assignment]
     source_baseline_dir: Path | None = None  # the pruned model's own outputs
     prune_details: dict | None = None
     port_note: str | None = None
-    # 6b. split
+    # split
     split_outputs: Path | None = None
 
     @property
