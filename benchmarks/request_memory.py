@@ -25,8 +25,9 @@ from pathlib import Path
 
 import yaml
 
+from modelpack.limits import MB
+
 ROOT = Path(__file__).resolve().parent.parent
-MB = 1_000_000
 CONCURRENT = 8
 GOAL = 3.0  # growth at most this many times the bytes received ...
 ALLOWANCE_MB = 4.0  # ... plus what any request costs whatever its size: thread stacks, arenas, tensor buffers

@@ -11,15 +11,15 @@ except metadata.PackageNotFoundError:  # running from a source tree
 
 
 def build(recipe_path, out=None, cache_dir=".modelpack-cache", reporter=None, images=False):
-    """Build a recipe; see modelpack.pipeline.build."""
-    from modelpack.pipeline import build as _build
+    """Build a recipe; see modelpack.pipeline.entry.build."""
+    from modelpack.pipeline.entry import build as _build
 
     return _build(recipe_path, out=out, cache_dir=cache_dir, reporter=reporter, images=images)
 
 
 def bench(recipe_path, cache_dir=".modelpack-cache", reporter=None):
-    """Convert and measure a recipe's variants; see modelpack.pipeline.bench."""
-    from modelpack.pipeline import bench as _bench
+    """Convert and measure a recipe's variants; see modelpack.pipeline.entry.bench."""
+    from modelpack.pipeline.entry import bench as _bench
 
     return _bench(recipe_path, cache_dir=cache_dir, reporter=reporter)
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from modelpack.limits import MB
 from modelpack.recipe.models import Budgets
-
-MB = 1_000_000
 
 # budget name -> (what it reads from a variant record, True if the limit is an upper bound)
 BUDGET_METRICS: dict[str, tuple[Callable[[dict], float | None], bool]] = {

@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from modelpack.report import HEADERS, MB, BuildReport, variant_rows
+from modelpack.limits import MB
+from modelpack.report import HEADERS, BuildReport, variant_rows
 
 
 def _cached(path: Path, cache, parts: tuple, render) -> Path:

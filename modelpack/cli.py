@@ -122,7 +122,7 @@ def _reporter(quiet: bool):
 @handle_errors
 def build(recipe: Path, out: Path | None, cache_dir: str, no_cache: bool, quiet: bool, images: bool) -> None:
     """Build RECIPE: convert, measure, check budgets, select, and write artifacts and reports."""
-    from modelpack.pipeline import build as run_build
+    from modelpack.pipeline.entry import build as run_build
 
     report = run_build(recipe, out=out, cache_dir=None if no_cache else cache_dir, reporter=_reporter(quiet),
                        images=images)
@@ -151,7 +151,7 @@ def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir:
     """
     import tempfile
 
-    from modelpack.pipeline import bench as run_bench
+    from modelpack.pipeline.entry import bench as run_bench
     from modelpack.recipe.adhoc import recipe_for_model
 
     with tempfile.TemporaryDirectory(prefix="modelpack-bench-") as tmp:

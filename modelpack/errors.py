@@ -54,12 +54,6 @@ class TargetError(ModelpackError):
     """An artifact could not be written for a target."""
 
 
-class BudgetError(ModelpackError):
-    """The build finished but a budget failed; the report is written."""
-
-    exit_code = EXIT_BUDGET
-
-
 class Terminated(BaseException):
     """The process was asked to stop (SIGTERM). A BaseException, like KeyboardInterrupt, so no `except
     Exception` swallows it, while every `with` block and `finally` on the way out still cleans up."""
@@ -76,9 +70,3 @@ class HandlerRaisedError(ModelpackError):
     exit_code = EXIT_BUDGET
     hint = "The printed response carries the error type, message and stack trace of the handler."
 
-
-def exit_code_for(exc: BaseException) -> int:
-    """Map any exception to the documented exit code."""
-    if isinstance(exc, ModelpackError):
-        return exc.exit_code
-    return EXIT_INTERNAL

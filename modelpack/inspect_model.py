@@ -8,12 +8,12 @@ from pathlib import Path
 
 from modelpack import safety
 from modelpack.errors import InputError
+from modelpack.limits import MB
 from modelpack.modelfile import detect
 from modelpack.steps import StepJob
 from modelpack.worker import run_jobs
 
 KB = 1_000
-MB = 1_000_000
 
 
 def inspect(path: Path, trust_code: bool = False) -> dict:

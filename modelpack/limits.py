@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-MB = 1_000_000
+MB = 1_000_000  # sizes in reports and budgets are decimal megabytes
 MIB = 1024 * 1024
 
 # AWS Lambda quotas.
 LAMBDA_ZIP_DIRECT_UPLOAD_BYTES = 50 * MIB
 LAMBDA_UNZIPPED_TOTAL_BYTES = 262_144_000
 LAMBDA_MAX_LAYERS = 5
-LAMBDA_IMAGE_BYTES = 10 * 1024 * MIB
 LAMBDA_SYNC_PAYLOAD_BYTES = 6 * MB
-LAMBDA_ASYNC_PAYLOAD_BYTES = 256 * 1024
 # AWS Step Functions: the largest input or output a state may pass on (256 KiB, UTF-8).
 STEP_FUNCTIONS_PAYLOAD_BYTES = 256 * 1024
 LAMBDA_MEMORY_MB = (128, 10_240)
 LAMBDA_MB_PER_VCPU = 1_769
-LAMBDA_INIT_TIMEOUT_S = 10
 LAMBDA_TIMEOUT_S = 900
 
 # Lambda runtimes: Python version -> (OS, glibc).
@@ -37,7 +34,4 @@ LAMBDA_BILLING_MS = 1  # duration is billed per started ms, at least one
 # so 2.31 is the wheel ceiling that fits every supported version.
 AZURE_PYTHONS = ("3.10", "3.11", "3.12")
 AZURE_OS = ("Azure Functions Linux (Debian)", (2, 31))
-AZURE_PAYLOAD_LIMIT_BYTES = 100 * MB
 AZURE_FLEX_INSTANCE_MB = (512, 2_048, 4_096)
-AZURE_CONSUMPTION_MEMORY_MB = 1_536
-AZURE_HTTP_TIMEOUT_S = 230

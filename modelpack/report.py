@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from modelpack.jsonio import dumps_strict
-
-MB = 1_000_000
+from modelpack.limits import MB
 
 
 @dataclass
@@ -44,16 +41,6 @@ class BuildReport:
         d = asdict(self)
         d["passed"] = self.passed
         return d
-
-    def write(self, out_dir: Path, budgets: dict | None = None, cache=None) -> None:
-        """report.json, report.md, and report.html with its chart report.png (drawn through `cache`)."""
-        from modelpack.chart import write_chart, write_html, write_memory_chart
-
-        (out_dir / "report.json").write_text(dumps_strict(self.to_json(), indent=2, sort_keys=True) + "\n")
-        (out_dir / "report.md").write_text(to_markdown(self))
-        chart = write_chart(self, out_dir / "report.png", budgets or {}, cache)
-        write_memory_chart(self, out_dir / "memory.png", cache)
-        write_html(self, out_dir / "report.html", chart)
 
 
 def _f(x: float | None, fmt: str = "{:.2f}") -> str:

@@ -9,8 +9,8 @@ request payloads). `max_part_mb: X` uses the fewest parts that keep every part u
 from __future__ import annotations
 
 from modelpack.errors import InputError
+from modelpack.limits import MB
 
-MB = 1_000_000
 BALANCE_SLACK = 0.05
 INF = float("inf")
 

@@ -102,7 +102,8 @@ def _child(jobs_file: str) -> None:
                     raise RuntimeError(f"needs {step.REQUIRES}, which failed")
             result = {"ok": True, "details": step.run(job, state) or {}}
         except Exception as exc:  # a failing step is recorded, the next one runs
-            result = {"ok": False, "error": first_message(exc), "traceback": traceback.format_exc()}
+            result = {"ok": False, "error": first_message(exc), "error_type": type(exc).__name__,
+                      "traceback": traceback.format_exc()}
         (out / RESULT).write_text(dumps_strict(result, default=str))
         sys.stdout.flush()
 

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from modelpack.recipe.base import Strict
+from modelpack.recipe.targets import TargetSpec
 
 VARIANTS = (
     "tflite-fp32",
@@ -305,9 +306,4 @@ class Recipe(Strict):
             seen.add(key)
         return v
 
-
-# Target specs are contributed by the target modules; see modelpack.targets.
-from modelpack.targets.specs import TargetSpec  # noqa: E402
-
-Recipe.model_rebuild()
 __all__ = ["Recipe", "VARIANTS", "SELECT_POLICIES", "TargetSpec"]

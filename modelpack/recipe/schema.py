@@ -35,7 +35,7 @@ def reference_markdown() -> str:
     from pydantic import BaseModel
     from pydantic_core import PydanticUndefined
 
-    from modelpack.targets import TARGETS
+    from modelpack.recipe.targets import TARGET_SPECS
 
     rows = ["| field | type | default | meaning |", "|---|---|---|---|"]
 
@@ -65,6 +65,6 @@ def reference_markdown() -> str:
         return None
 
     walk(Recipe, "")
-    for target in TARGETS:
-        walk(target.Spec, f"targets[] ({target.NAME}).")
+    for kind, spec in TARGET_SPECS.items():
+        walk(spec, f"targets[] ({kind}).")
     return "\n".join(rows) + "\n"

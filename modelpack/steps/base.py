@@ -33,13 +33,14 @@ class Step:
     """One unit of work. Variant steps produce a model file named FILE in the job's out_dir."""
 
     NAME: ClassVar[str]
-    PURPOSE: ClassVar[str]
     FORMAT: ClassVar[str] = ""
     QUANTIZATION: ClassVar[str] = "none"
     FILE: ClassVar[str] = ""
     REQUIRES: ClassVar[str | None] = None  # a variant whose output this step consumes
     USES_CALIBRATION: ClassVar[bool] = False
-    USES_EVALUATION: ClassVar[bool] = False  # evaluation samples and the float model's outputs on them
+    USES_EVALUATION: ClassVar[bool] = False  # the evaluation samples
+    USES_BASELINE: ClassVar[bool] = False  # the float model's outputs on the evaluation samples
+    USES_TRAINING: ClassVar[bool] = False  # the labelled training samples (fine-tuning)
 
     def options(self, recipe: Recipe) -> dict:
         """The recipe options this step depends on (part of its cache key)."""

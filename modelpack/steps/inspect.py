@@ -11,8 +11,9 @@ from modelpack.steps.base import Step, StepJob
 
 
 class InspectStep(Step):
+    """Load the model in safe mode and record its inputs, outputs and parameter count."""
+
     NAME = "inspect"
-    PURPOSE = "Load the model in safe mode and record its inputs, outputs and parameter count."
     FILE = "info.json"
 
     def run(self, job: StepJob, ctx: Any) -> dict:
@@ -23,9 +24,11 @@ class InspectStep(Step):
 
 
 class BaselineStep(Step):
+    """Run the float model on the evaluation samples: the reference every variant is compared with."""
+
     NAME = "baseline"
-    PURPOSE = "Run the float model on the evaluation samples: the reference every variant is compared with."
     FILE = "outputs.npz"
+    USES_EVALUATION = True
 
     def run(self, job: StepJob, ctx: Any) -> dict:
         loaded = ctx.model(job)

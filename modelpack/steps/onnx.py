@@ -12,8 +12,9 @@ from modelpack.steps.base import Step, StepJob
 
 
 class OnnxFP32(Step):
+    """Convert the serving function to ONNX with tf2onnx."""
+
     NAME = "onnx-fp32"
-    PURPOSE = "Convert the serving function to ONNX with tf2onnx."
     FORMAT = "onnx"
     FILE = "model.onnx"
 
@@ -57,8 +58,9 @@ def to_onnx(loaded: Any, opset: int) -> Any:
 
 
 class OnnxDynamic(Step):
+    """ONNX Runtime dynamic quantization: int8 weights, activations quantized at run time."""
+
     NAME = "onnx-dynamic"
-    PURPOSE = "ONNX Runtime dynamic quantization: int8 weights, activations quantized at run time."
     FORMAT = "onnx"
     QUANTIZATION = "dynamic"
     FILE = "model.onnx"
@@ -72,8 +74,9 @@ class OnnxDynamic(Step):
 
 
 class OnnxInt8(Step):
+    """ONNX Runtime static QDQ quantization calibrated on the recipe's samples."""
+
     NAME = "onnx-int8"
-    PURPOSE = "ONNX Runtime static QDQ quantization calibrated on the recipe's samples."
     FORMAT = "onnx"
     QUANTIZATION = "int8"
     FILE = "model.onnx"

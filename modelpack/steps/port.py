@@ -24,10 +24,12 @@ class PortError(ValueError):
 
 
 class Keras3PortStep(Step):
+    """Load a tf-keras model with Keras 3 and keep the copy when it computes the same outputs."""
+
     NAME = "keras3-port"
-    PURPOSE = "Load a tf-keras model with Keras 3 and keep the copy when it computes the same outputs."
     FILE = "model.keras"
     USES_EVALUATION = True
+    USES_BASELINE = True
 
     def run(self, job: StepJob, ctx: Any) -> dict:
         original = ctx.model(job)

@@ -116,9 +116,11 @@ def sparsity_by_layer(model: Any) -> dict[str, float]:
 
 
 class PruneStep(Step):
+    """Magnitude pruning (tfmot) with a schedule that reaches the target, fine-tuned, then stripped."""
+
     NAME = "prune"
-    PURPOSE = "Magnitude pruning (tfmot) with a schedule that reaches the target, fine-tuned, then stripped."
     FILE = "model.keras"
+    USES_TRAINING = True
 
     def options(self, recipe: Any) -> dict:
         return {**recipe.optimize.prune.model_dump(), "task": recipe.task, "seed": recipe.data.seed}

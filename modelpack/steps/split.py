@@ -106,8 +106,9 @@ def part_models(model: Any, cuts: list[str]) -> list[Any]:
 
 
 class CutsStep(Step):
+    """List the positions where the model can be cut into parts (single-tensor cuts)."""
+
     NAME = "cuts"
-    PURPOSE = "List the positions where the model can be cut into parts (single-tensor cuts)."
     FILE = "cuts.json"
 
     def run(self, job: StepJob, ctx: Any) -> dict:
@@ -137,10 +138,12 @@ def _keras3_copy(job: StepJob, loaded: Any) -> Any:
 
 
 class SplitStep(Step):
+    """Write the parts as Keras models, each part's input samples, and check the chain reproduces the model."""
+
     NAME = "split"
-    PURPOSE = "Write the parts as Keras models, each part's input samples, and check the chain reproduces the model."
     USES_CALIBRATION = True
     USES_EVALUATION = True
+    USES_BASELINE = True
 
     def run(self, job: StepJob, ctx: Any) -> dict:
         import tensorflow as tf
@@ -172,9 +175,11 @@ class SplitStep(Step):
 
 
 class SplitVerifyStep(Step):
+    """Run the converted parts in a chain with the handlers' runtime; compare with the unsplit variant."""
+
     NAME = "split-verify"
-    PURPOSE = "Run the converted parts in a chain with the handlers' runtime; compare with the unsplit variant."
     USES_EVALUATION = True
+    USES_BASELINE = True
 
     def run(self, job: StepJob, ctx: Any) -> dict:
         from modelpack.measure import metrics

@@ -86,13 +86,15 @@ def configure_int8(converter: Any, calibration_npz: str, names: list[str], io: s
 
 
 class TFLiteFP32(_TFLiteStep):
+    """Convert to TFLite, float32 weights and math."""
+
     NAME = "tflite-fp32"
-    PURPOSE = "Convert to TFLite, float32 weights and math."
 
 
 class TFLiteDynamic(_TFLiteStep):
+    """TFLite with int8 weights and float activations (dynamic-range quantization)."""
+
     NAME = "tflite-dynamic"
-    PURPOSE = "TFLite with int8 weights and float activations (dynamic-range quantization)."
     QUANTIZATION = "dynamic"
 
     def configure(self, converter: Any, job: StepJob, names: list[str]) -> None:
@@ -102,8 +104,9 @@ class TFLiteDynamic(_TFLiteStep):
 
 
 class TFLiteFP16(_TFLiteStep):
+    """TFLite with float16 weights."""
+
     NAME = "tflite-fp16"
-    PURPOSE = "TFLite with float16 weights."
     QUANTIZATION = "float16"
 
     def configure(self, converter: Any, job: StepJob, names: list[str]) -> None:
@@ -114,8 +117,9 @@ class TFLiteFP16(_TFLiteStep):
 
 
 class TFLiteInt8(_TFLiteStep):
+    """TFLite full-integer quantization calibrated on the recipe's samples."""
+
     NAME = "tflite-int8"
-    PURPOSE = "TFLite full-integer quantization calibrated on the recipe's samples."
     QUANTIZATION = "int8"
     USES_CALIBRATION = True
 

@@ -4,48 +4,27 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
-
-from pydantic import Field
+from typing import TYPE_CHECKING
 
 from modelpack import interpreters, limits
 from modelpack.output import tree_bytes
+from modelpack.recipe.targets import AzureFunctionsSpec
 from modelpack.targets import handler_files, serving_options, sitepackages
 from modelpack.targets.base import Artifact, Target
 from modelpack.targets.runtimes import selected_runtime
-from modelpack.targets.serving_options import ServedSpec
 
 if TYPE_CHECKING:
-    from modelpack.pipeline import BuildContext
+    from modelpack.pipeline.context import BuildContext
 
 SITE = ".python_packages/lib/site-packages"
 LOCAL_SETTINGS = "local.settings.json"
 HEADROOM_MB = 128  # the worker process itself, beyond the model's own cold-start peak
 
 
-class AzureFunctionsSpec(ServedSpec):
-    """An Azure Functions (Linux, Python v2 model) app folder and its deployment zip."""
-
-    SOURCE: ClassVar = (serving_options.BLOB_URL, "https://<account>.blob.core.windows.net/<container>/<blob>")
-
-    kind: Literal["azure-functions"]
-    python: Literal[limits.AZURE_PYTHONS] = Field("3.11", description="Functions Python version.")  # type: ignore[valid-type]
-    route: str = Field("predict", pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_/-]{0,63}$", description="POST route under /api/.")
-    auth_level: Literal["anonymous", "function", "admin"] = Field("function", description="HTTP auth level.")
-    app_name: str | None = Field(None, pattern=r"^[A-Za-z0-9-]{2,60}$", description="Function app name (for docs).")
-    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
-    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
-    max_request_mb: float = Field(10, gt=0, le=100, description="Larger request bodies get 413.")
-    versions: dict[str, str] = Field(default_factory=dict, description="Pinned runtime versions.")
-    interpreter: str | None = Field(None, description="Python of the target version, for bytecode and verification.")
-
-    def identity(self) -> str:
-        return f"azure-functions({self.python})"
-
-
 class AzureFunctionsTarget(Target):
+    """Azure Functions app: v2 function_app.py, host.json, .python_packages, run-from-package zip."""
+
     NAME = "azure-functions"
-    PURPOSE = "Azure Functions app: v2 function_app.py, host.json, .python_packages, run-from-package zip."
     Spec = AzureFunctionsSpec
 
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:

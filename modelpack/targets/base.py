@@ -6,20 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from modelpack.recipe.base import Strict
+from modelpack.recipe.targets import TargetSpecBase
 
 if TYPE_CHECKING:
-    from modelpack.pipeline import BuildContext
-
-
-class TargetSpecBase(Strict):
-    """Recipe options common to every target; subclasses add `kind: Literal[...]` and their own fields."""
-
-    kind: str
-
-    def identity(self) -> str:
-        """What makes two targets of one kind different (duplicates are refused)."""
-        return self.kind
+    from modelpack.pipeline.context import BuildContext
 
 
 @dataclass(frozen=True)
@@ -36,7 +26,6 @@ class Target:
     """A build target: turns the selected variant into deployable files."""
 
     NAME: ClassVar[str]
-    PURPOSE: ClassVar[str]
     Spec: ClassVar[type[TargetSpecBase]]
 
     def __init__(self, spec: TargetSpecBase):

@@ -11,49 +11,18 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
-
-from pydantic import Field
+from typing import TYPE_CHECKING, ClassVar
 
 from modelpack import engine, interpreters, limits, served
 from modelpack.errors import TargetError
 from modelpack.output import normalize_modes, sha256_file, tree_bytes
+from modelpack.recipe.targets import AzureImageSpec, ImageSpecBase, LambdaImageSpec
 from modelpack.targets import handler_files, sitepackages
-from modelpack.targets.base import Artifact, Target, TargetSpecBase
+from modelpack.targets.base import Artifact, Target
 from modelpack.targets.runtimes import selected_runtime
 
 if TYPE_CHECKING:
-    from modelpack.pipeline import BuildContext
-
-class ImageSpecBase(TargetSpecBase):
-    python: Literal["3.10", "3.11", "3.12", "3.13"] = Field("3.12", description="Python version of the base image.")
-    base_image: str | None = Field(None, description="Base image; default: the platform's official Python image.")
-    glibc: str | None = Field(None, pattern=r"^2\.\d{2}$", description="glibc of the base image, e.g. '2.36'; "
-                              "default: known for the official bases, else 2.28.")
-    build: bool | Literal["required"] = Field(
-        False, description="Build and smoke-test the image; 'required' fails the build when no engine answers."
-    )
-    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
-    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
-    versions: dict[str, str] = Field(default_factory=dict, description="Pinned runtime versions.")
-
-    def identity(self) -> str:
-        return f"{self.kind}({self.python})"
-
-
-class LambdaImageSpec(ImageSpecBase):
-    """A Lambda container image (up to 10 GB)."""
-
-    kind: Literal["lambda-image"]
-
-
-class AzureImageSpec(ImageSpecBase):
-    """An Azure Functions container image (Premium, Dedicated, Container Apps)."""
-
-    kind: Literal["azure-image"]
-    route: str = Field("predict", pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_/-]{0,63}$", description="POST route under /api/.")
-    auth_level: Literal["anonymous", "function", "admin"] = Field("function", description="HTTP auth level.")
-
+    from modelpack.pipeline.context import BuildContext
 
 class _ImageTarget(Target):
     """Shared by both images: only the template, the app layout, extras and the smoke command differ."""
@@ -160,8 +129,9 @@ class _ImageTarget(Target):
 
 
 class LambdaImageTarget(_ImageTarget):
+    """Lambda container image: handler in the task root, runtime in /opt/python."""
+
     NAME = "lambda-image"
-    PURPOSE = "Lambda container image: handler in the task root, runtime in /opt/python."
     Spec = LambdaImageSpec
     TEMPLATE = "lambda-image"
     APP_DIR = "app"
@@ -191,8 +161,9 @@ class LambdaImageTarget(_ImageTarget):
 
 
 class AzureImageTarget(_ImageTarget):
+    """Azure Functions container image: the function app in /home/site/wwwroot."""
+
     NAME = "azure-image"
-    PURPOSE = "Azure Functions container image: the function app in /home/site/wwwroot."
     Spec = AzureImageSpec
     TEMPLATE = "azure-image"
     APP_DIR = "app"

@@ -4,41 +4,22 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
-
-from pydantic import Field
+from typing import TYPE_CHECKING
 
 from modelpack import limits, served
 from modelpack.errors import TargetError
 from modelpack.output import tree_bytes
+from modelpack.recipe.targets import LambdaFunctionSpec
 from modelpack.targets import handler_check, handler_files, lambda_limits, sam, serving_options, sitepackages
 from modelpack.targets.base import Artifact, Target
-from modelpack.targets.serving_options import ServedSpec
 
 if TYPE_CHECKING:
-    from modelpack.pipeline import BuildContext
-
-class LambdaFunctionSpec(ServedSpec):
-    """A Lambda function zip whose handler serves the selected variant."""
-
-    kind: Literal["lambda-function"]
-    load: Literal["lazy", "init"] = Field("lazy", description="Load the model on first request, or at init.")
-    memory_mb: Annotated[int, Field(ge=limits.LAMBDA_MEMORY_MB[0], le=limits.LAMBDA_MEMORY_MB[1])] | Literal["auto"] = Field(
-        1024, description="MemorySize; 'auto' takes the balanced recommendation of measure.memory."
-    )
-    timeout_s: int = Field(30, ge=1, le=limits.LAMBDA_TIMEOUT_S, description="Timeout in seconds.")
-    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
-    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
-    sam: bool = Field(True, description="Write template.yaml (AWS SAM) for the layer and the function.")
-    provisioned_concurrency: int | None = Field(None, ge=1, description="ProvisionedConcurrencyConfig in the template.")
-    warmer_schedule: str | None = Field(
-        None, pattern=r"^(rate|cron)\(.+\)$", description="Schedule event that keeps the function warm, e.g. rate(5 minutes)."
-    )
-
+    from modelpack.pipeline.context import BuildContext
 
 class LambdaFunctionTarget(Target):
+    """Lambda function zip: load-once handler, TF Serving-style API, EMF metrics, SAM template."""
+
     NAME = "lambda-function"
-    PURPOSE = "Lambda function zip: load-once handler, TF Serving-style API, EMF metrics, SAM template."
     Spec = LambdaFunctionSpec
 
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:

@@ -4,45 +4,23 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import Field
+from typing import TYPE_CHECKING
 
 from modelpack import interpreters, limits
 from modelpack.errors import TargetError
 from modelpack.output import tree_bytes
+from modelpack.recipe.targets import LambdaLayerSpec
 from modelpack.targets import lambda_limits, sitepackages
-from modelpack.targets.base import Artifact, Target, TargetSpecBase
+from modelpack.targets.base import Artifact, Target
 from modelpack.targets.runtimes import selected_runtime
 
 if TYPE_CHECKING:
-    from modelpack.pipeline import BuildContext
-
-PythonVersion = Literal["3.10", "3.11", "3.12", "3.13", "3.14"]
-
-
-class LambdaLayerSpec(TargetSpecBase):
-    """A Lambda layer zip with the runtime under python/ (and optionally the model under model/)."""
-
-    kind: Literal["lambda-layer"]
-    python: PythonVersion = Field("3.12", description="Lambda Python runtime the layer is built for.")
-    arch: Literal["x86_64", "arm64"] = Field("x86_64", description="Lambda architecture.")
-    runtime: Literal["onnxruntime", "litert"] | None = Field(
-        None, description="Inference runtime; default: the one the selected variant's format needs."
-    )
-    versions: dict[str, str] = Field(default_factory=dict, description="Pinned versions, e.g. {onnxruntime: 1.16.3}.")
-    model_in: Literal["layer", "function"] = Field("function", description="Ship the model in the layer or the function.")
-    interpreter: str | None = Field(
-        None, description="Python of the target version, for bytecode and verification; default: found on PATH/pyenv."
-    )
-
-    def identity(self) -> str:
-        return f"lambda-layer({self.python}, {self.arch})"
-
+    from modelpack.pipeline.context import BuildContext
 
 class LambdaLayerTarget(Target):
+    """Lambda layer zip: runtime wheels for the target platform, slimmed, bytecode shipped, verified."""
+
     NAME = "lambda-layer"
-    PURPOSE = "Lambda layer zip: runtime wheels for the target platform, slimmed, bytecode shipped, verified."
     Spec = LambdaLayerSpec
 
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:

@@ -15,45 +15,26 @@ from __future__ import annotations
 import hashlib
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
-from pydantic import Field
 
 from modelpack import limits, served
 from modelpack.errors import TargetError
 from modelpack.jsonio import dumps_strict
 from modelpack.output import tree_bytes
+from modelpack.recipe.targets import LambdaSplitSpec
 from modelpack.targets import handler_check, handler_files, lambda_limits
-from modelpack.targets.base import Artifact, Target, TargetSpecBase
+from modelpack.targets.base import Artifact, Target
 
 if TYPE_CHECKING:
-    from modelpack.pipeline import BuildContext
+    from modelpack.pipeline.context import BuildContext
 
 DIR = "lambda/split"
 ASL = "statemachine.asl.json"
 RETRY = [{"ErrorEquals": ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                           "Lambda.TooManyRequestsException"], "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2}]
-
-
-class LambdaSplitSpec(TargetSpecBase):
-    """Lambda packaging of a split model (needs optimize.split and a lambda-layer target)."""
-
-    kind: Literal["lambda-split"]
-    layout: Literal["single", "per-part"] = Field(
-        "single", description="single: one function runs every part; per-part: a function per part chained by "
-                              "a Step Functions state machine.")
-    parts_in: Literal["function", "layers"] = Field(
-        "function", description="single layout: parts inside the function zip, or one Lambda layer per part.")
-    memory_mb: Annotated[int, Field(ge=limits.LAMBDA_MEMORY_MB[0], le=limits.LAMBDA_MEMORY_MB[1])] = Field(
-        1024, description="MemorySize of each function.")
-    timeout_s: int = Field(30, ge=1, le=limits.LAMBDA_TIMEOUT_S, description="Timeout of each function, seconds.")
-    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to final responses.")
-    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
-
-    def identity(self) -> str:
-        return f"lambda-split({self.layout})"
 
 
 def part_name(k: int) -> str:
@@ -81,8 +62,9 @@ def state_machine(parts: int) -> dict:
 
 
 class LambdaSplitTarget(Target):
+    """Split model for Lambda: one chaining function, or a function per part plus a Step Functions machine."""
+
     NAME = "lambda-split"
-    PURPOSE = "Split model for Lambda: one chaining function, or a function per part plus a Step Functions machine."
     Spec = LambdaSplitSpec
 
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:

@@ -7,60 +7,17 @@ the redis client to the package. Uploading at build time uses credentials from t
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import Field, field_validator, model_validator
-
 from modelpack.errors import TargetError
-from modelpack.recipe.base import Strict
-from modelpack.targets.base import TargetSpecBase
+from modelpack.recipe.targets import BLOB_URL, S3_URL, ServedSpec
 
 # Packages a handler gets only when an option needs them (pinned: the same recipe gives the same zip).
 REDIS_CLIENT = "redis==8.1.0"
 BLOB_CLIENT = "azure-storage-blob==12.31.1"
-S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^\s]+)$")
-BLOB_URL = re.compile(r"^https://(?P<account>[a-z0-9]{3,24})\.blob\.core\.windows\.net/(?P<container>[a-z0-9-]{3,63})"
-                      r"/(?P<blob>[^\s?]+)(\?.*)?$")
-
-
-class ResultCacheSpec(Strict):
-    """Recent predictions per input hash, in the execution environment or shared through Redis."""
-
-    kind: Literal["memory", "redis"] = Field(description="memory: per environment; redis: shared through REDIS_URL.")
-    max_items: int = Field(1024, ge=1, le=10_000_000, description="Entries kept (memory), least recently used evicted.")
-    ttl_s: int = Field(300, ge=1, le=30 * 86_400, description="Seconds an entry is served.")
-
-
-class ServedSpec(TargetSpecBase):
-    """Options of targets whose handler serves the model."""
-
-    SOURCE: ClassVar[tuple[re.Pattern, str]] = (S3_URL, "s3://bucket/key")
-
-    model_source: str | None = Field(
-        None, description="Download the model at cold start from object storage instead of packaging it "
-                          "(Lambda: s3://bucket/key; Azure: https://<account>.blob.core.windows.net/<container>/<blob>).")
-    upload: bool = Field(False, description="Upload the selected model to model_source during the build.")
-    cache: ResultCacheSpec | None = Field(None, description="Cache recent predictions per input; off unless given.")
-
-    @field_validator("model_source")
-    @classmethod
-    def _source(cls, v: str | None) -> str | None:
-        pattern, example = cls.SOURCE
-        if v is not None and not pattern.match(v):
-            raise ValueError(f"'{v}' is not a model source of this target; write {example}")
-        return v
-
-    @model_validator(mode="after")
-    def _upload_needs_source(self) -> ServedSpec:
-        if self.upload and not self.model_source:
-            raise ValueError("upload: true needs model_source (where to upload the model)")
-        return self
-
-
 def config(spec: ServedSpec) -> dict:
     """The handler config entries for these options."""
     return {"cache": spec.cache.model_dump() if spec.cache else None}

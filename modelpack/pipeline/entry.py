@@ -1,0 +1,53 @@
+"""The build's entry points: `build()` writes an output folder atomically, `bench()` only measures."""
+
+from __future__ import annotations
+
+import errno
+import tempfile
+from pathlib import Path
+
+from modelpack.errors import ModelpackError
+from modelpack.outguard import check_output_dir
+from modelpack.output import atomic_output_dir
+from modelpack.pipeline.packaging import package
+from modelpack.pipeline.stages import Builder
+from modelpack.report import BuildReport
+from modelpack.ui import Reporter
+
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def bench(recipe_path: str | Path, cache_dir: str | Path | None = ".modelpack-cache",
+          reporter: Reporter | None = None) -> BuildReport:
+    """Convert and measure only; nothing is written but the cache."""
+    builder = Builder(recipe_path, cache_dir, reporter)
+    with tempfile.TemporaryDirectory(prefix="modelpack-") as work:
+        return builder.run(Path(work))
+
+
+def build(recipe_path: str | Path, out: str | Path | None = None, cache_dir: str | Path | None = ".modelpack-cache",
+          reporter: Reporter | None = None, images: bool = False) -> BuildReport:
+    """Run the whole build and write the output directory atomically; return the report.
+
+    The report says whether every budget passed; the output is written either way.
+    """
+    builder = Builder(recipe_path, cache_dir, reporter)
+    out_dir = Path(out) if out else Path("dist") / builder.recipe.name
+    check_output_dir(out_dir, given=out is not None, **builder.protected_paths())
+    try:
+        return _build(builder, out_dir, images)
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        where = exc.filename or out_dir
+        raise ModelpackError(
+            f"cannot write {where}: {exc.strerror}. Free some space or choose another --out / --cache-dir; "
+            f"the previous contents of {out_dir} are unchanged.") from None
+
+
+def _build(builder: Builder, out_dir: Path, images: bool) -> BuildReport:
+    with tempfile.TemporaryDirectory(prefix="modelpack-") as work, atomic_output_dir(out_dir) as staging:
+        report = builder.run(Path(work))
+        assert builder.state is not None  # run() sets it
+        package(builder.state, report, staging, images)
+    return report

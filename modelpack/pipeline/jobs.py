@@ -1,0 +1,103 @@
+"""The job runner: steps through the cache and the worker process, each fed the data its step declares."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelpack.cache import cache_key
+from modelpack.jsonio import dumps_strict
+from modelpack.modelfile import ModelFile
+from modelpack.pipeline.fingerprint import file_digest
+from modelpack.pipeline.state import BuildState
+from modelpack.steps import STEPS, StepJob
+from modelpack.worker import run_jobs
+
+
+@dataclass
+class Job:
+    """One step to run: `label` names its output folder and its result; `dep` labels the job it consumes.
+
+    `source` defaults to the model variants are converted from; `data` adds or replaces sample files
+    (data name -> path) beyond those the step declares with its USES_* flags.
+    """
+
+    label: str
+    step: str
+    options: dict = field(default_factory=dict)
+    dep: str | None = None
+    source: ModelFile | None = None
+    data: dict[str, str] = field(default_factory=dict)
+
+
+def failure(result: dict) -> str:
+    """A failed job's message without its error type (the type is `result["error_type"]`)."""
+    kind = result.get("error_type")
+    return result["error"].removeprefix(f"{kind}: ") if kind else result["error"]
+
+
+def step_data(state: BuildState, step_name: str) -> dict[str, str]:
+    """The sample files a step declares it reads (data name -> path)."""
+    step = STEPS.get(step_name)
+    data = {}
+    if step.USES_CALIBRATION:
+        data["calibration"] = str(state.calib_npz)
+    if step.USES_EVALUATION:
+        data["evaluation"] = str(state.eval_npz)
+    if step.USES_BASELINE:
+        data["baseline"] = str(state.baseline_dir / "outputs.npz")
+    if step.USES_TRAINING:
+        data["training"] = str(state.train_npz)
+    return data
+
+
+def run_steps(state: BuildState, plan: list[Job]) -> dict[str, dict]:
+    """Run the jobs through the cache and the worker; return each result by label.
+
+    A result is the worker's (`ok`, `details` or `error`, `error_type`) plus `dir` (its output folder, None
+    when it failed) and `cached`.
+    """
+    done: dict[str, dict] = {}
+    keys: dict[str, str] = {}
+    pending: list[tuple[str, str, StepJob]] = []
+    for job in plan:
+        data = {**step_data(state, job.step), **job.data}
+        source = job.source or state.source
+        digests = {k: file_digest(Path(v)) if k in job.data else state.data_sha[k] for k, v in data.items()}
+        key = cache_key(job.step, source.sha256, job.options, state.versions, digests, keys.get(job.dep or ""))
+        keys[job.label] = key
+        hit = state.cache.get(key)
+        if hit is not None:
+            done[job.label] = {**json.loads((hit / "result.json").read_text()), "dir": str(hit), "cached": True}
+            continue
+        out = state.work / "steps" / job.label
+        shutil.rmtree(out, ignore_errors=True)
+        dep_dir = done.get(job.dep, {}).get("dir") if job.dep else None
+        if job.dep and dep_dir is None:
+            dep_dir = str(state.work / "steps" / job.dep)
+        step_job = StepJob(job.step, str(source.path), source.format, str(out), job.options,
+                           state.recipe.model.trust_code, state.recipe.model.custom_objects, dep_dir, data)
+        pending.append((job.label, key, step_job))
+    if pending:
+        with state.reporter.step(f"running {', '.join(p[0] for p in pending)}"):
+            results = run_jobs([j for _, _, j in pending], state.work / "worker.log")
+        for label, key, step_job in pending:
+            res = results[step_job.out_dir]
+            if res["ok"]:
+                (step_job.out / "result.json").write_text(dumps_strict(res))
+                (step_job.out / ".started").unlink(missing_ok=True)
+                entry = state.cache.put(key, step_job.out)
+                done[label] = {**res, "dir": str(entry), "cached": False}
+            else:
+                done[label] = {**res, "dir": None, "cached": False}
+    cached = [job.label for job in plan if done[job.label].get("cached")]
+    if cached:
+        state.reporter.info(f"reused cached {', '.join(cached)}")
+    return done
+
+
+def run_step(state: BuildState, job: Job) -> dict:
+    """Run one job; its result."""
+    return run_steps(state, [job])[job.label]

@@ -1,0 +1,88 @@
+"""Steps 10 and 11, packaging: variants and split parts copied into the output, every target built, reports written."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from modelpack.cache import Cache, cache_key
+from modelpack.chart import write_chart, write_html, write_memory_chart
+from modelpack.errors import TargetError
+from modelpack.jsonio import dumps_strict
+from modelpack.output import normalize_modes, sha256_file, write_manifest
+from modelpack.pipeline.context import BuildContext
+from modelpack.pipeline.state import BuildState
+from modelpack.report import BuildReport, to_markdown
+from modelpack.targets import TARGETS
+from modelpack.targets import catalog as _catalog  # noqa: F401  (registers every target)
+
+
+def package(state: BuildState, report: BuildReport, staging: Path, images: bool) -> None:
+    """Write everything the report describes into `staging` (the output folder being built)."""
+    cache = state.cache if state.cache.enabled else None
+    ctx = BuildContext(state.recipe, state.recipe_path, state.model, state.info, state.samples, state.work, report,
+                       reporter=state.reporter, cache=cache, versions_key=cache_key(state.versions),
+                       options={"images": images})
+    copy_variants(ctx, report, staging)
+    if report.split and report.split.get("status") == "ok":
+        ctx.split_outputs = state.split_outputs
+        copy_split_parts(ctx, report, staging)
+    build_targets(ctx, report, staging)
+    write_reports(report, staging, state.recipe.budgets.model_dump(), ctx.cache)
+    write_manifest(staging)
+    normalize_modes(staging)  # the staging folder itself is a private temporary one
+
+
+def copy_variants(ctx: BuildContext, report: BuildReport, staging: Path) -> None:
+    """Every converted variant that measured ok, under variants/; the report names it by its path there."""
+    for v in report.variants:
+        if v["status"] == "ok" and v["name"] != "keras":
+            dest = staging / "variants" / f"{v['name']}{Path(v['file']).suffix}"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(v["file"], dest)
+            ctx.variant_files[v["name"]] = dest
+            v["path"] = dest.relative_to(staging).as_posix()
+        v.pop("file", None)
+
+
+def copy_split_parts(ctx: BuildContext, report: BuildReport, staging: Path) -> None:
+    """The converted split parts under variants/split/."""
+    for part in report.split["parts"]:
+        source = Path(part.pop("path"))
+        dest = staging / "variants" / "split" / f"part{part['part']}{source.suffix}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, dest)
+        ctx.split_files[part["part"]] = dest
+        part["file"] = dest.relative_to(staging).as_posix()
+
+
+def build_targets(ctx: BuildContext, report: BuildReport, staging: Path) -> None:
+    """Every target of the recipe, layers before the functions that use them; none when nothing was selected."""
+    order = TARGETS.names()
+    targets = sorted(ctx.recipe.targets, key=lambda t: order.index(t.kind))
+    if targets and report.selected is None:
+        report.notes.append(f"Targets not built ({', '.join(t.identity() for t in targets)}): no variant "
+                            "meets every budget, so there is nothing to package.")
+        targets = []
+    for spec in targets:
+        target = TARGETS.get(spec.kind)(spec)
+        with ctx.reporter.step(f"target {spec.identity()}"):
+            try:
+                artifacts = target.build(ctx, staging)
+            except TargetError as exc:
+                prefix = f"{spec.identity()}: "
+                raise TargetError(exc.message if exc.message.startswith(prefix) else prefix + exc.message) from None
+            for art in artifacts:
+                path = staging / art.path
+                report.artifacts.append({"target": art.target, "path": art.path, "sha256": sha256_file(path),
+                                         "size_bytes": path.stat().st_size, "unzipped_bytes": art.unzipped_bytes,
+                                         **({"details": art.details} if art.details else {})})
+
+
+def write_reports(report: BuildReport, out_dir: Path, budgets: dict, cache: Cache | None) -> None:
+    """report.json, report.md, and report.html with its charts report.png and memory.png (drawn through `cache`)."""
+    (out_dir / "report.json").write_text(dumps_strict(report.to_json(), indent=2, sort_keys=True) + "\n")
+    (out_dir / "report.md").write_text(to_markdown(report))
+    chart = write_chart(report, out_dir / "report.png", budgets, cache)
+    write_memory_chart(report, out_dir / "memory.png", cache)
+    write_html(report, out_dir / "report.html", chart)

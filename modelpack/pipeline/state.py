@@ -1,0 +1,76 @@
+"""BuildState: what the stages of one build learn, in the order they learn it, read by the later stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from modelpack.cache import Cache
+from modelpack.data import Samples
+from modelpack.modelfile import ModelFile
+from modelpack.pipeline.context import load_outputs
+from modelpack.recipe.models import Recipe
+from modelpack.ui import Reporter
+
+
+@dataclass
+class BuildState:
+    """One build's facts. The first block is known at the start; each later block is set by one stage.
+
+    A field a stage has not reached yet is None; a stage reads only what the stages before it set.
+    """
+
+    recipe_path: Path
+    recipe: Recipe
+    reporter: Reporter
+    cache: Cache
+    versions: dict[str, str | None]
+    work: Path
+    # load_model
+    model: ModelFile = None  # type: ignore[assignment]
+    arrays: dict | None = None
+    # inspect
+    info: dict = field(default_factory=dict)
+    scored: int = 0
+    # prepare_data
+    samples: Samples = None  # type: ignore[assignment]
+    eval_npz: Path = None  # type: ignore[assignment]
+    calib_npz: Path = None  # type: ignore[assignment]
+    train_npz: Path | None = None
+    data_sha: dict[str, str] = field(default_factory=dict)  # data name -> digest, for cache keys
+    baseline_dir: Path = None  # type: ignore[assignment]
+    # prune / keras3 port: the model every variant is converted from
+    source: ModelFile = None  # type: ignore[assignment]
+    source_baseline_dir: Path | None = None  # the pruned model's own outputs
+    prune_details: dict | None = None
+    port_note: str | None = None
+    # split
+    split_outputs: Path | None = None
+
+    @property
+    def origin(self) -> str:
+        """The recipe file as errors name it."""
+        return str(self.recipe_path)
+
+    def baseline_outputs(self) -> list[np.ndarray]:
+        """The float model's outputs on the evaluation samples: what fidelity is measured against."""
+        return load_outputs(self.baseline_dir / "outputs.npz")
+
+    def source_outputs(self) -> list[np.ndarray]:
+        """The outputs of the model variants are converted from (the pruned one when pruning)."""
+        folder = self.baseline_dir if self.source_baseline_dir is None else self.source_baseline_dir
+        return load_outputs(folder / "outputs.npz")
+
+    def probe_spec(self, path: Path, fmt: str, out: str | None, **overrides) -> dict:
+        """What a probe process needs to time and run one model file on the evaluation samples."""
+        ms = self.recipe.measure
+        return {
+            "model": str(path), "kind": fmt, "format": self.model.format, "data": str(self.eval_npz),
+            "inputs": [t["name"] for t in self.info["inputs"]], "threads": ms.latency.threads,
+            "warmup": ms.latency.warmup, "runs": ms.latency.runs, "batch": ms.latency.batch,
+            "eval_batch": 64 if fmt == "keras" else 1, "out": out,
+            "trust_code": self.recipe.model.trust_code, "custom_objects": self.recipe.model.custom_objects,
+            **overrides,
+        }

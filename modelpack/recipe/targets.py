@@ -1,0 +1,188 @@
+"""The recipe's `targets[]` entries: one pydantic model per target kind, and their discriminated union.
+
+They live with the recipe, not with the target implementations, so reading and validating a recipe loads
+no packaging code; each module under modelpack.targets builds from the spec of its kind defined here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from modelpack import limits
+from modelpack.recipe.base import Strict
+
+PythonVersion = Literal["3.10", "3.11", "3.12", "3.13", "3.14"]
+S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^\s]+)$")
+BLOB_URL = re.compile(r"^https://(?P<account>[a-z0-9]{3,24})\.blob\.core\.windows\.net/(?P<container>[a-z0-9-]{3,63})"
+                      r"/(?P<blob>[^\s?]+)(\?.*)?$")
+LambdaMemory = Annotated[int, Field(ge=limits.LAMBDA_MEMORY_MB[0], le=limits.LAMBDA_MEMORY_MB[1])]
+
+
+class TargetSpecBase(Strict):
+    """Recipe options common to every target; subclasses add `kind: Literal[...]` and their own fields."""
+
+    kind: str
+
+    def identity(self) -> str:
+        """What makes two targets of one kind different (duplicates are refused)."""
+        return self.kind
+
+
+class LambdaLayerSpec(TargetSpecBase):
+    """A Lambda layer zip with the runtime under python/ (and optionally the model under model/)."""
+
+    kind: Literal["lambda-layer"]
+    python: PythonVersion = Field("3.12", description="Lambda Python runtime the layer is built for.")
+    arch: Literal["x86_64", "arm64"] = Field("x86_64", description="Lambda architecture.")
+    runtime: Literal["onnxruntime", "litert"] | None = Field(
+        None, description="Inference runtime; default: the one the selected variant's format needs."
+    )
+    versions: dict[str, str] = Field(default_factory=dict, description="Pinned versions, e.g. {onnxruntime: 1.16.3}.")
+    model_in: Literal["layer", "function"] = Field("function", description="Ship the model in the layer or the function.")
+    interpreter: str | None = Field(
+        None, description="Python of the target version, for bytecode and verification; default: found on PATH/pyenv."
+    )
+
+    def identity(self) -> str:
+        return f"lambda-layer({self.python}, {self.arch})"
+
+
+class ResultCacheSpec(Strict):
+    """Recent predictions per input hash, in the execution environment or shared through Redis."""
+
+    kind: Literal["memory", "redis"] = Field(description="memory: per environment; redis: shared through REDIS_URL.")
+    max_items: int = Field(1024, ge=1, le=10_000_000, description="Entries kept (memory), least recently used evicted.")
+    ttl_s: int = Field(300, ge=1, le=30 * 86_400, description="Seconds an entry is served.")
+
+
+class ServedSpec(TargetSpecBase):
+    """Options of targets whose handler serves the model."""
+
+    SOURCE: ClassVar[tuple[re.Pattern, str]] = (S3_URL, "s3://bucket/key")
+
+    model_source: str | None = Field(
+        None, description="Download the model at cold start from object storage instead of packaging it "
+                          "(Lambda: s3://bucket/key; Azure: https://<account>.blob.core.windows.net/<container>/<blob>).")
+    upload: bool = Field(False, description="Upload the selected model to model_source during the build.")
+    cache: ResultCacheSpec | None = Field(None, description="Cache recent predictions per input; off unless given.")
+
+    @field_validator("model_source")
+    @classmethod
+    def _source(cls, v: str | None) -> str | None:
+        pattern, example = cls.SOURCE
+        if v is not None and not pattern.match(v):
+            raise ValueError(f"'{v}' is not a model source of this target; write {example}")
+        return v
+
+    @model_validator(mode="after")
+    def _upload_needs_source(self) -> ServedSpec:
+        if self.upload and not self.model_source:
+            raise ValueError("upload: true needs model_source (where to upload the model)")
+        return self
+
+
+class LambdaFunctionSpec(ServedSpec):
+    """A Lambda function zip whose handler serves the selected variant."""
+
+    kind: Literal["lambda-function"]
+    load: Literal["lazy", "init"] = Field("lazy", description="Load the model on first request, or at init.")
+    memory_mb: LambdaMemory | Literal["auto"] = Field(
+        1024, description="MemorySize; 'auto' takes the balanced recommendation of measure.memory."
+    )
+    timeout_s: int = Field(30, ge=1, le=limits.LAMBDA_TIMEOUT_S, description="Timeout in seconds.")
+    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
+    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
+    sam: bool = Field(True, description="Write template.yaml (AWS SAM) for the layer and the function.")
+    provisioned_concurrency: int | None = Field(None, ge=1, description="ProvisionedConcurrencyConfig in the template.")
+    warmer_schedule: str | None = Field(
+        None, pattern=r"^(rate|cron)\(.+\)$", description="Schedule event that keeps the function warm, e.g. rate(5 minutes)."
+    )
+
+
+class LambdaSplitSpec(TargetSpecBase):
+    """Lambda packaging of a split model (needs optimize.split and a lambda-layer target)."""
+
+    kind: Literal["lambda-split"]
+    layout: Literal["single", "per-part"] = Field(
+        "single", description="single: one function runs every part; per-part: a function per part chained by "
+                              "a Step Functions state machine.")
+    parts_in: Literal["function", "layers"] = Field(
+        "function", description="single layout: parts inside the function zip, or one Lambda layer per part.")
+    memory_mb: LambdaMemory = Field(1024, description="MemorySize of each function.")
+    timeout_s: int = Field(30, ge=1, le=limits.LAMBDA_TIMEOUT_S, description="Timeout of each function, seconds.")
+    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to final responses.")
+    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
+
+    def identity(self) -> str:
+        return f"lambda-split({self.layout})"
+
+
+class AzureFunctionsSpec(ServedSpec):
+    """An Azure Functions (Linux, Python v2 model) app folder and its deployment zip."""
+
+    SOURCE: ClassVar = (BLOB_URL, "https://<account>.blob.core.windows.net/<container>/<blob>")
+
+    kind: Literal["azure-functions"]
+    python: Literal[limits.AZURE_PYTHONS] = Field("3.11", description="Functions Python version.")  # type: ignore[valid-type]
+    route: str = Field("predict", pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_/-]{0,63}$", description="POST route under /api/.")
+    auth_level: Literal["anonymous", "function", "admin"] = Field("function", description="HTTP auth level.")
+    app_name: str | None = Field(None, pattern=r"^[A-Za-z0-9-]{2,60}$", description="Function app name (for docs).")
+    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
+    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
+    max_request_mb: float = Field(10, gt=0, le=100, description="Larger request bodies get 413.")
+    versions: dict[str, str] = Field(default_factory=dict, description="Pinned runtime versions.")
+    interpreter: str | None = Field(None, description="Python of the target version, for bytecode and verification.")
+
+    def identity(self) -> str:
+        return f"azure-functions({self.python})"
+
+
+class ImageSpecBase(TargetSpecBase):
+    """Options shared by both container images."""
+
+    python: Literal["3.10", "3.11", "3.12", "3.13"] = Field("3.12", description="Python version of the base image.")
+    base_image: str | None = Field(None, description="Base image; default: the platform's official Python image.")
+    glibc: str | None = Field(None, pattern=r"^2\.\d{2}$", description="glibc of the base image, e.g. '2.36'; "
+                              "default: known for the official bases, else 2.28.")
+    build: bool | Literal["required"] = Field(
+        False, description="Build and smoke-test the image; 'required' fails the build when no engine answers."
+    )
+    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
+    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
+    versions: dict[str, str] = Field(default_factory=dict, description="Pinned runtime versions.")
+
+    def identity(self) -> str:
+        return f"{self.kind}({self.python})"
+
+
+class LambdaImageSpec(ImageSpecBase):
+    """A Lambda container image (up to 10 GB)."""
+
+    kind: Literal["lambda-image"]
+
+
+class AzureImageSpec(ImageSpecBase):
+    """An Azure Functions container image (Premium, Dedicated, Container Apps)."""
+
+    kind: Literal["azure-image"]
+    route: str = Field("predict", pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_/-]{0,63}$", description="POST route under /api/.")
+    auth_level: Literal["anonymous", "function", "admin"] = Field("function", description="HTTP auth level.")
+
+
+# Every target kind and its options, in build order (layers before the functions that use them);
+# modelpack.targets.catalog registers one implementation per kind.
+TARGET_SPECS: dict[str, type[TargetSpecBase]] = {
+    "lambda-layer": LambdaLayerSpec,
+    "lambda-function": LambdaFunctionSpec,
+    "lambda-split": LambdaSplitSpec,
+    "azure-functions": AzureFunctionsSpec,
+    "lambda-image": LambdaImageSpec,
+    "azure-image": AzureImageSpec,
+}
+TargetSpec = Annotated[
+    LambdaLayerSpec | LambdaFunctionSpec | LambdaSplitSpec | AzureFunctionsSpec | LambdaImageSpec | AzureImageSpec,
+    Field(discriminator="kind"),
+]
