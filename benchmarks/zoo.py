@@ -205,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for zoo.json and zoo.md")
     parser.add_argument("--work", type=Path, help="folder for the models, builds and cache (default: a new temp dir)")
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("--update", action="store_true",
+                        help="re-run only --models and replace their rows in the existing OUT/zoo.json")
     args = parser.parse_args(argv)
     known = catalog()
     names = list(QUICK) if args.quick else (args.models.split(",") if args.models else list(known))
@@ -226,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         models = list(pool.map(one, names))
+    if args.update and (args.out / "zoo.json").exists():
+        # Keep the other models' rows from the earlier run, in catalog order; the rows re-run replace theirs.
+        fresh = {m["model"]: m for m in models}
+        earlier = {m["model"]: m for m in json.loads((args.out / "zoo.json").read_text())["models"]}
+        merged = {**earlier, **fresh}
+        models = [merged[n] for n in known if n in merged]
     results = {"date": dt.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                f"Python {platform.python_version()}", "variants": list(variants), "models": models}
     (args.out / "zoo.json").write_text(json.dumps(finite(results), indent=1, allow_nan=False) + "\n")
