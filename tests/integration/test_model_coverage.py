@@ -1,5 +1,6 @@
 """Model families that used to break a build: recurrent layers to builtin TFLite, preprocessing layers to ONNX,
-string inputs refused at inspect, and tf-keras models taken over by Keras 3 so they can be split.
+string inputs refused at inspect, tf-keras models taken over by Keras 3 so they can be split, and a Keras 3 model
+built from a dict of inputs of mixed dtypes.
 
 Every model is tiny (a few hundred parameters), seeded and built here with Keras 3 or tf-keras.
 """
@@ -18,6 +19,8 @@ from click.testing import CliRunner
 
 import modelpack
 from modelpack.cli import cli
+from modelpack.interpreters import host_arch, host_python
+from modelpack.invoke import LambdaEmulator
 from modelpack.steps import StepJob
 from modelpack.worker import run_jobs
 
@@ -118,6 +121,21 @@ def tf_keras_residual(path: Path) -> Path:
     return path
 
 
+def dict_inputs(folder: Path) -> Path:
+    """A Keras 3 model called with {"num": float32, "cat": int32}: Keras 3 refuses the flat list tf-keras takes."""
+    import keras
+
+    keras.utils.set_random_seed(9)
+    num = keras.Input((4,), name="num")
+    cat = keras.Input((1,), dtype="int32", name="cat")
+    h = keras.layers.Concatenate()([num, keras.layers.Flatten()(keras.layers.Embedding(10, 3)(cat))])
+    keras.Model({"num": num, "cat": cat}, keras.layers.Dense(3, activation="softmax")(h)).save(folder / "model.keras")
+    rng = np.random.default_rng(9)
+    np.savez(folder / "data.npz", num=rng.standard_normal((40, 4)).astype("float32"),
+             cat=rng.integers(0, 10, (40, 1)).astype("int32"), y=rng.integers(0, 3, 40))
+    return folder / "model.keras"
+
+
 def test_lstm_over_tokens_builds_every_tflite_variant(tmp_path):
     model = lstm_over_tokens(tmp_path / "lstm.keras")
     out = tmp_path / "dist"
@@ -210,3 +228,30 @@ def test_inspect_lists_the_cut_points_of_a_tf_keras_h5_model(tmp_path):
     cuts = {c["after"]: c for c in out["cuts"]}
     assert not cuts["branch"]["legal"] and cuts["branch"]["crossing_tensors"] == 2  # inside the skip connection
     assert cuts["stem"]["legal"] and cuts["skip"]["legal"] and cuts["body"]["legal"]
+
+
+def test_dict_input_model_builds_and_serves_named_instances(tmp_path):
+    import keras
+
+    model = dict_inputs(tmp_path)
+    recipe = tmp_path / "dict.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "dict-inputs", "model": {"path": str(model)},
+        "data": {"path": str(tmp_path / "data.npz"), "inputs": ["cat", "num"], "evaluation": 16, "calibration": 16},
+        "optimize": {"variants": ["tflite-fp32"]},
+        "measure": {"latency": {"warmup": 1, "runs": 5}, "cold_start": {"runs": 1}},
+        "targets": [{"kind": "lambda-layer", "python": host_python(), "arch": host_arch()},
+                    {"kind": "lambda-function", "max_batch": 8}],
+    }, sort_keys=False))
+    dist = tmp_path / "dist"
+    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(dist), "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((dist / "report.json").read_text())
+    assert [(t["name"], t["dtype"]) for t in report["model"]["inputs"]] == [("cat", "int32"), ("num", "float32")]
+    assert all(v["fidelity"]["agreement"] == 1.0 for v in report["variants"])
+    sample = {"num": [0.5, -1.0, 2.0, 0.25], "cat": [7]}
+    expected = keras.saving.load_model(model)({"num": np.asarray([sample["num"]], "float32"),
+                                                "cat": np.asarray([sample["cat"]], "int32")})
+    with LambdaEmulator(dist, tmp_path / "emu") as emu:
+        body, _ = emu.invoke({"instances": [sample]})
+    assert np.max(np.abs(np.asarray(body["predictions"]) - np.asarray(expected))) <= 1e-5
