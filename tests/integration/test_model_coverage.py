@@ -118,6 +118,17 @@ def tf_keras_residual(path: Path) -> Path:
     return path
 
 
+def conv1d_any_length(path: Path) -> Path:
+    """A 'valid' Conv1D over sequences of any length: the converted default shape (length 1) cannot run."""
+    import keras
+
+    keras.utils.set_random_seed(12)
+    x = keras.Input((None, 3), name="series")
+    h = keras.layers.GlobalAveragePooling1D()(keras.layers.Conv1D(4, 3, activation="relu")(x))
+    keras.Model(x, keras.layers.Dense(2, activation="softmax")(h)).save(path)
+    return path
+
+
 def test_lstm_over_tokens_builds_every_tflite_variant(tmp_path):
     model = lstm_over_tokens(tmp_path / "lstm.keras")
     out = tmp_path / "dist"
@@ -210,3 +221,26 @@ def test_inspect_lists_the_cut_points_of_a_tf_keras_h5_model(tmp_path):
     cuts = {c["after"]: c for c in out["cuts"]}
     assert not cuts["branch"]["legal"] and cuts["branch"]["crossing_tensors"] == 2  # inside the skip connection
     assert cuts["stem"]["legal"] and cuts["skip"]["legal"] and cuts["body"]["legal"]
+
+
+def test_conv1d_over_any_length_is_served_at_every_valid_length(tmp_path):
+    """The runtime allocates at the first request's shape, not the default length 1 the convolution cannot take;
+    a too-short sequence is a clear error and leaves the model serving."""
+    import keras
+
+    model = conv1d_any_length(tmp_path / "conv1d.keras")
+    job = StepJob("tflite-fp32", str(model), "keras3", str(tmp_path / "tflite-fp32"))
+    res = run_jobs([job], tmp_path / "worker.log")[job.out_dir]
+    assert res["ok"], res.get("error")
+    served = _runtime().load(str(job.out / "model.tflite"))
+    keras_model = keras.saving.load_model(model)
+    rng = np.random.default_rng(5)
+    for shape in ((1, 5, 3), (1, 30, 3), (2, 30, 3), (2, 5, 3)):
+        series = rng.standard_normal(shape).astype("float32")
+        got = served.predict({"series": series})[0]
+        assert got.shape == (shape[0], 2)
+        assert np.max(np.abs(got - np.asarray(keras_model(series)))) <= 1e-4
+    with pytest.raises(ValueError, match=r"series \(1, 2, 3\)"):
+        served.predict({"series": np.zeros((1, 2, 3), "float32")})
+    series = rng.standard_normal((1, 5, 3)).astype("float32")
+    assert np.max(np.abs(served.predict({"series": series})[0] - np.asarray(keras_model(series)))) <= 1e-4
