@@ -45,7 +45,7 @@ def to_onnx(loaded: Any, opset: int) -> Any:
     real = [t.name for t in func.inputs[: len(loaded.inputs)]]
     outputs = [t.name for t in func.outputs if t.dtype != tf.dtypes.resource]
     with tf.device("/cpu:0"):
-        graph_def = tf_loader.from_function(func, real, outputs)
+        graph_def = inline_calls(tf_loader.from_function(func, real, outputs), real, outputs)
     rename = dict(zip(real, [t["name"] for t in loaded.inputs]))
     proto, _ = tf2onnx.convert.from_graph_def(graph_def, name=func.name, input_names=real, output_names=outputs,
                                                opset=opset, tensors_to_rename=rename)
@@ -55,6 +55,36 @@ def to_onnx(loaded: Any, opset: int) -> Any:
         raise ValueError(f"the ONNX graph asks for inputs the model does not have ({', '.join(extra)}); "
                          "a layer's constants were not frozen. Use the TFLite variants for this model")
     return proto
+
+
+CALLS = ("StatefulPartitionedCall", "PartitionedCall")
+# Attributes that keep grappler from inlining a function: Keras marks ops it compiles with XLA (its grouped
+# and depthwise-as-grouped convolutions, as in ConvNeXt) `jit_compile=True`. ONNX has no function calls.
+NO_INLINE = ("_XlaMustCompile", "_noinline")
+
+
+def inline_calls(graph_def: Any, inputs: list[str], outputs: list[str]) -> Any:
+    """The frozen graph with every call of a library function inlined, so tf2onnx sees plain ops.
+
+    Raises:
+        ValueError: a call is still there after inlining; names the layer it belongs to.
+    """
+    import tensorflow as tf
+    from tf2onnx import tf_loader
+
+    if not any(n.op in CALLS for n in graph_def.node):
+        return graph_def
+    for holder in [*graph_def.node, *graph_def.library.function]:
+        for attr in NO_INLINE:
+            if attr in holder.attr:
+                del holder.attr[attr]
+    with tf.Graph().as_default():
+        graph_def = tf_loader.tf_optimize(inputs, outputs, graph_def)
+    left = sorted({n.name.rsplit("/", 1)[0] for n in graph_def.node if n.op in CALLS})
+    if left:
+        raise ValueError(f"layer(s) {', '.join(left)} keep a nested TensorFlow function call that tf2onnx cannot "
+                         "convert (a tf.function inside the layer's call); use the TFLite variants for this model")
+    return graph_def
 
 
 class OnnxDynamic(Step):

@@ -129,6 +129,17 @@ def conv1d_any_length(path: Path) -> Path:
     return path
 
 
+def grouped_conv(path: Path) -> Path:
+    """A grouped Conv2D (ConvNeXt's depthwise convolution): Keras compiles it as a nested XLA function."""
+    import keras
+
+    keras.utils.set_random_seed(13)
+    x = keras.Input((8, 8, 8), name="image")
+    h = keras.layers.Conv2D(8, 3, padding="same", groups=8)(x)
+    keras.Model(x, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(h))).save(path)
+    return path
+
+
 def test_lstm_over_tokens_builds_every_tflite_variant(tmp_path):
     model = lstm_over_tokens(tmp_path / "lstm.keras")
     out = tmp_path / "dist"
@@ -244,3 +255,18 @@ def test_conv1d_over_any_length_is_served_at_every_valid_length(tmp_path):
         served.predict({"series": np.zeros((1, 2, 3), "float32")})
     series = rng.standard_normal((1, 5, 3)).astype("float32")
     assert np.max(np.abs(served.predict({"series": series})[0] - np.asarray(keras_model(series)))) <= 1e-4
+
+
+def test_grouped_conv_converts_to_onnx_without_nested_calls(tmp_path):
+    import keras
+    import onnx
+
+    model = grouped_conv(tmp_path / "grouped.keras")
+    job = StepJob("onnx-fp32", str(model), "keras3", str(tmp_path / "onnx-fp32"), options={"opset": 17})
+    res = run_jobs([job], tmp_path / "worker.log")[job.out_dir]
+    assert res["ok"], res.get("error")
+    ops = {n.op_type for n in onnx.load(str(job.out / "model.onnx")).graph.node}
+    assert "Conv" in ops and not ops & {"StatefulPartitionedCall", "PartitionedCall"}
+    image = np.random.default_rng(6).standard_normal((2, 8, 8, 8)).astype("float32")
+    got = _runtime().load(str(job.out / "model.onnx")).predict({"image": image})[0]
+    assert np.max(np.abs(got - np.asarray(keras.saving.load_model(model)(image)))) <= 1e-4
