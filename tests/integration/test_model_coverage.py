@@ -130,12 +130,13 @@ def conv1d_any_length(path: Path) -> Path:
 
 
 def grouped_conv(path: Path) -> Path:
-    """A grouped Conv2D (ConvNeXt's depthwise convolution): Keras compiles it as a nested XLA function."""
+    """ConvNeXt's block: a grouped Conv2D (Keras compiles it as a nested XLA function) and exact GELU (Erfc)."""
     import keras
 
     keras.utils.set_random_seed(13)
     x = keras.Input((8, 8, 8), name="image")
     h = keras.layers.Conv2D(8, 3, padding="same", groups=8)(x)
+    h = keras.layers.Dense(8, activation="gelu")(h)
     keras.Model(x, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(h))).save(path)
     return path
 
@@ -257,7 +258,7 @@ def test_conv1d_over_any_length_is_served_at_every_valid_length(tmp_path):
     assert np.max(np.abs(served.predict({"series": series})[0] - np.asarray(keras_model(series)))) <= 1e-4
 
 
-def test_grouped_conv_converts_to_onnx_without_nested_calls(tmp_path):
+def test_convnext_block_converts_to_onnx_without_nested_calls_or_erfc(tmp_path):
     import keras
     import onnx
 
@@ -266,7 +267,7 @@ def test_grouped_conv_converts_to_onnx_without_nested_calls(tmp_path):
     res = run_jobs([job], tmp_path / "worker.log")[job.out_dir]
     assert res["ok"], res.get("error")
     ops = {n.op_type for n in onnx.load(str(job.out / "model.onnx")).graph.node}
-    assert "Conv" in ops and not ops & {"StatefulPartitionedCall", "PartitionedCall"}
+    assert "Conv" in ops and "Erf" in ops and not ops & {"StatefulPartitionedCall", "PartitionedCall", "Erfc"}
     image = np.random.default_rng(6).standard_normal((2, 8, 8, 8)).astype("float32")
     got = _runtime().load(str(job.out / "model.onnx")).predict({"image": image})[0]
     assert np.max(np.abs(got - np.asarray(keras.saving.load_model(model)(image)))) <= 1e-4
