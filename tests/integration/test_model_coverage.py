@@ -136,6 +136,29 @@ def dict_inputs(folder: Path) -> Path:
     return folder / "model.keras"
 
 
+def conv1d_any_length(path: Path) -> Path:
+    """A 'valid' Conv1D over sequences of any length: the converted default shape (length 1) cannot run."""
+    import keras
+
+    keras.utils.set_random_seed(12)
+    x = keras.Input((None, 3), name="series")
+    h = keras.layers.GlobalAveragePooling1D()(keras.layers.Conv1D(4, 3, activation="relu")(x))
+    keras.Model(x, keras.layers.Dense(2, activation="softmax")(h)).save(path)
+    return path
+
+
+def grouped_conv(path: Path) -> Path:
+    """ConvNeXt's block: a grouped Conv2D (Keras compiles it as a nested XLA function) and exact GELU (Erfc)."""
+    import keras
+
+    keras.utils.set_random_seed(13)
+    x = keras.Input((8, 8, 8), name="image")
+    h = keras.layers.Conv2D(8, 3, padding="same", groups=8)(x)
+    h = keras.layers.Dense(8, activation="gelu")(h)
+    keras.Model(x, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(h))).save(path)
+    return path
+
+
 def test_lstm_over_tokens_builds_every_tflite_variant(tmp_path):
     model = lstm_over_tokens(tmp_path / "lstm.keras")
     out = tmp_path / "dist"
@@ -255,3 +278,41 @@ def test_dict_input_model_builds_and_serves_named_instances(tmp_path):
     with LambdaEmulator(dist, tmp_path / "emu") as emu:
         body, _ = emu.invoke({"instances": [sample]})
     assert np.max(np.abs(np.asarray(body["predictions"]) - np.asarray(expected))) <= 1e-5
+
+
+def test_conv1d_over_any_length_is_served_at_every_valid_length(tmp_path):
+    """The runtime allocates at the first request's shape, not the default length 1 the convolution cannot take;
+    a too-short sequence is a clear error and leaves the model serving."""
+    import keras
+
+    model = conv1d_any_length(tmp_path / "conv1d.keras")
+    job = StepJob("tflite-fp32", str(model), "keras3", str(tmp_path / "tflite-fp32"))
+    res = run_jobs([job], tmp_path / "worker.log")[job.out_dir]
+    assert res["ok"], res.get("error")
+    served = _runtime().load(str(job.out / "model.tflite"))
+    keras_model = keras.saving.load_model(model)
+    rng = np.random.default_rng(5)
+    for shape in ((1, 5, 3), (1, 30, 3), (2, 30, 3), (2, 5, 3)):
+        series = rng.standard_normal(shape).astype("float32")
+        got = served.predict({"series": series})[0]
+        assert got.shape == (shape[0], 2)
+        assert np.max(np.abs(got - np.asarray(keras_model(series)))) <= 1e-4
+    with pytest.raises(ValueError, match=r"series \(1, 2, 3\)"):
+        served.predict({"series": np.zeros((1, 2, 3), "float32")})
+    series = rng.standard_normal((1, 5, 3)).astype("float32")
+    assert np.max(np.abs(served.predict({"series": series})[0] - np.asarray(keras_model(series)))) <= 1e-4
+
+
+def test_convnext_block_converts_to_onnx_without_nested_calls_or_erfc(tmp_path):
+    import keras
+    import onnx
+
+    model = grouped_conv(tmp_path / "grouped.keras")
+    job = StepJob("onnx-fp32", str(model), "keras3", str(tmp_path / "onnx-fp32"), options={"opset": 17})
+    res = run_jobs([job], tmp_path / "worker.log")[job.out_dir]
+    assert res["ok"], res.get("error")
+    ops = {n.op_type for n in onnx.load(str(job.out / "model.onnx")).graph.node}
+    assert "Conv" in ops and "Erf" in ops and not ops & {"StatefulPartitionedCall", "PartitionedCall", "Erfc"}
+    image = np.random.default_rng(6).standard_normal((2, 8, 8, 8)).astype("float32")
+    got = _runtime().load(str(job.out / "model.onnx")).predict({"image": image})[0]
+    assert np.max(np.abs(got - np.asarray(keras.saving.load_model(model)(image)))) <= 1e-4
