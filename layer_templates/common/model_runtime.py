@@ -12,6 +12,11 @@ import threading
 import numpy as np
 
 
+class ShapeError(ValueError):
+    """The model cannot run inputs of the shape a request sent (a sequence too short for its layers): the
+    request is at fault, not the model, so handlers answer it with a 400."""
+
+
 class TFLiteModel:
     """A .tflite model behind its serving signature; int8 I/O is (de)quantized here."""
 
@@ -134,7 +139,7 @@ class TFLiteModel:
             # The runtime's error reporter repeats every earlier message: keep the first.
             why = str(exc).strip()
             end = why.find("failed to prepare.")
-            raise ValueError(f"the model cannot run inputs of shape {asked} (too short for its layers?): "
+            raise ShapeError(f"the model cannot run inputs of shape {asked} (too short for its layers?): "
                              f"{why if end < 0 else why[: end + len('failed to prepare.')]}") from None
         self._resized = False
         first = self._allocated_shapes is None

@@ -7,8 +7,10 @@ Every model is tiny (a few hundred parameters), seeded and built here with Keras
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -22,7 +24,9 @@ from modelpack.cli import cli
 from modelpack.interpreters import host_arch, host_python
 from modelpack.invoke import LambdaEmulator
 from modelpack.steps import StepJob
+from modelpack.targets.handler_files import copy_code
 from modelpack.worker import run_jobs
+from tests.redteam.test_hostile_events import fresh_import
 
 pytestmark = pytest.mark.slow
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -301,6 +305,22 @@ def test_conv1d_over_any_length_is_served_at_every_valid_length(tmp_path):
         served.predict({"series": np.zeros((1, 2, 3), "float32")})
     series = rng.standard_normal((1, 5, 3)).astype("float32")
     assert np.max(np.abs(served.predict({"series": series})[0] - np.asarray(keras_model(series)))) <= 1e-4
+    # Through the shipped handler, a too-short sequence is the request's fault: a 400 naming the shape.
+    fn = tmp_path / "fn"
+    copy_code(fn, ("lambda", "handler.py"))
+    (fn / "model").mkdir()
+    shutil.copyfile(job.out / "model.tflite", fn / "model" / "model.tflite")
+    (fn / "modelpack.json").write_text(json.dumps({
+        "name": "conv1d", "variant": "tflite-fp32", "task": "classification", "threads": 1, "max_batch": 4,
+        "load": "lazy", "model": {"path": "model/model.tflite", "sha256": hashlib.sha256(
+            (fn / "model" / "model.tflite").read_bytes()).hexdigest(), "in_layer": False},
+        "inputs": [{"name": "series", "shape": [None, None, 3], "dtype": "float32"}],
+        "outputs": [{"name": "output_0", "shape": [None, 2], "dtype": "float32"}]}))
+    handler = fresh_import(fn, "handler")
+    short = handler.handler({"instances": [[[0.0, 0.0, 0.0]] * 2]}, None)
+    assert short["statusCode"] == 400 and "(1, 2, 3)" in short["error"]
+    ok = handler.handler({"instances": series.tolist()}, None)
+    assert np.max(np.abs(np.asarray(ok["predictions"]) - np.asarray(keras_model(series)))) <= 1e-4
 
 
 def test_convnext_block_converts_to_onnx_without_nested_calls_or_erfc(tmp_path):
