@@ -115,8 +115,7 @@ def from_keras(model: Any) -> Loaded:
 
     @tf.function(input_signature=specs)
     def serve(*args):
-        out = model(args[0] if len(args) == 1 else list(args), training=False)
-        return _as_list(out)
+        return call_keras(model, args)
 
     outs = serve.get_concrete_function().structured_outputs
     # The converters freeze variables they can find through this object; Keras 3 variables wrap tf.Variables
@@ -165,6 +164,25 @@ def _from_savedmodel(obj: Any) -> Loaded:
         outputs=[{"name": f"output_{i}", "shape": _shape(o.shape), "dtype": o.dtype.name} for i, o in enumerate(outs)],
         params=params,
     )
+
+
+def call_keras(model: Any, args: tuple | list) -> list:
+    """Call a Keras model on tensors in `model.inputs` order; return its outputs as a list.
+
+    A Keras 3 functional model built from a dict (or nested structure) of inputs refuses a flat list, while
+    `model.inputs` is that structure flattened: pack the tensors back into it. tf-keras and single- or list-input
+    models take the flat form.
+    """
+    args = list(args)
+    struct = getattr(model, "_inputs_struct", None)
+    if isinstance(struct, dict) or (isinstance(struct, (list, tuple)) and any(isinstance(s, (dict, list, tuple))
+                                                                               for s in struct)):
+        import keras
+
+        feed = keras.tree.pack_sequence_as(struct, args)
+    else:
+        feed = args[0] if len(args) == 1 else args
+    return _as_list(model(feed, training=False))
 
 
 def _as_list(out: Any) -> list:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -56,18 +57,63 @@ MAX_MESSAGE = 300
 def first_message(exc: BaseException) -> str:
     """The first meaningful line of a converter's error and, for failures we know, what to do; never a traceback.
 
-    MLIR diagnostics (`<unknown>:0: error: loc(...): text`) are reduced to their text.
+    MLIR diagnostics (`<unknown>:0: error: loc(...): text`) are reduced to their text. A message that carries a
+    traceback (TensorFlow's "in user code:" errors re-raise the inner exception with its frames in the text) is
+    reduced to the innermost `XxxError: text` line, never to a `File "...", line N` frame.
     """
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    diagnostics = [_without_location(ln.split("error: ", 1)[1]) for ln in lines if "error: " in ln]
-    meaningful = [ln for ln in lines if "error" in ln.lower() or "not supported" in ln.lower()]
-    text = (diagnostics or meaningful or lines or [""])[0]
+    lines, had_frames = _without_frames(str(exc))
+    name = type(exc).__name__
+    raised = [m for m in map(EXCEPTION_LINE.match, lines) if m] if had_frames else []
+    if raised:
+        name, text = raised[-1].group(1), _with_keras_detail(raised[-1], lines)
+    else:
+        diagnostics = [_without_location(ln.split("error: ", 1)[1]) for ln in lines if "error: " in ln]
+        meaningful = [ln for ln in lines if "error" in ln.lower() or "not supported" in ln.lower()]
+        text = (diagnostics or meaningful or lines or [""])[0]
     if not type(exc).__module__.startswith("modelpack."):  # modelpack's own errors are written to be read whole
         text = text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
-    message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    message = f"{name}: {text}" if text else name
     whole = str(exc)
     advice = next((hint for marker, hint in ADVICE if marker in whole), None)
     return f"{message} ({advice})" if advice else message
+
+
+FRAME = re.compile(r'^File "[^"]*", line \d+')
+EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception|Exit)): (.*)$")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Keras 3 wraps a layer's error in this sentence; the cause is on the next line.
+KERAS_WRAPPER = "Exception encountered when calling"
+
+
+def _without_frames(text: str) -> tuple[list[str], bool]:
+    """The non-empty lines of `text` without ANSI colours, traceback frames and the source line under each frame;
+    and whether there were frames."""
+    kept: list[str] = []
+    after_frame = had_frames = False
+    for raw in ANSI.sub("", text).splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if FRAME.match(line):
+            after_frame = had_frames = True
+            continue
+        if after_frame and not EXCEPTION_LINE.match(line):
+            after_frame = False  # the frame's source line
+            continue
+        after_frame = False
+        if line != "Traceback (most recent call last):" and line != "in user code:":
+            kept.append(line)
+    return kept, had_frames
+
+
+def _with_keras_detail(match: re.Match, lines: list[str]) -> str:
+    """The exception's text; Keras' "Exception encountered when calling X.call()." gets the cause appended."""
+    text = match.group(2).strip()
+    if text.startswith(KERAS_WRAPPER):
+        at = lines.index(match.group(0))
+        if at + 1 < len(lines):
+            text = f"{text.rstrip('.')}: {lines[at + 1]}"
+    return text
 
 
 def _without_location(text: str) -> str:

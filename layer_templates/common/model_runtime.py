@@ -12,6 +12,11 @@ import threading
 import numpy as np
 
 
+class ShapeError(ValueError):
+    """The model cannot run inputs of the shape a request sent (a sequence too short for its layers): the
+    request is at fault, not the model, so handlers answer it with a 400."""
+
+
 class TFLiteModel:
     """A .tflite model behind its serving signature; int8 I/O is (de)quantized here."""
 
@@ -31,19 +36,31 @@ class TFLiteModel:
         self._out = runner.get_output_details()
         self.output_names = sorted(self._out, key=_output_order)
         del runner  # it holds views of the interpreter's buffers, which block allocate_tensors()
+        # A free dimension other than the batch is 1 in the default shape, which some graphs cannot run (a
+        # 'valid' convolution over a length-1 sequence): such a model is allocated at its first request's
+        # shape instead, and answers through the general path until then.
+        try:
+            it.allocate_tensors()
+            allocated = True
+        except RuntimeError:
+            if not any(_free_inner_dim(d) for d in self._in.values()):
+                raise
+            allocated = False
         # Call the interpreter by tensor index: the signature runner's per-call bookkeeping costs more than
         # a small model's whole inference. Every per-tensor decision is made here, once.
-        it.allocate_tensors()
         self._set, self._invoke, self._get, self._resize, self._allocate = _tensor_calls(it)
         self._feeds = [(name, d["index"], np.dtype(d["dtype"]), d) for name, d in self._in.items()]
         self._fetches = [(self._out[n]["index"], self._out[n] if _is_quantized(self._out[n]) else None)
                          for n in self.output_names]
         self._shapes = {index: tuple(d["shape"]) for _, index, _, d in self._feeds}
+        self._allocated_shapes = dict(self._shapes) if allocated else None
+        self._resized = not allocated
         # A model converted with a fixed batch of 1 (a recurrent loop frozen for a static shape) cannot be
         # resized: larger batches run one sample at a time.
         self._one_at_a_time = all(_fixed_batch_of_one(d) for _, _, _, d in self._feeds)
         self._lock = threading.Lock()
-        if len(self._feeds) == 1 and len(self._fetches) == 1 and self._fetches[0][1] is None:
+        self._fast = len(self._feeds) == 1 and len(self._fetches) == 1 and self._fetches[0][1] is None
+        if self._fast and allocated:
             self.predict = self._fast_path()
 
     def _fast_path(self):
@@ -97,14 +114,38 @@ class TFLiteModel:
                 self._shapes[index] = x.shape
                 self._resized = True
             arrays.append((index, x))
-        if getattr(self, "_resized", False):
-            self._allocate()
-            self._resized = False
+        if self._resized:
+            self._reallocate()
         for index, x in arrays:
             self._set(index, x)
         self._invoke()
         get = self._get
         return [get(i) if q is None else _dequantize(get(i), q) for i, q in self._fetches]
+
+    def _reallocate(self) -> None:
+        """Allocate for the shapes just set; on refusal go back to the last shapes that ran and say why."""
+        try:
+            self._allocate()
+        except RuntimeError as exc:
+            asked = ", ".join(f"{name} {tuple(int(n) for n in self._shapes[index])}" for name, index, _, _ in self._feeds)
+            # A failed allocation leaves the interpreter unallocated: restore shapes it can run, so the
+            # next request (on the fast path too) finds it usable.
+            if self._allocated_shapes is not None:
+                for index, shape in self._allocated_shapes.items():
+                    self._resize(index, shape)
+                self._allocate()
+                self._shapes = dict(self._allocated_shapes)
+                self._resized = False
+            # The runtime's error reporter repeats every earlier message: keep the first.
+            why = str(exc).strip()
+            end = why.find("failed to prepare.")
+            raise ShapeError(f"the model cannot run inputs of shape {asked} (too short for its layers?): "
+                             f"{why if end < 0 else why[: end + len('failed to prepare.')]}") from None
+        self._resized = False
+        first = self._allocated_shapes is None
+        self._allocated_shapes = dict(self._shapes)
+        if first and self._fast:
+            self.predict = self._fast_path()
 
 
 class OnnxModel:
@@ -149,6 +190,11 @@ def _tensor_calls(it) -> tuple:
 def _fixed_batch_of_one(detail: dict) -> bool:
     signature = detail.get("shape_signature")
     return signature is not None and len(signature) > 0 and int(signature[0]) == 1
+
+
+def _free_inner_dim(detail: dict) -> bool:
+    signature = detail.get("shape_signature")
+    return signature is not None and any(int(n) < 0 for n in list(signature)[1:])
 
 
 def _is_quantized(detail: dict) -> bool:

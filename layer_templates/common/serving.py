@@ -264,7 +264,10 @@ def predict(holder: ModelHolder, request: dict) -> tuple[dict, float | None, str
         if cached is not None:
             return cached, None, "hit"
     t = time.perf_counter()
-    outputs = model.predict(arrays)
+    try:
+        outputs = model.predict(arrays)
+    except model_runtime.ShapeError as exc:
+        raise RequestError(str(exc)) from None
     infer_ms = (time.perf_counter() - t) * 1e3
     check_outputs(outputs)
     names = [o["name"] for o in config["outputs"]]

@@ -45,16 +45,80 @@ def to_onnx(loaded: Any, opset: int) -> Any:
     real = [t.name for t in func.inputs[: len(loaded.inputs)]]
     outputs = [t.name for t in func.outputs if t.dtype != tf.dtypes.resource]
     with tf.device("/cpu:0"):
-        graph_def = tf_loader.from_function(func, real, outputs)
+        graph_def = inline_calls(tf_loader.from_function(func, real, outputs), real, outputs)
     rename = dict(zip(real, [t["name"] for t in loaded.inputs]))
     proto, _ = tf2onnx.convert.from_graph_def(graph_def, name=func.name, input_names=real, output_names=outputs,
                                                opset=opset, tensors_to_rename=rename)
+    erfc_as_erf(proto)
+    unknown = sorted({f"{n.op_type} (layer {n.name.rsplit('/', 1)[0]})" for n in proto.graph.node
+                      if n.domain in ("", "ai.onnx") and not onnx_defs_has(n.op_type)})
+    if unknown:
+        raise ValueError(f"tf2onnx left operations ONNX does not define: {', '.join(unknown)}; "
+                         "use the TFLite variants for this model")
     fed = [i.name for i in proto.graph.input if i.name not in {w.name for w in proto.graph.initializer}]
     extra = [n for n in fed if n not in rename.values()]
     if extra:
         raise ValueError(f"the ONNX graph asks for inputs the model does not have ({', '.join(extra)}); "
                          "a layer's constants were not frozen. Use the TFLite variants for this model")
     return proto
+
+
+CALLS = ("StatefulPartitionedCall", "PartitionedCall")
+# Attributes that keep grappler from inlining a function: Keras marks ops it compiles with XLA (its grouped
+# and depthwise-as-grouped convolutions, as in ConvNeXt) `jit_compile=True`. ONNX has no function calls.
+NO_INLINE = ("_XlaMustCompile", "_noinline")
+
+
+def inline_calls(graph_def: Any, inputs: list[str], outputs: list[str]) -> Any:
+    """The frozen graph with every call of a library function inlined, so tf2onnx sees plain ops.
+
+    Raises:
+        ValueError: a call is still there after inlining; names the layer it belongs to.
+    """
+    import tensorflow as tf
+    from tf2onnx import tf_loader
+
+    if not any(n.op in CALLS for n in graph_def.node):
+        return graph_def
+    for holder in [*graph_def.node, *graph_def.library.function]:
+        for attr in NO_INLINE:
+            if attr in holder.attr:
+                del holder.attr[attr]
+    with tf.Graph().as_default():
+        graph_def = tf_loader.tf_optimize(inputs, outputs, graph_def)
+    left = sorted({n.name.rsplit("/", 1)[0] for n in graph_def.node if n.op in CALLS})
+    if left:
+        raise ValueError(f"layer(s) {', '.join(left)} keep a nested TensorFlow function call that tf2onnx cannot "
+                         "convert (a tf.function inside the layer's call); use the TFLite variants for this model")
+    return graph_def
+
+
+def onnx_defs_has(op_type: str) -> bool:
+    import onnx
+
+    return onnx.defs.has(op_type)
+
+
+def erfc_as_erf(proto: Any) -> None:
+    """Rewrite TensorFlow's Erfc (exact GELU is 0.5·x·erfc(-x/√2)), which tf2onnx passes through as an op ONNX
+    does not have, as 1 - Erf(x) in place."""
+    from onnx import TensorProto, helper
+
+    nodes = list(proto.graph.node)
+    if not any(n.op_type == "Erfc" and n.domain in ("", "ai.onnx") for n in nodes):
+        return
+    one = "modelpack_erfc_one"
+    proto.graph.initializer.append(helper.make_tensor(one, TensorProto.FLOAT, [], [1.0]))
+    rewritten = []
+    for n in nodes:
+        if n.op_type != "Erfc" or n.domain not in ("", "ai.onnx"):
+            rewritten.append(n)
+            continue
+        erf = f"{n.output[0]}_erf"
+        rewritten.append(helper.make_node("Erf", [n.input[0]], [erf], name=f"{n.name}_erf"))
+        rewritten.append(helper.make_node("Sub", [one, erf], list(n.output), name=n.name))
+    del proto.graph.node[:]
+    proto.graph.node.extend(rewritten)
 
 
 class OnnxDynamic(Step):

@@ -8,6 +8,8 @@ or it is not used and the build goes on with the tf-keras model.
 
 from __future__ import annotations
 
+import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -78,16 +80,51 @@ def _load_keras3(job: StepJob, tf_keras_model: Any) -> Any:
 
         objects = _custom_objects(job.custom_objects)
     try:
-        if job.model_format == "tf-keras-h5":
-            return keras.saving.load_model(job.model_path, compile=False, safe_mode=not job.trust_code,
-                                           custom_objects=objects)
         with tempfile.TemporaryDirectory() as tmp:
             h5 = Path(tmp) / "model.h5"
-            tf_keras_model.save(h5)
+            if job.model_format == "tf-keras-h5":
+                shutil.copyfile(job.model_path, h5)  # the user's file is never rewritten
+            else:
+                tf_keras_model.save(h5)
+            _drop_default_time_major(h5)
             return keras.saving.load_model(h5, compile=False, safe_mode=not job.trust_code, custom_objects=objects)
     except Exception as exc:  # whatever Keras 3 cannot read: the tf-keras model is used as it is
         first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
         raise PortError(f"Keras 3 cannot load it ({type(exc).__name__}: {first[:200]})") from None
+
+
+def _drop_default_time_major(h5: Path) -> None:
+    """Remove `time_major: false` from the recurrent layers' configs in an HDF5 model file.
+
+    tf-keras writes the argument on every LSTM / GRU / SimpleRNN; Keras 3 has no such argument and refuses the
+    layer, although false is its only behaviour. A true value is left in place, so Keras 3 still refuses it.
+    """
+    import h5py
+
+    with h5py.File(h5, "r+") as f:
+        raw = f.attrs.get("model_config")
+        if raw is None:
+            return
+        config = json.loads(raw if isinstance(raw, str) else raw.decode("utf-8"))
+        if _strip_time_major(config):
+            f.attrs["model_config"] = json.dumps(config)
+
+
+def _strip_time_major(node: Any) -> bool:
+    """Delete every `"time_major": False` in a nested config; True when one was found."""
+    found = False
+    if isinstance(node, dict):
+        if node.get("time_major") is False:
+            del node["time_major"]
+            found = True
+        children = node.values()
+    elif isinstance(node, list):
+        children = node
+    else:
+        return False
+    for child in children:
+        found = _strip_time_major(child) or found
+    return found
 
 
 STEPS = (Keras3PortStep,)

@@ -26,9 +26,9 @@ def is_tensor_list_failure(exc: BaseException) -> bool:
 
 
 def _call(model: Any, args: tuple) -> list:
-    from modelpack.keras_io import _as_list
+    from modelpack.keras_io import call_keras
 
-    return _as_list(model(args[0] if len(args) == 1 else list(args), training=False))
+    return call_keras(model, args)
 
 
 @contextmanager

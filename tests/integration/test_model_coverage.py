@@ -1,13 +1,16 @@
 """Model families that used to break a build: recurrent layers to builtin TFLite, preprocessing layers to ONNX,
-string inputs refused at inspect, and tf-keras models taken over by Keras 3 so they can be split.
+string inputs refused at inspect, tf-keras models taken over by Keras 3 so they can be split, and a Keras 3 model
+built from a dict of inputs of mixed dtypes.
 
 Every model is tiny (a few hundred parameters), seeded and built here with Keras 3 or tf-keras.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -18,8 +21,12 @@ from click.testing import CliRunner
 
 import modelpack
 from modelpack.cli import cli
+from modelpack.interpreters import host_arch, host_python
+from modelpack.invoke import LambdaEmulator
 from modelpack.steps import StepJob
+from modelpack.targets.handler_files import copy_code
 from modelpack.worker import run_jobs
+from tests.redteam.test_hostile_events import fresh_import
 
 pytestmark = pytest.mark.slow
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -118,6 +125,44 @@ def tf_keras_residual(path: Path) -> Path:
     return path
 
 
+def dict_inputs(folder: Path) -> Path:
+    """A Keras 3 model called with {"num": float32, "cat": int32}: Keras 3 refuses the flat list tf-keras takes."""
+    import keras
+
+    keras.utils.set_random_seed(9)
+    num = keras.Input((4,), name="num")
+    cat = keras.Input((1,), dtype="int32", name="cat")
+    h = keras.layers.Concatenate()([num, keras.layers.Flatten()(keras.layers.Embedding(10, 3)(cat))])
+    keras.Model({"num": num, "cat": cat}, keras.layers.Dense(3, activation="softmax")(h)).save(folder / "model.keras")
+    rng = np.random.default_rng(9)
+    np.savez(folder / "data.npz", num=rng.standard_normal((40, 4)).astype("float32"),
+             cat=rng.integers(0, 10, (40, 1)).astype("int32"), y=rng.integers(0, 3, 40))
+    return folder / "model.keras"
+
+
+def conv1d_any_length(path: Path) -> Path:
+    """A 'valid' Conv1D over sequences of any length: the converted default shape (length 1) cannot run."""
+    import keras
+
+    keras.utils.set_random_seed(12)
+    x = keras.Input((None, 3), name="series")
+    h = keras.layers.GlobalAveragePooling1D()(keras.layers.Conv1D(4, 3, activation="relu")(x))
+    keras.Model(x, keras.layers.Dense(2, activation="softmax")(h)).save(path)
+    return path
+
+
+def grouped_conv(path: Path) -> Path:
+    """ConvNeXt's block: a grouped Conv2D (Keras compiles it as a nested XLA function) and exact GELU (Erfc)."""
+    import keras
+
+    keras.utils.set_random_seed(13)
+    x = keras.Input((8, 8, 8), name="image")
+    h = keras.layers.Conv2D(8, 3, padding="same", groups=8)(x)
+    h = keras.layers.Dense(8, activation="gelu")(h)
+    keras.Model(x, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(h))).save(path)
+    return path
+
+
 def test_lstm_over_tokens_builds_every_tflite_variant(tmp_path):
     model = lstm_over_tokens(tmp_path / "lstm.keras")
     out = tmp_path / "dist"
@@ -210,3 +255,84 @@ def test_inspect_lists_the_cut_points_of_a_tf_keras_h5_model(tmp_path):
     cuts = {c["after"]: c for c in out["cuts"]}
     assert not cuts["branch"]["legal"] and cuts["branch"]["crossing_tensors"] == 2  # inside the skip connection
     assert cuts["stem"]["legal"] and cuts["skip"]["legal"] and cuts["body"]["legal"]
+
+
+def test_dict_input_model_builds_and_serves_named_instances(tmp_path):
+    import keras
+
+    model = dict_inputs(tmp_path)
+    recipe = tmp_path / "dict.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "dict-inputs", "model": {"path": str(model)},
+        "data": {"path": str(tmp_path / "data.npz"), "inputs": ["cat", "num"], "evaluation": 16, "calibration": 16},
+        "optimize": {"variants": ["tflite-fp32"]},
+        "measure": {"latency": {"warmup": 1, "runs": 5}, "cold_start": {"runs": 1}},
+        "targets": [{"kind": "lambda-layer", "python": host_python(), "arch": host_arch()},
+                    {"kind": "lambda-function", "max_batch": 8}],
+    }, sort_keys=False))
+    dist = tmp_path / "dist"
+    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(dist), "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((dist / "report.json").read_text())
+    assert [(t["name"], t["dtype"]) for t in report["model"]["inputs"]] == [("cat", "int32"), ("num", "float32")]
+    assert all(v["fidelity"]["agreement"] == 1.0 for v in report["variants"])
+    sample = {"num": [0.5, -1.0, 2.0, 0.25], "cat": [7]}
+    expected = keras.saving.load_model(model)({"num": np.asarray([sample["num"]], "float32"),
+                                                "cat": np.asarray([sample["cat"]], "int32")})
+    with LambdaEmulator(dist, tmp_path / "emu") as emu:
+        body, _ = emu.invoke({"instances": [sample]})
+    assert np.max(np.abs(np.asarray(body["predictions"]) - np.asarray(expected))) <= 1e-5
+
+
+def test_conv1d_over_any_length_is_served_at_every_valid_length(tmp_path):
+    """The runtime allocates at the first request's shape, not the default length 1 the convolution cannot take;
+    a too-short sequence is a clear error and leaves the model serving."""
+    import keras
+
+    model = conv1d_any_length(tmp_path / "conv1d.keras")
+    job = StepJob("tflite-fp32", str(model), "keras3", str(tmp_path / "tflite-fp32"))
+    res = run_jobs([job], tmp_path / "worker.log")[job.out_dir]
+    assert res["ok"], res.get("error")
+    served = _runtime().load(str(job.out / "model.tflite"))
+    keras_model = keras.saving.load_model(model)
+    rng = np.random.default_rng(5)
+    for shape in ((1, 5, 3), (1, 30, 3), (2, 30, 3), (2, 5, 3)):
+        series = rng.standard_normal(shape).astype("float32")
+        got = served.predict({"series": series})[0]
+        assert got.shape == (shape[0], 2)
+        assert np.max(np.abs(got - np.asarray(keras_model(series)))) <= 1e-4
+    with pytest.raises(ValueError, match=r"series \(1, 2, 3\)"):
+        served.predict({"series": np.zeros((1, 2, 3), "float32")})
+    series = rng.standard_normal((1, 5, 3)).astype("float32")
+    assert np.max(np.abs(served.predict({"series": series})[0] - np.asarray(keras_model(series)))) <= 1e-4
+    # Through the shipped handler, a too-short sequence is the request's fault: a 400 naming the shape.
+    fn = tmp_path / "fn"
+    copy_code(fn, ("lambda", "handler.py"))
+    (fn / "model").mkdir()
+    shutil.copyfile(job.out / "model.tflite", fn / "model" / "model.tflite")
+    (fn / "modelpack.json").write_text(json.dumps({
+        "name": "conv1d", "variant": "tflite-fp32", "task": "classification", "threads": 1, "max_batch": 4,
+        "load": "lazy", "model": {"path": "model/model.tflite", "sha256": hashlib.sha256(
+            (fn / "model" / "model.tflite").read_bytes()).hexdigest(), "in_layer": False},
+        "inputs": [{"name": "series", "shape": [None, None, 3], "dtype": "float32"}],
+        "outputs": [{"name": "output_0", "shape": [None, 2], "dtype": "float32"}]}))
+    handler = fresh_import(fn, "handler")
+    short = handler.handler({"instances": [[[0.0, 0.0, 0.0]] * 2]}, None)
+    assert short["statusCode"] == 400 and "(1, 2, 3)" in short["error"]
+    ok = handler.handler({"instances": series.tolist()}, None)
+    assert np.max(np.abs(np.asarray(ok["predictions"]) - np.asarray(keras_model(series)))) <= 1e-4
+
+
+def test_convnext_block_converts_to_onnx_without_nested_calls_or_erfc(tmp_path):
+    import keras
+    import onnx
+
+    model = grouped_conv(tmp_path / "grouped.keras")
+    job = StepJob("onnx-fp32", str(model), "keras3", str(tmp_path / "onnx-fp32"), options={"opset": 17})
+    res = run_jobs([job], tmp_path / "worker.log")[job.out_dir]
+    assert res["ok"], res.get("error")
+    ops = {n.op_type for n in onnx.load(str(job.out / "model.onnx")).graph.node}
+    assert "Conv" in ops and "Erf" in ops and not ops & {"StatefulPartitionedCall", "PartitionedCall", "Erfc"}
+    image = np.random.default_rng(6).standard_normal((2, 8, 8, 8)).astype("float32")
+    got = _runtime().load(str(job.out / "model.onnx")).predict({"image": image})[0]
+    assert np.max(np.abs(got - np.asarray(keras.saving.load_model(model)(image)))) <= 1e-4
