@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         earlier = {m["model"]: m for m in json.loads((args.out / "zoo.json").read_text())["models"]}
         merged = {**earlier, **fresh}
         models = [merged[n] for n in known if n in merged]
+    models = json.loads(json.dumps(models).replace(f"{work}/models/", ""))  # no machine paths in the results
     results = {"date": dt.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                f"Python {platform.python_version()}", "variants": list(variants), "models": models}
     (args.out / "zoo.json").write_text(json.dumps(finite(results), indent=1, allow_nan=False) + "\n")
