@@ -1,6 +1,6 @@
 """Conformance suite: which models modelpack builds, converts and serves.
 
-    python benchmarks/zoo.py                    # every model in benchmarks/zoo_models.py (long: an hour or more)
+    python benchmarks/zoo.py                    # every model in benchmarks/zoo_models.py (about 30 minutes on 2 cores)
     python benchmarks/zoo.py --quick            # three small models, two variants (what CI runs)
     python benchmarks/zoo.py --models lstm,two-outputs --out /tmp/zoo --readme
 
