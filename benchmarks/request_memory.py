@@ -9,7 +9,7 @@ VmHWM after minus VmRSS before. Lambda: the function's handler.handler with an H
 event's string, as API Gateway and Function URLs deliver it). Azure: the generated function_app's predict
 under 8 concurrent requests, each with its own body. Without --dist the digits example is built first
 (lambda-function and azure-functions targets, default limits: max_batch 64, 6 MB Lambda payload, 10 MB
-Azure body). --code DIR overlays the handler files of another checkout's layer_templates/ (to compare).
+Azure body). --code DIR overlays the handler files of another checkout's modelpack/serving/ (to compare).
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def run_case(kind: str, folder: Path, body: str, size: int, sample: list) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dist", type=Path, help="a built dist with lambda/function.zip and azure/functionapp")
-    parser.add_argument("--code", type=Path, help="layer_templates/ folder whose handler files to measure instead")
+    parser.add_argument("--code", type=Path, help="modelpack/serving/ folder whose handler files to measure instead")
     parser.add_argument("--label", default="", help="suffix of the results file name")
     args = parser.parse_args()
     import numpy as np

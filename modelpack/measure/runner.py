@@ -19,7 +19,7 @@ MARK = "MODELPACK_PROBE "
 
 def runtime_dir() -> str:
     """Folder of the shipped model_runtime.py (the same file the handlers carry)."""
-    return str(resources.files("modelpack.layer_templates") / "common")
+    return str(resources.files("modelpack.serving") / "common")
 
 
 def handler_runtime():

@@ -14,8 +14,8 @@ COMMON_FILES = ("model_runtime.py", "serving.py", "payload.py", "model_source.py
 
 
 def template_dir(name: str) -> Path:
-    """A folder of layer_templates/, shipped inside the installed package."""
-    return Path(str(resources.files("modelpack.layer_templates") / name))
+    """A folder of modelpack/serving/, shipped inside the installed package."""
+    return Path(str(resources.files("modelpack.serving") / name))
 
 
 def copy_code(dest: Path, entry: tuple[str, str]) -> None:

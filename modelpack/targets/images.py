@@ -1,6 +1,6 @@
 """`kind: lambda-image` and `kind: azure-image`: a self-contained build context, optionally built and smoke-tested.
 
-The context holds a Dockerfile rendered from layer_templates/, the same load-once handler as the zip targets,
+The context holds a Dockerfile rendered from modelpack/serving/, the same load-once handler as the zip targets,
 the model, and the runtime's site-packages installed here for the image's platform, so the image build
 needs no network. With `build: true` (or `modelpack build --images`) the image is built through the Docker
 SDK and a container with networking disabled serves one sample, compared with the selected variant.

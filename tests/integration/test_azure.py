@@ -79,7 +79,7 @@ def test_predictions_match_variant_and_health(dist, app):
 
     from tests.integration.test_lambda import SRC
 
-    sys.path.insert(0, str(SRC / "layer_templates" / "common"))
+    sys.path.insert(0, str(SRC / "modelpack" / "serving" / "common"))
     import model_runtime
 
     x = samples(4)

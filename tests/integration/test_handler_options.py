@@ -95,7 +95,7 @@ def _x(i: int = 0) -> list:
 
 
 def _expected(out: Path, x: list) -> np.ndarray:
-    sys.path.insert(0, str(SRC / "layer_templates" / "common"))
+    sys.path.insert(0, str(SRC / "modelpack" / "serving" / "common"))
     import model_runtime
 
     return model_runtime.load(str(out / "variants" / "tflite-int8.tflite")).predict({"image": np.asarray(x, np.float32)})[0]

@@ -70,7 +70,7 @@ def azure_app(built):
     app = built["tmp"] / "wwwroot"
     safe_extract(built["out"] / "lambda" / "function.zip", app)
     (app / "handler.py").unlink()
-    shutil.copyfile(ROOT / "layer_templates" / "azure" / "function_app.py", app / "function_app.py")
+    shutil.copyfile(ROOT / "modelpack" / "serving" / "azure" / "function_app.py", app / "function_app.py")
     config = json.loads((app / "modelpack.json").read_text())
     config["azure"] = {"route": "predict", "auth_level": "function", "app_name": None}
     config["payload_limit_bytes"] = 200_000

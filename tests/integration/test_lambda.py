@@ -73,7 +73,7 @@ def samples(n: int) -> np.ndarray:
 
 
 def variant_predictions(dist, x: np.ndarray) -> np.ndarray:
-    sys.path.insert(0, str(SRC / "layer_templates" / "common"))
+    sys.path.insert(0, str(SRC / "modelpack" / "serving" / "common"))
     import model_runtime
 
     model = model_runtime.load(str(dist["out"] / "variants" / (dist["variant"] + (".onnx" if "onnx" in dist["variant"] else ".tflite"))))

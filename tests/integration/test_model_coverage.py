@@ -31,7 +31,7 @@ from tests.redteam.test_hostile_events import fresh_import
 pytestmark = pytest.mark.slow
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 TFLITE = ["tflite-fp32", "tflite-dynamic", "tflite-fp16", "tflite-int8"]
-RUNTIME = Path(__file__).resolve().parents[2] / "layer_templates" / "common"
+RUNTIME = Path(__file__).resolve().parents[2] / "modelpack" / "serving" / "common"
 
 
 def _recipe(tmp: Path, name: str, model: Path, variants: list[str], **optimize) -> Path:
@@ -46,7 +46,7 @@ def _recipe(tmp: Path, name: str, model: Path, variants: list[str], **optimize) 
 
 
 def _runtime():
-    """The serving runtime the handlers ship (layer_templates/common/model_runtime.py)."""
+    """The serving runtime the handlers ship (modelpack/serving/common/model_runtime.py)."""
     sys.path.insert(0, str(RUNTIME))
     try:
         import model_runtime

@@ -84,7 +84,7 @@ def two_dist(models):
 def _runtime(dist: Path):
     import importlib.util
 
-    path = Path(__file__).resolve().parents[2] / "layer_templates" / "common" / "model_runtime.py"
+    path = Path(__file__).resolve().parents[2] / "modelpack" / "serving" / "common" / "model_runtime.py"
     spec = importlib.util.spec_from_file_location("_shapes_runtime", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

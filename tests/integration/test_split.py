@@ -143,7 +143,7 @@ def test_per_part_functions_run_through_the_state_machine(residual, tmp_path):
 
 
 def _variant_predictions(path: Path, name: str, x: np.ndarray) -> np.ndarray:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "layer_templates" / "common"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "modelpack" / "serving" / "common"))
     import model_runtime
 
     model = model_runtime.load(str(path))

@@ -81,7 +81,7 @@ def _imports(tree: ast.Module, name: str, is_package: bool, modules: set[str]) -
 
 
 def import_graph() -> dict[str, set[str]]:
-    files = {_module_name(p): p for p in PACKAGE.rglob("*.py") if "layer_templates" not in p.parts}
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py") if "serving" not in p.parts}
     modules = set(files)
     return {name: _imports(ast.parse(path.read_text()), name, path.name == "__init__.py", modules)
             for name, path in files.items()}

@@ -1,4 +1,4 @@
-"""The handlers' result cache (layer_templates/common/result_cache.py), without a server."""
+"""The handlers' result cache (modelpack/serving/common/result_cache.py), without a server."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from tests.conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "layer_templates" / "common"))
+sys.path.insert(0, str(ROOT / "modelpack" / "serving" / "common"))
 import result_cache  # noqa: E402
 
 
