@@ -39,3 +39,9 @@ class Reporter:
             self.info(f"{message} ...")
             yield
         self.info(f"{message}: done in {time.perf_counter() - t:.1f} s")
+
+    @contextlib.contextmanager
+    def stage(self, index: int, total: int, name: str, purpose: str) -> Iterator[None]:
+        """One stage of the build (1-based `index` of `total`); `purpose` is what the user reads."""
+        with self.step(f"[{index}/{total}] {purpose}"):
+            yield
