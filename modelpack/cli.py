@@ -5,58 +5,18 @@ Heavy modules are imported inside the commands, so `--help` and `validate` never
 
 from __future__ import annotations
 
-import functools
 import signal
 import sys
-import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from modelpack import __version__
-from modelpack.errors import EXIT_BUDGET, EXIT_INTERNAL, EXIT_OK, ModelpackError, Terminated, UsageError
+from modelpack.cache_cmd import cache_group
+from modelpack.cli_common import Settings, handle_errors, settings
+from modelpack.errors import EXIT_BUDGET, EXIT_OK, Terminated, UsageError
 from modelpack.jsonio import dumps_strict
 from modelpack.ui import COLOR_CHOICES
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(message, err=True)
-    sys.exit(code)
-
-
-def handle_errors(fn):
-    """Known errors print their sentence; anything else is a bug report hint, traceback only with --debug."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        debug = click.get_current_context().find_root().params.get("debug", False)
-        try:
-            return fn(*args, **kwargs)
-        except ModelpackError as exc:
-            if debug:
-                traceback.print_exc()
-            hint = f"\nHint: {exc.hint}" if exc.hint else ""
-            params = click.get_current_context().params
-            if params.get("json"):
-                click.echo(dumps_strict({"ok": False, "error": exc.message, "hint": exc.hint or None,
-                                         "exit_code": exc.exit_code}, sort_keys=True))
-            _fail(f"error: {exc.message}{hint}", exc.exit_code)
-        except KeyboardInterrupt:
-            _fail("interrupted: stopped and cleaned up; no output was changed.", 130)
-        except Terminated as exc:
-            _fail("terminated (SIGTERM): stopped and cleaned up; no output was changed.", exc.exit_code)
-        except Exception as exc:  # an internal fault: say so plainly
-            if debug:
-                traceback.print_exc()
-            _fail(
-                f"internal error: {type(exc).__name__}: {exc}\n"
-                "Hint: this is a modelpack bug or a tool failure; run again with --debug for the traceback "
-                "and include it in a bug report.",
-                EXIT_INTERNAL,
-            )
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MODELPACK"})
@@ -82,19 +42,6 @@ def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: bool, color: str)
         raise click.UsageError("-q and -v contradict each other; pass one.")
     ctx.obj = Settings(quiet=quiet, verbose=verbose, color=color)
     ctx.color = {"always": True, "never": False}.get(color)
-
-
-@dataclass
-class Settings:
-    """The group's options, which every command reads."""
-
-    quiet: bool = False
-    verbose: bool = False
-    color: str = "auto"
-
-
-def settings() -> Settings:
-    return click.get_current_context().find_object(Settings) or Settings()
 
 
 @cli.command()
@@ -158,19 +105,28 @@ def _reporter(quiet: bool = False):
 @cli.command()
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output directory [dist/<name>].")
-@click.option("--cache-dir", default=".modelpack-cache", show_default=True, type=click.Path(file_okay=False))
+@click.option("--cache-dir", type=click.Path(file_okay=False),
+              help="Step cache [.modelpack-cache next to RECIPE, or $XDG_CACHE_HOME/modelpack/builds].")
+@click.option("--cache-max-size", default="2GB", show_default=True,
+              help="After the build, remove least recently used cache entries beyond this size.")
 @click.option("--no-cache", is_flag=True, help="Rebuild every step; neither read nor write the cache.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the result line.")
 @click.option("--images", is_flag=True, help="Build and smoke-test image targets through the container engine.")
 @click.option("--json", is_flag=True, help="Print the result as one JSON object (progress stays on stderr).")
 @handle_errors
-def build(recipe: Path, out: Path | None, cache_dir: str, no_cache: bool, quiet: bool, images: bool,
-          json: bool) -> None:
+def build(recipe: Path, out: Path | None, cache_dir: str | None, cache_max_size: str, no_cache: bool, quiet: bool,
+          images: bool, json: bool) -> None:
     """Build RECIPE: convert, measure, check budgets, select, and write artifacts and reports."""
+    from modelpack import cache_admin
     from modelpack.pipeline.entry import build as run_build
 
-    report = run_build(recipe, out=out, cache_dir=None if no_cache else cache_dir, reporter=_reporter(quiet),
-                       images=images)
+    cap = cache_admin.parse_size(cache_max_size)
+    cache_root = Path(cache_dir) if cache_dir else cache_admin.default_cache_dir(recipe)
+    reporter = _reporter(quiet)
+    report = run_build(recipe, out=out, cache_dir=None if no_cache else cache_root, reporter=reporter, images=images)
+    if not no_cache and (pruned := cache_admin.prune(cache_root, cap)).removed:
+        reporter.info(f"cache over {cache_max_size}: removed {pruned.removed} least recently used entries "
+                      f"({cache_admin.human(pruned.freed)})")
     out_dir = out or Path("dist") / report.name
     if json:
         click.echo(dumps_strict({"ok": report.passed, "out": str(out_dir), "report": str(out_dir / "report.json"),
@@ -193,10 +149,11 @@ def build(recipe: Path, out: Path | None, cache_dir: str, no_cache: bool, quiet:
 @click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="With a model instead of a recipe: a .npz with arrays x (inputs) and y (labels).")
 @click.option("--variants", help="With a model: comma-separated variants to build [all].")
-@click.option("--cache-dir", default=".modelpack-cache", show_default=True, type=click.Path(file_okay=False))
+@click.option("--cache-dir", type=click.Path(file_okay=False),
+              help="Step cache [.modelpack-cache next to SOURCE, or $XDG_CACHE_HOME/modelpack/builds].")
 @click.option("--json", is_flag=True, help="Print the measurements as JSON.")
 @handle_errors
-def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir: str, json: bool) -> None:
+def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir: str | None, json: bool) -> None:
     """Convert and measure the variants of SOURCE (a recipe, or a model file) and print a comparison table.
 
     Writes nothing but the cache. `modelpack bench model.keras --data data.npz` needs no recipe.
@@ -213,7 +170,9 @@ def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir:
             recipe = source
         else:
             recipe = recipe_for_model(source, data_path, variants, Path(tmp))
-        report = run_bench(recipe, cache_dir=cache_dir, reporter=_reporter(json))
+        from modelpack.cache_admin import default_cache_dir
+
+        report = run_bench(recipe, cache_dir=cache_dir or default_cache_dir(source), reporter=_reporter(json))
     if json:
         click.echo(dumps_strict({"variants": report.variants, "selected": report.selected,
                                  "selection_reason": report.selection_reason, "search": report.search},
@@ -304,6 +263,9 @@ def invoke(dist: Path, events: tuple[str, ...], platform: str, json: bool, logs:
     if failures:
         raise HandlerRaisedError(f"the handler raised on {len(failures)} of {len(payloads)} event(s): "
                                  + "; ".join(failures))
+
+
+cli.add_command(cache_group)
 
 
 def _stop(signum: int, frame) -> None:
