@@ -83,8 +83,13 @@ class Reporter:
             yield
             self._progress.update(self._task, step="")
             return
-        if self.live:
-            with self.console.status(message):
+        if self.live:  # a step outside any stage: spinner and elapsed time, so a long one visibly runs
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                          console=self.console, transient=True) as progress:
+                progress.add_task(escape(message), total=None)
+                progress.refresh()
                 yield
         else:
             self.info(f"{message} ...")

@@ -21,7 +21,7 @@ from pathlib import Path
 from modelpack.limits import MB
 from modelpack.render import rows as R
 
-STYLE_VERSION = 2  # bump when the drawing changes, so cached PNGs are redrawn
+STYLE_VERSION = 3  # bump when the drawing changes, so cached PNGs are redrawn
 PASS, FAIL, BASE, CHOSEN, HANDLER = "#1a7f37", "#cf222e", "#6e7781", "#0969da", "#bc4c00"
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "h", "<", ">", "p", "*"]
 LATENCY_BUDGETS = {"max_p50_ms": ("p50", "-."), "max_p95_ms": ("p95", "--"), "max_p99_ms": ("p99", ":")}
@@ -123,17 +123,20 @@ def draw_scatter(data: dict, path: Path) -> None:
                    edgecolors="black", linewidths=2.2 if chosen else 0.6, zorder=3, label=label)
     xlim = _log_range([p["mb"] for p in points])
     ylim = _log_range([p["p50"] for p in points] + [p["p95"] for p in points])
+    above = sum(1 for k in LATENCY_BUDGETS if k in budgets and budgets[k] > ylim[1])
+    ylim = (ylim[0], ylim[1] * 1.8 ** above)  # headroom for the arrow labels of budgets above the data
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     _plain_log_ticks(ax.xaxis)
     _plain_log_ticks(ax.yaxis)
+    corners: dict[str, int] = {}
     if "max_zip_mb" in budgets:
-        _budget(ax, "x", budgets["max_zip_mb"], xlim, f"max_zip_mb {budgets['max_zip_mb']:g}", "-")
+        _budget(ax, "x", budgets["max_zip_mb"], xlim, f"max_zip_mb {budgets['max_zip_mb']:g}", "-", corners)
     for key, (_, style) in LATENCY_BUDGETS.items():
         if key in budgets:
-            _budget(ax, "y", budgets[key], ylim, f"{key} {budgets[key]:g}", style)
+            _budget(ax, "y", budgets[key], ylim, f"{key} {budgets[key]:g}", style, corners)
     ax.set_xlabel("zipped size (MB, log scale)")
     ax.set_ylabel("warm latency (ms, log): dot p50, bar to p95")
     ax.set_title(f"{data['title']}: size against latency (selected: {data['selected'] or 'none'})", fontsize=10)
@@ -143,28 +146,30 @@ def draw_scatter(data: dict, path: Path) -> None:
     _save(fig, path)
 
 
-def _budget(ax, axis: str, value: float, lim: tuple[float, float], label: str, style: str) -> None:
-    """A budget inside the plotted range is a line; one outside it is an arrow at the edge pointing to it."""
+def _budget(ax, axis: str, value: float, lim: tuple[float, float], label: str, style: str,
+            corners: dict[str, int]) -> None:
+    """A budget inside the plotted range is a line named in the legend; one outside it is an arrow label at
+    the edge it lies beyond (stacked when several do), so it never stretches the axes."""
     colour = "#8250df"
     if lim[0] <= value <= lim[1]:
         line = ax.axvline if axis == "x" else ax.axhline
-        line(value, color=colour, linestyle=style, linewidth=1.2)
-        xy = (value, 0.02) if axis == "x" else (0.01, value)
-        trans = ax.get_xaxis_transform() if axis == "x" else ax.get_yaxis_transform()
-        ax.annotate(label, xy, xycoords=trans, xytext=(3, 3), textcoords="offset points", fontsize=7, color=colour)
+        line(value, color=colour, linestyle=style, linewidth=1.2, label=label)
         return
     beyond = value > lim[1]
-    arrow = "→" if axis == "x" else "↑"
-    if not beyond:
-        arrow = "←" if axis == "x" else "↓"
-    text = f"{label} {arrow}" if beyond else f"{arrow} {label}"
-    if axis == "x":
-        ax.annotate(text, (1.0 if beyond else 0.0, 0.04), xycoords="axes fraction", ha="right" if beyond else "left",
-                    fontsize=7, color=colour, bbox={"boxstyle": "round", "fc": "white", "ec": colour, "lw": 0.6})
-    else:
-        ax.annotate(text, (0.99, 0.97 if beyond else 0.03), xycoords="axes fraction", ha="right",
-                    va="top" if beyond else "bottom", fontsize=7, color=colour,
-                    bbox={"boxstyle": "round", "fc": "white", "ec": colour, "lw": 0.6})
+    arrow = {("x", True): "→", ("x", False): "←", ("y", True): "↑", ("y", False): "↓"}[(axis, beyond)]
+    corner = f"{axis}{beyond}"
+    n = corners[corner] = corners.get(corner, 0) + 1
+    box = {"boxstyle": "round", "fc": "white", "ec": colour, "lw": 0.6}
+    if axis == "x":  # bottom edge, left or right
+        ax.annotate(f"{label} {arrow}" if beyond else f"{arrow} {label}", (1.0 if beyond else 0.0, 0.0),
+                    xycoords="axes fraction", xytext=(-4 if beyond else 4, 6 + 16 * (n - 1)),
+                    textcoords="offset points", ha="right" if beyond else "left", va="bottom", fontsize=7,
+                    color=colour, bbox=box)
+    else:  # right edge, top or bottom, above the x-axis labels
+        ax.annotate(f"{label} {arrow}", (1.0, 1.0 if beyond else 0.0), xycoords="axes fraction",
+                    xytext=(-4, (-6 - 16 * (n - 1)) if beyond else (24 + 16 * (n - 1))),
+                    textcoords="offset points", ha="right", va="top" if beyond else "bottom", fontsize=7,
+                    color=colour, bbox=box)
 
 
 # --- cold.png: cold start ---------------------------------------------------------------------------------

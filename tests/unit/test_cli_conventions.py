@@ -119,3 +119,11 @@ def test_first_invoke_says_what_it_downloads_and_where(tmp_path, monkeypatch):
     (tmp_path / "lambda-runtime" / "3.12").mkdir(parents=True)
     (tmp_path / "lambda-runtime" / "3.12" / ".complete").touch()
     assert len(invoke.tools_to_fetch("3.12", "x86_64")) == 1
+
+
+def test_a_step_outside_stages_shows_elapsed_time_on_a_terminal():
+    console = Console(file=io.StringIO(), width=120, force_terminal=True, color_system=None)
+    with Reporter(console).step("measuring keras"):
+        pass
+    out = console.file.getvalue()
+    assert "measuring keras" in out and "0:00:00" in out and "measuring keras: done in" in out
