@@ -25,7 +25,7 @@ from modelpack.ui import COLOR_CHOICES
 @click.option("-q", "--quiet", is_flag=True, help="Print only results and errors (no progress).")
 @click.option("-v", "--verbose", is_flag=True, help="Print every stage and step as a timestamped line, also on a terminal.")
 @click.option("--color", type=click.Choice(COLOR_CHOICES), default="auto", show_default=True,
-              help="Colour in progress and tables; auto: on a terminal unless NO_COLOR is set.")
+              help="Colour in progress output; auto: on a terminal unless NO_COLOR is set.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: bool, color: str) -> None:
     """Turn a trained Keras model into small, fast-starting, verified serverless artifacts.
