@@ -17,7 +17,7 @@ from modelpack.render import rows as R
 CSS = """
 :root{--pass:#1a7f37;--fail:#cf222e;--sel:#fff8c5;--line:#d0d7de;--muted:#57606a}
 *{box-sizing:border-box}
-body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;padding:1rem;max-width:72rem;
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;padding:1rem;max-width:92rem;
 color:#1f2328;background:#fff}
 h1{font-size:1.5rem;margin:.2rem 0 .6rem}h2{font-size:1.15rem;margin:1.6rem 0 .4rem;border-bottom:1px solid var(--line)}
 p{margin:.35rem 0}code{font-size:.9em;background:#f6f8fa;padding:0 .25em;border-radius:3px;word-break:break-all}
