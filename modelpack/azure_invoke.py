@@ -58,7 +58,11 @@ if calls and calls[0].get("concurrent"):
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
     [t.start() for t in threads]; [t.join() for t in threads]
 else:
-    results = [one(c) for c in calls]
+    import time
+    def timed(call):
+        t = time.perf_counter(); result = one(call)
+        return {**result, "ms": (time.perf_counter() - t) * 1e3}
+    results = [timed(c) for c in calls]
 print("MODELPACK_AZURE " + json.dumps({"results": results, "functions": sorted(functions),
                                        "loads": function_app.HOLDER.loads if function_app else 0}))
 """
@@ -102,6 +106,7 @@ class AzureApp:
                    PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1", OMP_NUM_THREADS="1")
         proc = subprocess.run([self.interpreter, "-S", "-c", _CALL], input=json.dumps(calls), capture_output=True,
                               text=True, env=env, cwd=self.root, timeout=300, check=False)
+        self.stderr = proc.stderr  # the app's log lines (`modelpack invoke --logs`)
         for line in proc.stdout.splitlines():
             if line.startswith("MODELPACK_AZURE "):
                 return json.loads(line[len("MODELPACK_AZURE "):])

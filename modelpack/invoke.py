@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -97,6 +98,17 @@ def _pip(args: list[str], what: str) -> None:
         raise TargetError(f"could not fetch {what} from the package index: {proc.stderr.strip()[-300:]}")
 
 
+def tools_to_fetch(python: str, arch: str) -> list[str]:
+    """What the first `invoke` downloads for this Python and architecture, and where it keeps it."""
+    todo = []
+    if not (CACHE / "rie" / SAM_CLI_VERSION / f"aws-lambda-rie-{arch}").exists():
+        todo.append(f"the aws-sam-cli {SAM_CLI_VERSION} wheel (a 48 MB download; only its Lambda Runtime "
+                    f"Interface Emulator binary, 9 MB, is kept) into {CACHE / 'rie'}")
+    if not (CACHE / "lambda-runtime" / python / ".complete").exists():
+        todo.append(f"awslambdaric and boto3 for Python {python} (about 40 MB) into {CACHE / 'lambda-runtime' / python}")
+    return todo
+
+
 def emulator(arch: str) -> Path:
     """The Runtime Interface Emulator binary, taken once from the aws-sam-cli wheel and cached."""
     binary = CACHE / "rie" / SAM_CLI_VERSION / f"aws-lambda-rie-{arch}"
@@ -165,6 +177,8 @@ class LambdaEmulator:
         safe_extract(dist / function["path"], self.task, budget)
         self.port = _free_port()
         self.proc: subprocess.Popen | None = None
+        self._lines: list[str] = []  # the emulator's and the handler's output, read as it comes
+        self._seen = 0
 
     def __enter__(self) -> LambdaEmulator:
         ric = runtime_client(self.python, self.interpreter)
@@ -177,6 +191,8 @@ class LambdaEmulator:
              "handler.handler"],
             cwd=self.task, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
+        self._reader = threading.Thread(target=self._read_output, daemon=True)
+        self._reader.start()
         deadline = time.time() + 30
         while time.time() < deadline:
             with socket.socket() as s:
@@ -197,10 +213,20 @@ class LambdaEmulator:
             raise TargetError(f"invoking through the emulator failed: {exc}") from None
         return json.loads(body), (time.perf_counter() - t) * 1e3
 
+    def _read_output(self) -> None:
+        """Collect the output line by line (also keeps a chatty handler from filling the pipe and blocking)."""
+        assert self.proc is not None and self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self._lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def new_log_lines(self, settle_s: float = 0.1) -> list[str]:
+        """The output lines written since the last call (the runtime's START/END/REPORT and the handler's)."""
+        time.sleep(settle_s)  # the runtime prints END/REPORT just after it answers
+        lines, self._seen = self._lines[self._seen:], len(self._lines)
+        return lines
+
     def logs(self) -> str:
-        if self.proc is None or self.proc.stdout is None:
-            return ""
-        return self.proc.stdout.read().decode(errors="replace") if self.proc.poll() is not None else ""
+        return "\n".join(self._lines)
 
     def __exit__(self, *exc) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -210,6 +236,7 @@ class LambdaEmulator:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+            self._reader.join(5)
 
 
 class SplitChain:

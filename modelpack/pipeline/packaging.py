@@ -6,13 +6,15 @@ import shutil
 from pathlib import Path
 
 from modelpack.cache import Cache, cache_key
-from modelpack.chart import write_chart, write_html, write_memory_chart
 from modelpack.errors import TargetError
 from modelpack.jsonio import dumps_strict
 from modelpack.output import normalize_modes, sha256_file, write_manifest
 from modelpack.pipeline.context import BuildContext
 from modelpack.pipeline.state import BuildState
-from modelpack.report import BuildReport, to_markdown
+from modelpack.render.charts import write_charts
+from modelpack.render.html import to_html
+from modelpack.render.markdown import to_markdown
+from modelpack.report import BuildReport
 from modelpack.targets import TARGETS
 from modelpack.targets import catalog as _catalog  # noqa: F401  (registers every target)
 
@@ -80,9 +82,11 @@ def build_targets(ctx: BuildContext, report: BuildReport, staging: Path) -> None
 
 
 def write_reports(report: BuildReport, out_dir: Path, budgets: dict, cache: Cache | None) -> None:
-    """report.json, report.md, and report.html with its charts report.png and memory.png (drawn through `cache`)."""
-    (out_dir / "report.json").write_text(dumps_strict(report.to_json(), indent=2, sort_keys=True) + "\n")
-    (out_dir / "report.md").write_text(to_markdown(report))
-    chart = write_chart(report, out_dir / "report.png", budgets, cache)
-    write_memory_chart(report, out_dir / "memory.png", cache)
-    write_html(report, out_dir / "report.html", chart)
+    """report.json, report.md, the charts (report.png, cold.png, memory.png, drawn through `cache`) and
+    report.html with the charts inside it; every one rendered from the JSON document, the stable contract
+    (which lists every budget with its limit, so `budgets` is not needed to draw them)."""
+    doc = report.to_json()
+    (out_dir / "report.json").write_text(dumps_strict(doc, indent=2, sort_keys=True) + "\n")
+    (out_dir / "report.md").write_text(to_markdown(doc))
+    charts = write_charts(doc, out_dir, cache)
+    (out_dir / "report.html").write_text(to_html(doc, charts))

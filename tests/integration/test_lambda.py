@@ -249,3 +249,19 @@ def test_invoke_refuses_zip_slip(tmp_path):
     with pytest.raises(UsageError, match="outside the extraction directory"):
         safe_extract(evil, Path(tempfile.mkdtemp(dir=tmp_path)))
     assert not (tmp_path / "outside.txt").exists()
+
+
+def test_invoke_cli_json_lines_from_stdin_with_logs(tflite_dist):
+    """`invoke --json --logs --event -`: one JSON object per event on stdout (jq reads it), logs on stderr."""
+    x = samples(2).tolist()
+    events = json.dumps({"instances": x[:1]}) + "\n" + json.dumps({"instances": x[1:]}) + "\n"
+    result = CliRunner().invoke(cli, ["invoke", str(tflite_dist["out"]), "--event", "-", "--json", "--logs"],
+                                input=events)
+    assert result.exit_code == 0, result.output
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [a["event"] for a in answers] == ["stdin:1", "stdin:2"]
+    assert [a["cold"] for a in answers] == [True, False] and all(a["status"] == "ok" for a in answers)
+    assert all(a["ms"] > 0 and len(a["response"]["predictions"]) == 1 for a in answers)
+    logged = [json.loads(line[5:]) for line in result.stderr.splitlines() if line.startswith("log: {")]
+    assert [entry["cold"] for entry in logged] == [True, False]  # the handler's own metric lines
+    assert "log: START RequestId" in result.stderr

@@ -38,5 +38,6 @@ def test_memory_table_chart_and_auto_size(tmp_path):
     template = yaml.safe_load((out / "lambda" / "template.yaml").read_text())
     assert template["Resources"]["ModelFunction"]["Properties"]["MemorySize"] == rec["balanced"]
     md = (out / "report.md").read_text()
-    assert "### Memory size and cost" in md and "CPU share emulated" in md and "memory.png" in md
+    assert "### Memory size and cost" in md and "CPU share emulated" in md and "memory.png" not in md
+    assert "id='memory-chart'><img src='data:image/png;base64," in (out / "report.html").read_text()
     assert (out / "memory.png").read_bytes()[:4] == b"\x89PNG"
