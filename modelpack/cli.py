@@ -163,7 +163,7 @@ def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir:
             recipe = recipe_for_model(source, data_path, variants, Path(tmp))
         report = run_bench(recipe, cache_dir=cache_dir, reporter=_reporter(as_json))
     if as_json:
-        click.echo(dumps_strict({"variants": report.variants, "selected": report.selected,
+        click.echo(dumps_strict({"variants": [v.to_json() for v in report.variants], "selected": report.selected,
                                  "selection_reason": report.selection_reason, "search": report.search},
                                 indent=2, sort_keys=True))
         return

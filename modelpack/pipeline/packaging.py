@@ -17,8 +17,9 @@ from modelpack.targets import TARGETS
 from modelpack.targets import catalog as _catalog  # noqa: F401  (registers every target)
 
 
-def package(state: BuildState, report: BuildReport, staging: Path, images: bool) -> None:
-    """Write everything the report describes into `staging` (the output folder being built)."""
+def package(state: BuildState) -> None:
+    """Write everything the report describes into `state.staging` (the output folder being built)."""
+    report, staging, images = state.report, state.staging, state.images
     cache = state.cache if state.cache.enabled else None
     ctx = BuildContext(state.recipe, state.recipe_path, state.model, state.info, state.samples, state.work, report,
                        reporter=state.reporter, cache=cache, versions_key=cache_key(state.versions),
@@ -36,13 +37,12 @@ def package(state: BuildState, report: BuildReport, staging: Path, images: bool)
 def copy_variants(ctx: BuildContext, report: BuildReport, staging: Path) -> None:
     """Every converted variant that measured ok, under variants/; the report names it by its path there."""
     for v in report.variants:
-        if v["status"] == "ok" and v["name"] != "keras":
-            dest = staging / "variants" / f"{v['name']}{Path(v['file']).suffix}"
+        if v.ok and v.name != "keras":
+            dest = staging / "variants" / f"{v.name}{v.file.suffix}"
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(v["file"], dest)
-            ctx.variant_files[v["name"]] = dest
-            v["path"] = dest.relative_to(staging).as_posix()
-        v.pop("file", None)
+            shutil.copyfile(v.file, dest)
+            ctx.variant_files[v.name] = dest
+            v.path = dest.relative_to(staging).as_posix()
 
 
 def copy_split_parts(ctx: BuildContext, report: BuildReport, staging: Path) -> None:
