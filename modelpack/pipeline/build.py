@@ -21,28 +21,35 @@ from modelpack.ui import Reporter
 # Set before the first stage runs.
 GIVEN = ("recipe_path", "recipe", "reporter", "cache", "versions", "work", "staging", "images")
 
+# What the job runner reads for a step after the data stage (modelpack.pipeline.jobs): the model it converts,
+# the sample files the step declares and their digests.
+JOB_DATA = ("data_sha", "calib_npz", "eval_npz", "baseline_dir", "train_npz")
+JOB_INPUTS = ("source", *JOB_DATA)
+# What measuring a model file reads (BuildState.probe_spec) besides the recipe.
+PROBE_INPUTS = ("model", "info", "eval_npz")
+
 STAGES: tuple[Stage, ...] = (
     Stage("model", "check the model file and the data", ("recipe",), ("model", "arrays"), stages.load_model),
     Stage("inspect", "read the model's inputs and outputs", ("model",), ("info", "scored"), stages.inspect),
-    Stage("data", "split the samples and run the float model on them", ("info", "arrays"),
+    Stage("data", "split the samples and run the float model on them", ("model", "info", "arrays"),
           ("samples", "eval_npz", "calib_npz", "train_npz", "data_sha", "baseline_dir"), stages.prepare_data),
-    Stage("source", "choose the model variants come from (Keras 3 port, pruning)",
-          ("model", "samples", "data_sha"), ("source", "source_baseline_dir", "prune_details", "port_note"),
-          stages.source_model),
-    Stage("convert", "convert the variants", ("source", "data_sha"), ("converted",), stages.convert),
+    Stage("source", "choose the model variants come from (Keras 3 port, pruning)", ("model", *JOB_DATA),
+          ("source", "source_baseline_dir", "prune_details", "port_note"), stages.source_model),
+    Stage("convert", "convert the variants", JOB_INPUTS, ("converted",), stages.convert),
     Stage("measure", "measure size, accuracy, fidelity, latency and cold start of every variant",
-          ("converted", "baseline_dir", "source_baseline_dir", "samples", "scored"), ("variants",),
-          measuring.measure),
-    Stage("judge", "check budgets, search INT8 settings, select a variant", ("variants",),
+          ("converted", "samples", "scored", "data_sha", "prune_details", "baseline_dir", "source_baseline_dir",
+           *PROBE_INPUTS), ("variants",), measuring.measure),
+    Stage("judge", "check budgets, search INT8 settings, select a variant",
+          ("variants", "info", "scored", "source_baseline_dir", *JOB_INPUTS, *PROBE_INPUTS),
           ("variants", "search", "selection"), judging.judge),
-    Stage("memory", "time the selected variant at each memory size", ("variants", "selection"), ("memory",),
-          memory_tuning.tune_memory),
-    Stage("split", "split the selected variant into parts", ("selection",), ("split", "split_outputs"),
-          splitting.split),
-    Stage("report", "assemble the report", ("variants", "search", "selection", "memory", "split", "port_note",
-                                            "prune_details"), ("report",), assemble.assemble),
-    Stage("package", "write the variants, targets and reports", ("report", "split_outputs", "staging"), (),
-          packaging.package),
+    Stage("memory", "time the selected variant at each memory size", ("variants", "selection", *PROBE_INPUTS),
+          ("memory",), memory_tuning.tune_memory),
+    Stage("split", "split the selected variant into parts", ("selection", "samples", "scored", *JOB_INPUTS),
+          ("split", "split_outputs"), splitting.split),
+    Stage("report", "assemble the report", ("model", "info", "samples", "variants", "search", "selection", "memory",
+                                            "split", "port_note", "prune_details"), ("report",), assemble.assemble),
+    Stage("package", "write the variants, targets and reports",
+          ("report", "model", "info", "samples", "split_outputs"), (), packaging.package),
 )
 MEASURE_ONLY = STAGES[:-1]
 
