@@ -15,6 +15,7 @@ from modelpack.pipeline.state import BuildState
 from modelpack.report import BuildReport, to_markdown
 from modelpack.targets import TARGETS
 from modelpack.targets import catalog as _catalog  # noqa: F401  (registers every target)
+from modelpack.targets.base import build_order
 
 
 def package(state: BuildState) -> None:
@@ -58,8 +59,7 @@ def copy_split_parts(ctx: BuildContext, report: BuildReport, staging: Path) -> N
 
 def build_targets(ctx: BuildContext, report: BuildReport, staging: Path) -> None:
     """Every target of the recipe, layers before the functions that use them; none when nothing was selected."""
-    order = TARGETS.names()
-    targets = sorted(ctx.recipe.targets, key=lambda t: order.index(t.kind))
+    targets = build_order(ctx.recipe.targets, {name: TARGETS.get(name) for name in TARGETS.names()})
     if targets and report.selected is None:
         report.notes.append(f"Targets not built ({', '.join(t.identity() for t in targets)}): no variant "
                             "meets every budget, so there is nothing to package.")
