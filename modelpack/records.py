@@ -6,6 +6,7 @@ reads that form back.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,32 @@ class Int8Setting:
     @classmethod
     def from_trial(cls, d: dict) -> Int8Setting:
         return cls(d.get("calibration"), d["per_channel"])
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """A file a target wrote, as report.json's `artifacts` lists it (`path` relative to the output folder)."""
+
+    target: str
+    path: str
+    sha256: str
+    size_bytes: int
+    unzipped_bytes: int | None = None
+    details: dict = field(default_factory=dict)  # what the target reports about it; absent from JSON when empty
+
+    def to_json(self) -> dict:
+        out = {"target": self.target, "path": self.path, "sha256": self.sha256, "size_bytes": self.size_bytes,
+               "unzipped_bytes": self.unzipped_bytes}
+        return {**out, "details": self.details} if self.details else out
+
+    @classmethod
+    def from_json(cls, d: dict) -> ArtifactRecord:
+        return cls(d["target"], d["path"], d["sha256"], d["size_bytes"], d.get("unzipped_bytes"), d.get("details") or {})
+
+    @classmethod
+    def read_all(cls, report_json: Path) -> list[ArtifactRecord]:
+        """The artifacts a build's report.json lists."""
+        return [cls.from_json(a) for a in json.loads(report_json.read_text())["artifacts"]]
 
 
 @dataclass

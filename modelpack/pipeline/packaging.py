@@ -12,6 +12,7 @@ from modelpack.jsonio import dumps_strict
 from modelpack.output import normalize_modes, sha256_file, write_manifest
 from modelpack.pipeline.context import BuildContext
 from modelpack.pipeline.state import BuildState
+from modelpack.records import ArtifactRecord
 from modelpack.report import BuildReport, to_markdown
 from modelpack.targets import TARGETS
 from modelpack.targets import catalog as _catalog  # noqa: F401  (registers every target)
@@ -74,9 +75,8 @@ def build_targets(ctx: BuildContext, report: BuildReport, staging: Path) -> None
                 raise TargetError(exc.message if exc.message.startswith(prefix) else prefix + exc.message) from None
             for art in artifacts:
                 path = staging / art.path
-                report.artifacts.append({"target": art.target, "path": art.path, "sha256": sha256_file(path),
-                                         "size_bytes": path.stat().st_size, "unzipped_bytes": art.unzipped_bytes,
-                                         **({"details": art.details} if art.details else {})})
+                report.artifacts.append(ArtifactRecord(art.target, art.path, sha256_file(path), path.stat().st_size,
+                                                       art.unzipped_bytes, art.details or {}).to_json())
 
 
 def write_reports(report: BuildReport, out_dir: Path, budgets: dict, cache: Cache | None) -> None:
