@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from modelpack.records import ArtifactRecord, Int8Setting, StepResult, VariantRecord
 from modelpack.recipe.models import Int8Spec
+from modelpack.records import ArtifactRecord, Int8Setting, StepResult, VariantRecord
 from modelpack.report import SCHEMA_VERSION, BuildReport
 
 
