@@ -160,7 +160,7 @@ class LambdaEmulator:
                              f"for {interpreters.host_python()} or install python{self.python}.")
         self.opt, self.task = workdir / "opt", workdir / "task"
         budget = UnzipBudget()
-        for archive in (layer["path"], *extra_layers):
+        for archive in (layer.path, *extra_layers):
             safe_extract(dist / archive, self.opt, budget)
         safe_extract(dist / function, self.task, budget)
         self.port = _free_port()
