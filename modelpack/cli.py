@@ -174,7 +174,7 @@ def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir:
 
         report = run_bench(recipe, cache_dir=cache_dir or default_cache_dir(source), reporter=_reporter(json))
     if json:
-        click.echo(dumps_strict({"variants": report.variants, "selected": report.selected,
+        click.echo(dumps_strict({"variants": [v.to_json() for v in report.variants], "selected": report.selected,
                                  "selection_reason": report.selection_reason, "search": report.search},
                                 indent=2, sort_keys=True))
         return

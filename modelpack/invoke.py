@@ -25,6 +25,7 @@ from typing import BinaryIO
 
 from modelpack import interpreters, limits
 from modelpack.errors import TargetError, UsageError
+from modelpack.records import ArtifactRecord
 from modelpack.targets.handler_check import handler_env
 
 SAM_CLI_VERSION = "1.170.0"  # the wheel that carries the emulator binaries
@@ -157,12 +158,11 @@ class LambdaEmulator:
     """The emulator running one extracted function + layer; `invoke(event)` posts to it."""
 
     def __init__(self, dist: Path, workdir: Path, function: str = "lambda/function.zip", extra_layers: tuple = ()):
-        report = json.loads((dist / "report.json").read_text())
-        layer = next((a for a in report["artifacts"] if a["target"] == "lambda-layer"), None)
-        function = next((a for a in report["artifacts"] if a["path"] == function), None)
-        if function is None or layer is None:
+        artifacts = ArtifactRecord.read_all(dist / "report.json")
+        layer = next((a for a in artifacts if a.target == "lambda-layer"), None)
+        if layer is None or not any(a.path == function for a in artifacts):
             raise UsageError(f"{dist}: no Lambda layer and function here; add lambda-layer and lambda-function targets.")
-        self.python, self.arch = layer["details"]["python"], layer["details"]["arch"]
+        self.python, self.arch = layer.details["python"], layer.details["arch"]
         if self.arch != interpreters.host_arch():
             raise UsageError(f"the layer is built for {self.arch} but this machine is {interpreters.host_arch()}; "
                              f"build a twin with `arch: {interpreters.host_arch()}` to check it here.")
@@ -172,9 +172,9 @@ class LambdaEmulator:
                              f"for {interpreters.host_python()} or install python{self.python}.")
         self.opt, self.task = workdir / "opt", workdir / "task"
         budget = UnzipBudget()
-        for archive in (layer["path"], *extra_layers):
+        for archive in (layer.path, *extra_layers):
             safe_extract(dist / archive, self.opt, budget)
-        safe_extract(dist / function["path"], self.task, budget)
+        safe_extract(dist / function, self.task, budget)
         self.port = _free_port()
         self.proc: subprocess.Popen | None = None
         self._lines: list[str] = []  # the emulator's and the handler's output, read as it comes
@@ -244,15 +244,14 @@ class SplitChain:
     emulator per part driven by the generated state machine (Task, Choice on `error`, Pass, Fail)."""
 
     def __init__(self, dist: Path, workdir: Path):
-        report = json.loads((dist / "report.json").read_text())
-        arts = [a for a in report["artifacts"] if a["target"] == "lambda-split"]
+        arts = [a for a in ArtifactRecord.read_all(dist / "report.json") if a.target == "lambda-split"]
         if not arts:
             raise UsageError(f"{dist}: no split model here; add optimize.split and a lambda-split target.")
         self.dist, self.workdir = dist, workdir
-        self.single = any(a["path"].endswith("/function.zip") for a in arts)
-        self.layers = tuple(a["path"] for a in arts if (a.get("details") or {}).get("kind") == "model-layer")
-        self.parts = {a["details"]["function"]: a["path"] for a in arts if (a.get("details") or {}).get("function")}
-        asl = next((a["path"] for a in arts if a["path"].endswith(".asl.json")), None)
+        self.single = any(a.path.endswith("/function.zip") for a in arts)
+        self.layers = tuple(a.path for a in arts if a.details.get("kind") == "model-layer")
+        self.parts = {a.details["function"]: a.path for a in arts if a.details.get("function")}
+        asl = next((a.path for a in arts if a.path.endswith(".asl.json")), None)
         self.machine = json.loads((dist / asl).read_text()) if asl else None
         self.emulators: dict = {}
 

@@ -11,16 +11,19 @@ from modelpack.jsonio import dumps_strict
 from modelpack.output import normalize_modes, sha256_file, write_manifest
 from modelpack.pipeline.context import BuildContext
 from modelpack.pipeline.state import BuildState
+from modelpack.records import ArtifactRecord
 from modelpack.render.charts import write_charts
 from modelpack.render.html import to_html
 from modelpack.render.markdown import to_markdown
 from modelpack.report import BuildReport
 from modelpack.targets import TARGETS
 from modelpack.targets import catalog as _catalog  # noqa: F401  (registers every target)
+from modelpack.targets.base import build_order
 
 
-def package(state: BuildState, report: BuildReport, staging: Path, images: bool) -> None:
-    """Write everything the report describes into `staging` (the output folder being built)."""
+def package(state: BuildState) -> None:
+    """Write everything the report describes into `state.staging` (the output folder being built)."""
+    report, staging, images = state.report, state.staging, state.images
     cache = state.cache if state.cache.enabled else None
     ctx = BuildContext(state.recipe, state.recipe_path, state.model, state.info, state.samples, state.work, report,
                        reporter=state.reporter, cache=cache, versions_key=cache_key(state.versions),
@@ -38,13 +41,12 @@ def package(state: BuildState, report: BuildReport, staging: Path, images: bool)
 def copy_variants(ctx: BuildContext, report: BuildReport, staging: Path) -> None:
     """Every converted variant that measured ok, under variants/; the report names it by its path there."""
     for v in report.variants:
-        if v["status"] == "ok" and v["name"] != "keras":
-            dest = staging / "variants" / f"{v['name']}{Path(v['file']).suffix}"
+        if v.ok and v.name != "keras":
+            dest = staging / "variants" / f"{v.name}{v.file.suffix}"
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(v["file"], dest)
-            ctx.variant_files[v["name"]] = dest
-            v["path"] = dest.relative_to(staging).as_posix()
-        v.pop("file", None)
+            shutil.copyfile(v.file, dest)
+            ctx.variant_files[v.name] = dest
+            v.path = dest.relative_to(staging).as_posix()
 
 
 def copy_split_parts(ctx: BuildContext, report: BuildReport, staging: Path) -> None:
@@ -60,8 +62,7 @@ def copy_split_parts(ctx: BuildContext, report: BuildReport, staging: Path) -> N
 
 def build_targets(ctx: BuildContext, report: BuildReport, staging: Path) -> None:
     """Every target of the recipe, layers before the functions that use them; none when nothing was selected."""
-    order = TARGETS.names()
-    targets = sorted(ctx.recipe.targets, key=lambda t: order.index(t.kind))
+    targets = build_order(ctx.recipe.targets, {name: TARGETS.get(name) for name in TARGETS.names()})
     if targets and report.selected is None:
         report.notes.append(f"Targets not built ({', '.join(t.identity() for t in targets)}): no variant "
                             "meets every budget, so there is nothing to package.")
@@ -76,9 +77,8 @@ def build_targets(ctx: BuildContext, report: BuildReport, staging: Path) -> None
                 raise TargetError(exc.message if exc.message.startswith(prefix) else prefix + exc.message) from None
             for art in artifacts:
                 path = staging / art.path
-                report.artifacts.append({"target": art.target, "path": art.path, "sha256": sha256_file(path),
-                                         "size_bytes": path.stat().st_size, "unzipped_bytes": art.unzipped_bytes,
-                                         **({"details": art.details} if art.details else {})})
+                report.artifacts.append(ArtifactRecord(art.target, art.path, sha256_file(path), path.stat().st_size,
+                                                       art.unzipped_bytes, art.details or {}).to_json())
 
 
 def write_reports(report: BuildReport, out_dir: Path, budgets: dict, cache: Cache | None) -> None:

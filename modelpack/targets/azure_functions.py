@@ -74,5 +74,4 @@ class AzureFunctionsTarget(Target):
         if not any(fits.values()):
             ctx.report.notes.append(f"{spec.identity()}: the model's peak memory ({peak} MB + {HEADROOM_MB} MB worker "
                                     "headroom) fits no Flex Consumption instance size; use Premium or Dedicated.")
-        ctx.built["azure-functions"] = {"dir": app, "spec": spec, "interpreter": interpreter, "can_run": can_run}
         return [Artifact(self.NAME, "azure/functionapp.zip", unzipped, info)]

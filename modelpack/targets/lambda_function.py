@@ -21,12 +21,13 @@ class LambdaFunctionTarget(Target):
 
     NAME = "lambda-function"
     Spec = LambdaFunctionSpec
+    USES = ("lambda-layer",)  # its runtime, and the model with model_in: layer
 
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:
         spec: LambdaFunctionSpec = self.spec  # type: ignore[assignment]
         model = ctx.selected_file
-        layer = ctx.built.get("lambda-layer")
-        in_layer = bool(layer and layer["spec"].model_in == "layer")
+        layer = ctx.layer
+        in_layer = bool(layer and layer.spec.model_in == "layer")
         if in_layer and spec.model_source:
             raise TargetError("lambda-function: model_source downloads the model at cold start, but the lambda-layer "
                               "target carries it (model_in: layer); drop one of the two.")
@@ -38,11 +39,11 @@ class LambdaFunctionTarget(Target):
                                               **serving_options.config(spec)})
         extras = serving_options.extra_packages(spec)
         if extras:
-            python, arch = (layer["spec"].python, layer["spec"].arch) if layer else ("3.12", "x86_64")
+            python, arch = (layer.spec.python, layer.spec.arch) if layer else ("3.12", "x86_64")
             sitepackages.install_extra(fn, extras, python, arch, limits.LAMBDA_RUNTIMES[python][1])
         uploaded = serving_options.upload(spec.model_source, model) if spec.upload and spec.model_source else None
         unzipped = tree_bytes(fn)
-        total = unzipped + (layer["unzipped_bytes"] if layer else 0)
+        total = unzipped + (layer.unzipped_bytes if layer else 0)
         zip_path = ctx.zip_tree(fn, out_dir / "lambda" / "function.zip")
         errors, warnings = lambda_limits.check(total, {"function.zip": zip_path.stat().st_size}, layers=1 if layer else 0)
         if errors:
@@ -55,7 +56,7 @@ class LambdaFunctionTarget(Target):
         if layer is None:
             ctx.report.notes.append("lambda-function: no lambda-layer target in this recipe; attach a layer with "
                                     "numpy and the inference runtime when deploying.")
-        elif layer["can_run"]:
+        elif layer.can_run:
             sample = served.sample(ctx)
             extra_env = {}
             if spec.model_source:  # checked from a verified local copy; the download itself needs the cloud
@@ -63,7 +64,7 @@ class LambdaFunctionTarget(Target):
                 serving_options.seed_local_copy(model, config["model"]["sha256"], seeded)
                 extra_env["MODELPACK_MODEL_DIR"] = str(seeded)
             try:
-                check = handler_check.cold_start(fn, layer["dir"], layer["interpreter"], sample, extra_env=extra_env)
+                check = handler_check.cold_start(fn, layer.dir, layer.interpreter, sample, extra_env=extra_env)
             except RuntimeError as exc:
                 raise TargetError(str(exc)) from None
             names = [o["name"] for o in ctx.info["outputs"]]

@@ -66,13 +66,14 @@ class LambdaSplitTarget(Target):
 
     NAME = "lambda-split"
     Spec = LambdaSplitSpec
+    NEEDS = ("lambda-layer",)  # the part functions run on its runtime
 
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:
         spec: LambdaSplitSpec = self.spec  # type: ignore[assignment]
         split = ctx.report.split
         if not split or split.get("status") != "ok":
             raise TargetError("lambda-split: there are no parts to package; add optimize.split to the recipe.")
-        layer = ctx.built.get("lambda-layer")
+        layer = ctx.layer
         if layer is None:
             raise TargetError("lambda-split: add a lambda-layer target; the part functions run on its runtime.")
         parts = [dict(p, local=ctx.split_files[p["part"]]) for p in split["parts"]]
@@ -119,7 +120,7 @@ class LambdaSplitTarget(Target):
                                    self._options(spec, final=True), parts=entries)
         path = ctx.zip_tree(fn, out_dir / DIR / "function.zip")
         zips[path.name] = path.stat().st_size
-        total = tree_bytes(fn) + layer["unzipped_bytes"] + sum(a.unzipped_bytes or 0 for a in artifacts)
+        total = tree_bytes(fn) + layer.unzipped_bytes + sum(a.unzipped_bytes or 0 for a in artifacts)
         layers = 1 + (len(parts) if in_layers else 0)
         errors, warnings = lambda_limits.check(total, zips, layers=layers)
         if errors:
@@ -127,7 +128,7 @@ class LambdaSplitTarget(Target):
         ctx.report.notes += [f"lambda-split: {w}." for w in warnings]
         details = {"layout": "single", "parts_in": spec.parts_in, "parts": len(parts), "unzipped_total_bytes": total,
                    "layers": layers, "handler": "handler.handler"}
-        if layer["can_run"]:
+        if layer.can_run:
             details["handler_check"] = self._check(ctx, fn, layer, work, [a for a in artifacts], out_dir)
         artifacts.insert(0, Artifact(self.NAME, f"{DIR}/function.zip", tree_bytes(fn), details))
         artifacts.append(self._template(ctx, spec, layer, out_dir, parts, single=True))
@@ -137,12 +138,12 @@ class LambdaSplitTarget(Target):
         """Cold start of the chaining handler in fresh processes; its answer must equal the verified chain's."""
         opt = work / "opt"
         opt.mkdir()
-        (opt / "python").symlink_to(Path(layer["dir"]) / "python", target_is_directory=True)
+        (opt / "python").symlink_to(Path(layer.dir) / "python", target_is_directory=True)
         for art in part_layers:
             shutil.unpack_archive(out_dir / art.path, opt, "zip")
         sample = served.sample(ctx)
         try:
-            check = handler_check.cold_start(fn, opt, layer["interpreter"], sample)
+            check = handler_check.cold_start(fn, opt, layer.interpreter, sample)
         except RuntimeError as exc:
             raise TargetError(f"lambda-split: {exc}") from None
         expected = np.load(ctx.split_outputs)["out_0"][:1].astype(np.float64)
@@ -165,7 +166,7 @@ class LambdaSplitTarget(Target):
             handler_files.write(ctx, fn, ("lambda", "handler.py"), model_in_layer=False, model=p["local"],
                                 options=self._options(spec, final), inputs=inputs, outputs=outputs, part=k)
             path = ctx.zip_tree(fn, out_dir / DIR / f"part{k}.zip")
-            total = tree_bytes(fn) + layer["unzipped_bytes"]
+            total = tree_bytes(fn) + layer.unzipped_bytes
             errors, warnings = lambda_limits.check(total, {path.name: path.stat().st_size}, layers=1)
             if errors:
                 raise TargetError(f"lambda-split: part {k}: {errors[0]}.")
@@ -180,11 +181,11 @@ class LambdaSplitTarget(Target):
         return artifacts
 
     def _template(self, ctx, spec, layer, out_dir: Path, parts: list[dict], single: bool) -> Artifact:
-        python, arch = layer["spec"].python, layer["spec"].arch
+        python, arch = layer.spec.python, layer.spec.arch
         base = {"Handler": "handler.handler", "Runtime": f"python{python}", "Architectures": [arch],
                 "MemorySize": spec.memory_mb, "Timeout": spec.timeout_s, "Layers": [{"Ref": "RuntimeLayer"}]}
         resources: dict = {"RuntimeLayer": {"Type": "AWS::Serverless::LayerVersion", "Properties": {
-            "LayerName": f"{ctx.recipe.name}-{layer['runtime'].name}", "ContentUri": "../layer.zip",
+            "LayerName": f"{ctx.recipe.name}-{layer.runtime.name}", "ContentUri": "../layer.zip",
             "CompatibleRuntimes": [f"python{python}"], "CompatibleArchitectures": [arch]}}}
         if single:
             fn = {**base, "CodeUri": "function.zip", "Description": f"modelpack: {ctx.recipe.name}, {len(parts)} parts"}

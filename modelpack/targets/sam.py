@@ -10,9 +10,9 @@ import yaml
 from modelpack.targets.base import Artifact
 
 
-def write(ctx: Any, spec: Any, layer: dict | None, path: Path) -> Artifact:
-    python = layer["spec"].python if layer else "3.12"
-    arch = layer["spec"].arch if layer else "x86_64"
+def write(ctx: Any, spec: Any, layer: Any, path: Path) -> Artifact:
+    python = layer.spec.python if layer else "3.12"
+    arch = layer.spec.arch if layer else "x86_64"
     resources: dict = {}
     memory = spec.memory_mb
     if memory == "auto":
@@ -34,8 +34,8 @@ def write(ctx: Any, spec: Any, layer: dict | None, path: Path) -> Artifact:
         resources["RuntimeLayer"] = {
             "Type": "AWS::Serverless::LayerVersion",
             "Properties": {
-                "LayerName": f"{ctx.recipe.name}-{layer['runtime'].name}",
-                "Description": f"{layer['runtime'].name} and numpy for python{python} {arch} (modelpack)",
+                "LayerName": f"{ctx.recipe.name}-{layer.runtime.name}",
+                "Description": f"{layer.runtime.name} and numpy for python{python} {arch} (modelpack)",
                 "ContentUri": "layer.zip",
                 "CompatibleRuntimes": [f"python{python}"],
                 "CompatibleArchitectures": [arch],

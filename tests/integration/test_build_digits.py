@@ -9,6 +9,8 @@ from click.testing import CliRunner
 
 from modelpack.cli import cli
 from modelpack.output import sha256_file
+from tests.conftest import FIXTURES
+from tests.report_shape import differences, shape
 
 pytestmark = pytest.mark.slow
 
@@ -77,6 +79,36 @@ def test_report_contract(built):
     assert report["selected"] in by and report["selected"] != "keras"
     assert report["selected"] and by[report["selected"]]["budgets_passed"]
     assert {b["name"] for b in report["budgets"]} == {"max_accuracy_drop", "min_agreement", "max_zip_mb", "max_p95_ms"}
+
+
+def test_report_keeps_its_shape(built):
+    """report.json of the shipped example, timings, sizes and digests aside, matches the committed golden file:
+    a renamed, dropped or added key, or a changed non-timing value, fails here. After an intended change, write
+    the new golden file with `tests.report_shape.shape(report)` and say why in the commit."""
+    report = json.loads((built["out"] / "report.json").read_text())
+    golden = json.loads((FIXTURES / "reports" / "digits.golden.json").read_text())
+    assert differences(golden, shape(report)) == []
+
+
+def test_report_matches_its_json_schema(built):
+    import jsonschema
+
+    from modelpack.report import SCHEMA_FILE, SCHEMA_VERSION
+
+    report = json.loads((built["out"] / "report.json").read_text())
+    schema = json.loads(SCHEMA_FILE.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert report["schema_version"] == SCHEMA_VERSION == schema["properties"]["schema_version"]["const"]
+    jsonschema.validate(report, schema, cls=jsonschema.Draft202012Validator)
+    broken = {**report, "variants": [{**report["variants"][0], "latency_ms": "fast"}]}
+    assert not jsonschema.Draft202012Validator(schema).is_valid(broken)
+
+
+def test_report_reads_back_into_records(built):
+    from modelpack.report import BuildReport
+
+    report = json.loads((built["out"] / "report.json").read_text())
+    assert BuildReport.from_json(report).to_json() == report
 
 
 def test_manifest_matches_files(built):
