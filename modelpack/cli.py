@@ -129,11 +129,20 @@ def build(recipe: Path, out: Path | None, cache_dir: str, no_cache: bool, quiet:
     out_dir = out or Path("dist") / report.name
     if report.passed:
         click.echo(f"built {out_dir}: selected {report.selected} ({report.selection_reason})")
+        _print_next_steps(report, out_dir, quiet)
         sys.exit(EXIT_OK)
     closest = f"; closest: {report.closest}" if report.closest else ""
     failed = ", ".join(b["name"] for b in report.budgets if not b["passed"]) or "no variant built"
     click.echo(f"built {out_dir}, but budgets failed ({failed}){closest}. See {out_dir}/report.md.", err=True)
     sys.exit(EXIT_BUDGET)
+
+
+def _print_next_steps(report, out_dir: Path, quiet: bool) -> None:
+    from modelpack.nextsteps import next_steps_text
+
+    text = "" if quiet else next_steps_text(report.to_json(), out_dir)
+    if text:
+        click.echo(text)
 
 
 @cli.command()

@@ -9,6 +9,7 @@ from modelpack.cache import Cache, cache_key
 from modelpack.chart import write_chart, write_html, write_memory_chart
 from modelpack.errors import TargetError
 from modelpack.jsonio import dumps_strict
+from modelpack.nextsteps import with_next_steps
 from modelpack.output import normalize_modes, sha256_file, write_manifest
 from modelpack.pipeline.context import BuildContext
 from modelpack.pipeline.state import BuildState
@@ -82,7 +83,7 @@ def build_targets(ctx: BuildContext, report: BuildReport, staging: Path) -> None
 def write_reports(report: BuildReport, out_dir: Path, budgets: dict, cache: Cache | None) -> None:
     """report.json, report.md, and report.html with its charts report.png and memory.png (drawn through `cache`)."""
     (out_dir / "report.json").write_text(dumps_strict(report.to_json(), indent=2, sort_keys=True) + "\n")
-    (out_dir / "report.md").write_text(to_markdown(report))
+    (out_dir / "report.md").write_text(with_next_steps(to_markdown(report), report.to_json()))
     chart = write_chart(report, out_dir / "report.png", budgets, cache)
     write_memory_chart(report, out_dir / "memory.png", cache)
     write_html(report, out_dir / "report.html", chart)

@@ -218,4 +218,5 @@ class LambdaSplitTarget(Target):
                     "Outputs": outputs}
         path = out_dir / DIR / "template.yaml"
         path.write_text(yaml.safe_dump(template, sort_keys=False))
-        return Artifact(self.NAME, f"{DIR}/template.yaml", None, {"kind": "sam-template"})
+        return Artifact(self.NAME, f"{DIR}/template.yaml", None,
+                        {"kind": "sam-template", "endpoint": spec.effective_endpoint(), "auth": spec.auth})

@@ -76,4 +76,5 @@ def write(ctx: Any, spec: Any, layer: dict | None, path: Path) -> Artifact:
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(template, sort_keys=False))
-    return Artifact("lambda-function", path.relative_to(path.parents[1]).as_posix(), None, {"kind": "sam-template"})
+    return Artifact("lambda-function", path.relative_to(path.parents[1]).as_posix(), None,
+                    {"kind": "sam-template", "endpoint": spec.endpoint, "auth": spec.auth})

@@ -271,3 +271,5 @@ def test_built_dist_publishes_to_loopback_aws(onnx_dist):
         assert conf["Layers"][0]["Arn"] in proc.stdout
         url = lam.get_function_url_config(FunctionName="digits", Qualifier="live")
         assert url["AuthType"] == "AWS_IAM" and f"endpoint: {url['FunctionUrl']}" in proc.stdout
+    report_md = (onnx_dist["out"] / "report.md").read_text()
+    assert "## Next steps" in report_md and "modelpack publish . --target lambda" in report_md
