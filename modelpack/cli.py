@@ -35,6 +35,9 @@ def handle_errors(fn):
         except ModelpackError as exc:
             if debug:
                 traceback.print_exc()
+            from modelpack import gha
+
+            gha.recipe_errors(exc.message, getattr(exc, "problems", []))
             hint = f"\nHint: {exc.hint}" if exc.hint else ""
             _fail(f"error: {exc.message}{hint}", exc.exit_code)
         except KeyboardInterrupt:
@@ -119,14 +122,17 @@ def _reporter(quiet: bool):
 @click.option("--no-cache", is_flag=True, help="Rebuild every step; neither read nor write the cache.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the result line.")
 @click.option("--images", is_flag=True, help="Build and smoke-test image targets through the container engine.")
+@click.option("--summary", is_flag=True, help="Append report.md to $GITHUB_STEP_SUMMARY (GitHub Actions).")
 @handle_errors
-def build(recipe: Path, out: Path | None, cache_dir: str, no_cache: bool, quiet: bool, images: bool) -> None:
+def build(recipe: Path, out: Path | None, cache_dir: str, no_cache: bool, quiet: bool, images: bool,
+          summary: bool) -> None:
     """Build RECIPE: convert, measure, check budgets, select, and write artifacts and reports."""
     from modelpack.pipeline.entry import build as run_build
 
     report = run_build(recipe, out=out, cache_dir=None if no_cache else cache_dir, reporter=_reporter(quiet),
                        images=images)
     out_dir = out or Path("dist") / report.name
+    _github_actions(report, recipe, out_dir, summary)
     if report.passed:
         click.echo(f"built {out_dir}: selected {report.selected} ({report.selection_reason})")
         _print_next_steps(report, out_dir, quiet)
@@ -135,6 +141,16 @@ def build(recipe: Path, out: Path | None, cache_dir: str, no_cache: bool, quiet:
     failed = ", ".join(b["name"] for b in report.budgets if not b["passed"]) or "no variant built"
     click.echo(f"built {out_dir}, but budgets failed ({failed}){closest}. See {out_dir}/report.md.", err=True)
     sys.exit(EXIT_BUDGET)
+
+
+def _github_actions(report, recipe: Path, out_dir: Path, summary: bool) -> None:
+    from modelpack import gha
+
+    data = report.to_json()
+    gha.write_outputs(gha.build_outputs(data, out_dir))
+    gha.budget_errors(data, recipe)
+    if summary and not gha.append_summary((out_dir / "report.md").read_text()):
+        click.echo("note: --summary needs $GITHUB_STEP_SUMMARY (set by GitHub Actions); no summary written.", err=True)
 
 
 def _print_next_steps(report, out_dir: Path, quiet: bool) -> None:

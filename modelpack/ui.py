@@ -43,5 +43,8 @@ class Reporter:
     @contextlib.contextmanager
     def stage(self, index: int, total: int, name: str, purpose: str) -> Iterator[None]:
         """One stage of the build (1-based `index` of `total`); `purpose` is what the user reads."""
-        with self.step(f"[{index}/{total}] {purpose}"):
+        from modelpack import gha  # a log group per stage in GitHub Actions
+
+        with gha.group(f"[{index}/{total}] {purpose}") if not self.quiet else contextlib.nullcontext(), \
+                self.step(f"[{index}/{total}] {purpose}"):
             yield
