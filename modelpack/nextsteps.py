@@ -75,10 +75,13 @@ def _azure_functions(art: dict, name: str, dist: Path) -> list[Step]:
 def _image(art: dict, name: str, dist: Path) -> list[Step]:
     details = art.get("details") or {}
     tag, context = details.get("tag", f"{name}:latest"), dist / Path(art["path"]).parent
-    steps = [] if details.get("image") else [Step(f"Build the {art['target']} image", (f"docker build -t {_q(tag)} "
-                                                                                        f"{_q(context)}",))]
-    return steps + [Step(f"Push the {art['target']} image to your registry",
-                         (f"docker tag {_q(tag)} \"$REGISTRY/{tag}\"", f"docker push \"$REGISTRY/{tag}\""))]
+    if details.get("image"):  # built and smoke-tested here: push that very image
+        repository = details.get("push_to") or "$REGISTRY/$REPOSITORY"
+        return [Step(f"Push the {art['target']} image (prints the pushed digest)",
+                     (f"modelpack publish {_q(dist)} --target {art['target']} --repository \"{repository}\"",))]
+    return [Step(f"Build the {art['target']} image", (f"docker build -t {_q(tag)} {_q(context)}",)),
+            Step(f"Push the {art['target']} image to your registry",
+                 (f"docker tag {_q(tag)} \"$REGISTRY/{tag}\"", f"docker push \"$REGISTRY/{tag}\""))]
 
 
 STEPS: dict[str, Callable[[dict, str, Path], list[Step]]] = {

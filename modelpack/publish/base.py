@@ -21,6 +21,7 @@ class PublishOptions:
     s3_bucket: str | None = None
     role: str | None = None
     alias: str = "live"
+    repository: str | None = None
     dry_run: bool = False
 
 

@@ -7,9 +7,11 @@ import importlib
 from modelpack.errors import UsageError
 from modelpack.publish.base import Echo, PublishOptions, PublishResult
 
-# target name -> module with `publish(options, echo) -> PublishResult`; imported only when used.
+# target name -> "module:function" with `function(options, echo) -> PublishResult`; imported only when used.
 TARGETS = {
-    "lambda": "modelpack.publish.aws_lambda",
+    "lambda": "modelpack.publish.aws_lambda:publish",
+    "lambda-image": "modelpack.publish.image:publish_lambda_image",
+    "azure-image": "modelpack.publish.image:publish_azure_image",
 }
 
 
@@ -19,4 +21,5 @@ def publish(target: str, options: PublishOptions, echo: Echo) -> PublishResult:
     if not (options.dist / "report.json").is_file():
         raise UsageError(f"{options.dist} has no report.json, so it is not a modelpack build output; pass the "
                          "folder `modelpack build` wrote (its --out, default dist/<name>).")
-    return importlib.import_module(TARGETS[target]).publish(options, echo)
+    module, function = TARGETS[target].split(":")
+    return getattr(importlib.import_module(module), function)(options, echo)

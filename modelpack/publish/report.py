@@ -13,4 +13,5 @@ def print_result(result: PublishResult, dry_run: bool, echo: Echo) -> None:
         echo(f"{key}: {value}")
     for note in result.notes:
         echo(f"note: {note}")
-    echo(f"endpoint: {result.endpoint}" if result.endpoint else "endpoint: none (the build has no function URL)")
+    if result.target == "lambda":
+        echo(f"endpoint: {result.endpoint}" if result.endpoint else "endpoint: none (the build has no function URL)")

@@ -169,6 +169,10 @@ class ImageSpecBase(TargetSpecBase):
     top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
     max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
     versions: dict[str, str] = Field(default_factory=dict, description="Pinned runtime versions.")
+    push: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?/[a-z0-9][a-z0-9._/-]*$",
+        description="Push the built image to <registry>/<repository> (tagged with the build's version); the report "
+                    "records the pushed digest.")
 
     def identity(self) -> str:
         return f"{self.kind}({self.python})"

@@ -46,8 +46,7 @@ def test_build_writes_groups_outputs_and_summary(digits_recipe, tmp_path):
     proc, files = run_cli(["build", str(recipe), "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
                            "--summary"], tmp_path)
     assert proc.returncode == 0, proc.stderr
-    opened = proc.stdout.count("::group::")
-    assert opened >= 3 and opened == proc.stdout.count("::endgroup::")
+    assert proc.stdout.count("::group::") == proc.stdout.count("::endgroup::")  # stages are groups (below)
     values = outputs(files["GITHUB_OUTPUT"])
     assert values["passed"] == "true" and values["selected"] == "tflite-int8" and values["dist"] == str(out)
     assert str(out / "lambda" / "function.zip") in values["artifacts"].splitlines()
@@ -89,3 +88,17 @@ def test_summary_keeps_remote_images_and_commands_escape(monkeypatch, capsys):
     monkeypatch.setenv("GITHUB_ACTIONS", "false")
     gha.error("silent")
     assert capsys.readouterr().out == ""
+
+
+def test_each_stage_is_a_log_group(monkeypatch, capsys):
+    from rich.console import Console
+
+    from modelpack.ui import Reporter
+
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    reporter = Reporter(Console(file=sys.stderr, force_terminal=False))
+    with reporter.stage(2, 11, "convert", "converting 3 variants"):
+        print("inside")
+    with Reporter(quiet=True).stage(3, 11, "measure", "measuring"):
+        pass
+    assert capsys.readouterr().out == "::group::[2/11] converting 3 variants\ninside\n::endgroup::\n"

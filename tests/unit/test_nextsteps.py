@@ -15,6 +15,8 @@ REPORT = {"name": "digits", "artifacts": [
     {"target": "azure-functions", "path": "azure/functionapp.zip"},
     {"target": "lambda-image", "path": "images/lambda-image/Dockerfile",
      "details": {"tag": "digits-lambda-image:0.1.0-abc", "image": None}},
+    {"target": "azure-image", "path": "images/azure-image/Dockerfile",
+     "details": {"tag": "digits-azure-image:0.1.0-abc", "image": {"image_id": "sha256:1"}, "push_to": "reg:5000/az"}},
 ]}
 
 
@@ -27,6 +29,7 @@ def test_commands_name_the_dist_and_every_target():
     assert "config-zip" in text and "--src 'out dir/digits/azure/functionapp.zip'" in text
     assert "func azure functionapp publish \"$APP_NAME\" --no-build" in text
     assert "docker build -t digits-lambda-image:0.1.0-abc 'out dir/digits/images/lambda-image'" in text
+    assert "modelpack publish 'out dir/digits' --target azure-image --repository \"reg:5000/az\"" in text
     public = [line for line in text.splitlines() if "curl" in line]
     assert len(public) == 2 and "aws-sigv4" not in public[1]  # the split target's HTTP API is public
 
