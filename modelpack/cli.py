@@ -113,9 +113,10 @@ def _reporter(quiet: bool = False):
 @click.option("-q", "--quiet", is_flag=True, help="Print only the result line.")
 @click.option("--images", is_flag=True, help="Build and smoke-test image targets through the container engine.")
 @click.option("--json", is_flag=True, help="Print the result as one JSON object (progress stays on stderr).")
+@click.option("--summary", is_flag=True, help="Append report.md to $GITHUB_STEP_SUMMARY (GitHub Actions).")
 @handle_errors
 def build(recipe: Path, out: Path | None, cache_dir: str | None, cache_max_size: str, no_cache: bool, quiet: bool,
-          images: bool, json: bool) -> None:
+          images: bool, json: bool, summary: bool) -> None:
     """Build RECIPE: convert, measure, check budgets, select, and write artifacts and reports."""
     from modelpack import cache_admin
     from modelpack.pipeline.entry import build as run_build
@@ -128,6 +129,7 @@ def build(recipe: Path, out: Path | None, cache_dir: str | None, cache_max_size:
         reporter.info(f"cache over {cache_max_size}: removed {pruned.removed} least recently used entries "
                       f"({cache_admin.human(pruned.freed)})")
     out_dir = out or Path("dist") / report.name
+    _github_actions(report, recipe, out_dir, summary)
     if json:
         click.echo(dumps_strict({"ok": report.passed, "out": str(out_dir), "report": str(out_dir / "report.json"),
                                  "passed": report.passed, "selected": report.selected,
@@ -137,11 +139,30 @@ def build(recipe: Path, out: Path | None, cache_dir: str | None, cache_max_size:
         sys.exit(EXIT_OK if report.passed else EXIT_BUDGET)
     if report.passed:
         click.echo(f"built {out_dir}: selected {report.selected} ({report.selection_reason})")
+        _print_next_steps(report, out_dir, quiet)
         sys.exit(EXIT_OK)
     closest = f"; closest: {report.closest}" if report.closest else ""
     failed = ", ".join(b["name"] for b in report.budgets if not b["passed"]) or "no variant built"
     click.echo(f"built {out_dir}, but budgets failed ({failed}){closest}. See {out_dir}/report.md.", err=True)
     sys.exit(EXIT_BUDGET)
+
+
+def _github_actions(report, recipe: Path, out_dir: Path, summary: bool) -> None:
+    from modelpack import gha
+
+    data = report.to_json()
+    gha.write_outputs(gha.build_outputs(data, out_dir))
+    gha.budget_errors(data, recipe)
+    if summary and not gha.append_summary((out_dir / "report.md").read_text()):
+        click.echo("note: --summary needs $GITHUB_STEP_SUMMARY (set by GitHub Actions); no summary written.", err=True)
+
+
+def _print_next_steps(report, out_dir: Path, quiet: bool) -> None:
+    from modelpack.nextsteps import next_steps_text
+
+    text = "" if quiet else next_steps_text(report.to_json(), out_dir)
+    if text:
+        click.echo(text)
 
 
 @cli.command()
@@ -266,6 +287,28 @@ def invoke(dist: Path, events: tuple[str, ...], platform: str, json: bool, logs:
 
 
 cli.add_command(cache_group)
+
+
+@cli.command()
+@click.argument("dist", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--target", default="lambda", show_default=True, help="What to publish: lambda, lambda-image, azure-image.")
+@click.option("--function-name", help="Lambda function name [the recipe's name].")
+@click.option("--region", help="AWS region [AWS_REGION / AWS_DEFAULT_REGION].")
+@click.option("--s3-bucket", help="Bucket for zips over Lambda's 50 MB direct-upload limit.")
+@click.option("--role", help="Execution role ARN [created: <function>-modelpack].")
+@click.option("--repository", help="Images: REGISTRY/REPOSITORY to push to [the target's push:].")
+@click.option("--dry-run", is_flag=True, help="Print the API calls instead of making them.")
+@handle_errors
+def publish(dist: Path, target: str, function_name: str | None, region: str | None, s3_bucket: str | None,
+            role: str | None, repository: str | None, dry_run: bool) -> None:
+    """Publish DIST (a build's output folder) to the cloud and print its endpoint."""
+    from modelpack.publish import PublishOptions
+    from modelpack.publish import publish as run_publish
+    from modelpack.publish.report import print_result
+
+    options = PublishOptions(dist, function_name=function_name, region=region, s3_bucket=s3_bucket, role=role,
+                             repository=repository, dry_run=dry_run)
+    print_result(run_publish(target, options, click.echo), dry_run, click.echo)
 
 
 def _stop(signum: int, frame) -> None:

@@ -42,6 +42,9 @@ def handle_errors(fn):
         except ModelpackError as exc:
             if debug:
                 traceback.print_exc()
+            from modelpack import gha
+
+            gha.recipe_errors(exc.message, getattr(exc, "problems", []))
             hint = f"\nHint: {exc.hint}" if exc.hint else ""
             params = click.get_current_context().params
             if params.get("json"):

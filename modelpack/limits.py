@@ -35,3 +35,6 @@ LAMBDA_BILLING_MS = 1  # duration is billed per started ms, at least one
 AZURE_PYTHONS = ("3.10", "3.11", "3.12")
 AZURE_OS = ("Azure Functions Linux (Debian)", (2, 31))
 AZURE_FLEX_INSTANCE_MB = (512, 2_048, 4_096)
+# The Functions library the app's requirements.txt pins: an app deployed without a remote build
+# (func azure functionapp publish --no-build, config-zip) states exactly what it was built against.
+AZURE_FUNCTIONS_PACKAGE = "azure-functions==1.26.0"

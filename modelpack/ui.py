@@ -101,7 +101,9 @@ class Reporter:
         """One stage of the build (1-based `index` of `total`); `purpose` is what the user reads."""
         label = f"[{index}/{total}] {purpose}"
         if not self.live:
-            with self.step(label):
+            from modelpack import gha  # a log group per stage in GitHub Actions
+
+            with gha.group(label) if not self.quiet else contextlib.nullcontext(), self.step(label):
                 yield
             return
         progress = self._start_progress(total)

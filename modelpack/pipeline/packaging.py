@@ -8,6 +8,7 @@ from pathlib import Path
 from modelpack.cache import Cache, cache_key
 from modelpack.errors import TargetError
 from modelpack.jsonio import dumps_strict
+from modelpack.nextsteps import with_next_steps
 from modelpack.output import normalize_modes, sha256_file, write_manifest
 from modelpack.pipeline.context import BuildContext
 from modelpack.pipeline.state import BuildState
@@ -87,6 +88,6 @@ def write_reports(report: BuildReport, out_dir: Path, budgets: dict, cache: Cach
     (which lists every budget with its limit, so `budgets` is not needed to draw them)."""
     doc = report.to_json()
     (out_dir / "report.json").write_text(dumps_strict(doc, indent=2, sort_keys=True) + "\n")
-    (out_dir / "report.md").write_text(to_markdown(doc))
+    (out_dir / "report.md").write_text(with_next_steps(to_markdown(doc), doc))
     charts = write_charts(doc, out_dir, cache)
     (out_dir / "report.html").write_text(to_html(doc, charts))

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from modelpack import limits
 from modelpack.recipe.base import Strict
+from modelpack.recipe.endpoint import Endpoint, EndpointOptions
 
 PythonVersion = Literal["3.10", "3.11", "3.12", "3.13", "3.14"]
 S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^\s]+)$")
@@ -84,10 +85,12 @@ class ServedSpec(TargetSpecBase):
         return self
 
 
-class LambdaFunctionSpec(ServedSpec):
+class LambdaFunctionSpec(ServedSpec, EndpointOptions):
     """A Lambda function zip whose handler serves the selected variant."""
 
     kind: Literal["lambda-function"]
+    endpoint: Endpoint = Field("function-url", description="How the template exposes the function over HTTP: a "
+                               "function URL, an API Gateway HTTP API, or none.")
     load: Literal["lazy", "init"] = Field("lazy", description="Load the model on first request, or at init.")
     memory_mb: LambdaMemory | Literal["auto"] = Field(
         1024, description="MemorySize; 'auto' takes the balanced recommendation of measure.memory."
@@ -102,10 +105,13 @@ class LambdaFunctionSpec(ServedSpec):
     )
 
 
-class LambdaSplitSpec(TargetSpecBase):
+class LambdaSplitSpec(TargetSpecBase, EndpointOptions):
     """Lambda packaging of a split model (needs optimize.split and a lambda-layer target)."""
 
     kind: Literal["lambda-split"]
+    endpoint: Endpoint | None = Field(
+        None, description="function-url or http-api on the function (single layout), http-api to the state machine "
+                          "(per-part layout), or none; default: function-url (single), http-api (per-part).")
     layout: Literal["single", "per-part"] = Field(
         "single", description="single: one function runs every part; per-part: a function per part chained by "
                               "a Step Functions state machine.")
@@ -118,6 +124,16 @@ class LambdaSplitSpec(TargetSpecBase):
 
     def identity(self) -> str:
         return f"lambda-split({self.layout})"
+
+    @model_validator(mode="after")
+    def _state_machine_endpoint(self) -> LambdaSplitSpec:
+        if self.layout == "per-part" and self.endpoint == "function-url":
+            raise ValueError("a per-part layout is called through its state machine, which has no function URL; "
+                             "use endpoint: http-api (or none)")
+        return self
+
+    def effective_endpoint(self) -> str:
+        return self.endpoint or ("http-api" if self.layout == "per-part" else "function-url")
 
 
 class AzureFunctionsSpec(ServedSpec):
@@ -153,6 +169,10 @@ class ImageSpecBase(TargetSpecBase):
     top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
     max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
     versions: dict[str, str] = Field(default_factory=dict, description="Pinned runtime versions.")
+    push: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?/[a-z0-9][a-z0-9._/-]*$",
+        description="Push the built image to <registry>/<repository> (tagged with the build's version); the report "
+                    "records the pushed digest.")
 
     def identity(self) -> str:
         return f"{self.kind}({self.python})"

@@ -56,7 +56,7 @@ class AzureFunctionsTarget(Target):
         installed = info["installed"]
         (app / "requirements.txt").write_text(
             "".join(f"{name}=={installed[name]}\n" for name in sorted(installed))
-            + "".join(f"{e}\n" for e in extras) + "azure-functions\n"
+            + "".join(f"{e}\n" for e in extras) + f"{limits.AZURE_FUNCTIONS_PACKAGE}\n"
         )
         if spec.upload and spec.model_source:
             info["upload"] = serving_options.upload(spec.model_source, model)

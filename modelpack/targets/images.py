@@ -17,7 +17,7 @@ from modelpack import engine, interpreters, limits, served
 from modelpack.errors import TargetError
 from modelpack.output import normalize_modes, sha256_file, tree_bytes
 from modelpack.recipe.targets import AzureImageSpec, ImageSpecBase, LambdaImageSpec
-from modelpack.targets import handler_files, sitepackages
+from modelpack.targets import handler_files, image_push, sitepackages
 from modelpack.targets.base import Artifact, Target
 from modelpack.targets.runtimes import selected_runtime
 
@@ -90,7 +90,23 @@ class _ImageTarget(Target):
                     context_bytes=tree_bytes(context), extras=list(extras), image=None)
         if spec.build or ctx.options.get("images"):
             info["image"] = self._build_image(ctx, spec, context, tag)
+        if spec.push:
+            info["push_to"] = spec.push
+            self._push(ctx, spec, info)
         return [Artifact(self.NAME, f"images/{self.NAME}/Dockerfile", None, info)]
+
+    def _push(self, ctx: BuildContext, spec: ImageSpecBase, info: dict) -> None:
+        if info["image"] is None:
+            ctx.report.notes.append(f"{spec.identity()}: push: {spec.push} skipped, no image was built (set "
+                                    "build: true or run modelpack build --images).")
+            return
+        client, why = engine.connect()
+        try:
+            info["image"]["push"] = image_push.push(client, info["tag"], spec.push) if client else None
+        except RuntimeError as exc:
+            raise TargetError(f"{exc}. Check that {spec.push.split('/')[0]} is reachable and you are logged in.") from None
+        if client is None:
+            raise TargetError(f"push: {why}")
 
     def _build_image(self, ctx: BuildContext, spec: ImageSpecBase, context: Path, tag: str) -> dict | None:
         client, why = engine.connect()

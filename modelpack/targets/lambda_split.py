@@ -25,7 +25,7 @@ from modelpack.errors import TargetError
 from modelpack.jsonio import dumps_strict
 from modelpack.output import tree_bytes
 from modelpack.recipe.targets import LambdaSplitSpec
-from modelpack.targets import handler_check, handler_files, lambda_limits
+from modelpack.targets import handler_check, handler_files, lambda_limits, sam_endpoint
 from modelpack.targets.base import Artifact, Target
 
 if TYPE_CHECKING:
@@ -187,6 +187,7 @@ class LambdaSplitTarget(Target):
         resources: dict = {"RuntimeLayer": {"Type": "AWS::Serverless::LayerVersion", "Properties": {
             "LayerName": f"{ctx.recipe.name}-{layer.runtime.name}", "ContentUri": "../layer.zip",
             "CompatibleRuntimes": [f"python{python}"], "CompatibleArchitectures": [arch]}}}
+        outputs: dict = {}
         if single:
             fn = {**base, "CodeUri": "function.zip", "Description": f"modelpack: {ctx.recipe.name}, {len(parts)} parts"}
             if spec.parts_in == "layers":
@@ -194,7 +195,9 @@ class LambdaSplitTarget(Target):
                     resources[f"{part_name(p['part'])}Layer"] = {"Type": "AWS::Serverless::LayerVersion", "Properties": {
                         "LayerName": f"{ctx.recipe.name}-part{p['part']}", "ContentUri": f"part{p['part']}-layer.zip"}}
                     fn["Layers"].append({"Ref": f"{part_name(p['part'])}Layer"})
+            sam_endpoint.attach_to_function(spec, spec.effective_endpoint(), "ModelFunction", fn, resources, outputs)
             resources["ModelFunction"] = {"Type": "AWS::Serverless::Function", "Properties": fn}
+            functions = ["ModelFunction"]
         else:
             for p in parts:
                 resources[f"{part_name(p['part'])}Function"] = {"Type": "AWS::Serverless::Function", "Properties": {
@@ -206,8 +209,15 @@ class LambdaSplitTarget(Target):
                     "Fn::GetAtt": [f"{part_name(p['part'])}Function", "Arn"]} for p in parts},
                 "Policies": [{"LambdaInvokePolicy": {"FunctionName": {"Ref": f"{part_name(p['part'])}Function"}}}
                              for p in parts]}}
+            functions = [f"{part_name(p['part'])}Function" for p in parts]
+            if spec.effective_endpoint() == "http-api":
+                sam_endpoint.attach_to_state_machine(spec, "ModelChain", resources, outputs)
+            outputs["StateMachineArn"] = {"Description": "State machine ARN", "Value": {"Ref": "ModelChain"}}
+        sam_endpoint.function_outputs(functions, "RuntimeLayer", outputs)
         template = {"AWSTemplateFormatVersion": "2010-09-09", "Transform": "AWS::Serverless-2016-10-31",
-                    "Description": f"modelpack build of {ctx.recipe.name} (split, {spec.layout})", "Resources": resources}
+                    "Description": f"modelpack build of {ctx.recipe.name} (split, {spec.layout})", "Resources": resources,
+                    "Outputs": outputs}
         path = out_dir / DIR / "template.yaml"
         path.write_text(yaml.safe_dump(template, sort_keys=False))
-        return Artifact(self.NAME, f"{DIR}/template.yaml", None, {"kind": "sam-template"})
+        return Artifact(self.NAME, f"{DIR}/template.yaml", None,
+                        {"kind": "sam-template", "endpoint": spec.effective_endpoint(), "auth": spec.auth})

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from modelpack.targets import sam_endpoint
 from modelpack.targets.base import Artifact
 
 
@@ -61,6 +62,9 @@ def write(ctx: Any, spec: Any, layer: Any, path: Path) -> Artifact:
         env["REDIS_URL"] = {"Ref": "RedisUrl"}
     if env:
         fn["Environment"] = {"Variables": env}
+    outputs: dict = {}
+    sam_endpoint.attach_to_function(spec, spec.endpoint, "ModelFunction", fn, resources, outputs)
+    sam_endpoint.function_outputs(["ModelFunction"], "RuntimeLayer" if layer else None, outputs)
     resources["ModelFunction"] = {"Type": "AWS::Serverless::Function", "Properties": fn}
     template = {
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -68,8 +72,9 @@ def write(ctx: Any, spec: Any, layer: Any, path: Path) -> Artifact:
         "Description": f"modelpack build of {ctx.recipe.name}",
         **({"Parameters": parameters} if parameters else {}),
         "Resources": resources,
-        "Outputs": {"ModelFunctionArn": {"Value": {"Fn::GetAtt": ["ModelFunction", "Arn"]}}},
+        "Outputs": outputs,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(template, sort_keys=False))
-    return Artifact("lambda-function", path.relative_to(path.parents[1]).as_posix(), None, {"kind": "sam-template"})
+    return Artifact("lambda-function", path.relative_to(path.parents[1]).as_posix(), None,
+                    {"kind": "sam-template", "endpoint": spec.endpoint, "auth": spec.auth})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,7 @@ from modelpack.cli import cli
 from modelpack.interpreters import host_arch, host_python
 from modelpack.invoke import LambdaEmulator, safe_extract
 from tests.conftest import DIGITS
+from tests.integration.test_sam_templates import sam_cli
 
 pytestmark = pytest.mark.slow
 SRC = Path(__file__).resolve().parents[2]
@@ -214,6 +216,11 @@ def test_sam_template_passes_cfn_lint(dist):
     fn = yaml.safe_load(template.read_text())["Resources"]["ModelFunction"]["Properties"]
     assert fn["MemorySize"] == 512 and fn["Runtime"] == f"python{host_python()}" and fn["Handler"] == "handler.handler"
     assert fn["Events"]["Warmer"]["Properties"]["Schedule"] == "rate(5 minutes)"
+    assert fn["FunctionUrlConfig"] == {"AuthType": "AWS_IAM"}
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"}
+    proc = subprocess.run([sam_cli(), "validate", "--lint", "-t", str(template)], capture_output=True, text=True,
+                          check=False, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_two_clean_builds_give_identical_zips(tflite_dist, tmp_path):
@@ -265,3 +272,20 @@ def test_invoke_cli_json_lines_from_stdin_with_logs(tflite_dist):
     logged = [json.loads(line[5:]) for line in result.stderr.splitlines() if line.startswith("log: {")]
     assert [entry["cold"] for entry in logged] == [True, False]  # the handler's own metric lines
     assert "log: START RequestId" in result.stderr
+
+
+def test_built_dist_publishes_to_loopback_aws(onnx_dist):
+    """The real build: layer, function with the template's settings, version, alias and IAM function URL."""
+    from tests.integration.aws_loopback import client, modelpack, moto_server
+
+    with moto_server() as aws:
+        proc = modelpack("publish", str(onnx_dist["out"]), env=aws)
+        assert proc.returncode == 0, proc.stderr
+        lam = client("lambda", aws)
+        conf = lam.get_function_configuration(FunctionName="digits", Qualifier="live")
+        assert conf["MemorySize"] == 512 and conf["Handler"] == "handler.handler"
+        assert conf["Layers"][0]["Arn"] in proc.stdout
+        url = lam.get_function_url_config(FunctionName="digits", Qualifier="live")
+        assert url["AuthType"] == "AWS_IAM" and f"endpoint: {url['FunctionUrl']}" in proc.stdout
+    report_md = (onnx_dist["out"] / "report.md").read_text()
+    assert "## Next steps" in report_md and "modelpack publish . --target lambda" in report_md
