@@ -10,7 +10,8 @@ from typing import Any
 from modelpack.jsonio import dumps_strict
 from modelpack.output import sha256_file
 
-COMMON_FILES = ("model_runtime.py", "serving.py", "payload.py", "model_source.py", "result_cache.py")
+COMMON_FILES = ("model_runtime.py", "serving.py", "payload.py", "model_source.py", "result_cache.py", "routes.py",
+                "tensors.py", "oip.py")
 
 
 def template_dir(name: str) -> Path:
