@@ -167,3 +167,51 @@ def test_bad_binary_and_protocol_bodies_are_4xx_json(tiny, capsys, case):
 def test_unknown_protocol_routes(tiny, path, method, status):
     got, body = check_strict(tiny.handler(event(oip_json(X), "application/json", path, method), None))
     assert got == status and body["error"]
+
+
+@pytest.fixture
+def azure_app(tmp_path):
+    """The shipped Azure app around the tiny model: (call(method, route, body, headers)) through its functions."""
+    import azure.functions as func
+
+    from modelpack.targets.handler_files import copy_code
+
+    app = function_dir(tmp_path / "fn", azure={"route": "predict", "auth_level": "function"})
+    copy_code(app, ("azure", "function_app.py"))
+    module = fresh_import(app, "function_app")
+    functions = {f.get_function_name(): f.get_user_function() for f in module.app.get_functions()}
+
+    def call(method: str, route: str, body: bytes, **headers):
+        name, params = ("inference_protocol", {"path": route[3:]}) if route.startswith("v2/") else ("predict", {})
+        req = func.HttpRequest(method=method, url=f"http://localhost/api/{route}", body=body, headers=headers,
+                               route_params=params)
+        resp = functions[name](req)
+        return resp.status_code, dict(resp.headers), resp.get_body(), resp.mimetype
+
+    return call
+
+
+def test_azure_app_routes_every_format(azure_app):
+    # One app per test: a second fresh import in this process would give the lazily imported decoders
+    # another copy of the shared modules than the app holds.
+    status, _, body, _ = azure_app("POST", "predict", json.dumps({"instances": X.tolist()}).encode(),
+                                   **{"content-type": "application/json"})
+    reference = np.array(strict(body)["predictions"])
+    status, _, body, _ = azure_app("POST", "predict", npy(X), **{"content-type": "application/x-npy"})
+    assert status == 200, body
+    np.testing.assert_allclose(strict(body)["predictions"], reference, rtol=1e-6)
+    status, _, body, mimetype = azure_app("POST", "predict", npz(x=X), **{"content-type": "application/x-npz",
+                                                                          "accept": "application/x-npy"})
+    assert status == 200 and mimetype == "application/x-npy"
+    np.testing.assert_allclose(np.load(io.BytesIO(body)), reference, rtol=1e-6)
+    data, length = oip_binary(X)
+    status, headers, body, _ = azure_app("POST", "v2/models/tiny/infer", data,
+                                         **{"inference-header-content-length": length})
+    head = int(headers["Inference-Header-Content-Length"])
+    np.testing.assert_allclose(np.frombuffer(body[head:], "<f4").reshape(2, 3), reference, rtol=1e-6)
+    status, _, body, _ = azure_app("GET", "v2/models/tiny", b"")
+    assert status == 200 and strict(body)["outputs"][0]["name"] == "y"
+    status, _, body, _ = azure_app("POST", "predict", _truncated(), **{"content-type": "application/x-npy"})
+    assert status == 400 and strict(body)["error"]
+    status, _, body, _ = azure_app("POST", "predict", b"{}", **{"content-type": "text/plain"})
+    assert status == 415
