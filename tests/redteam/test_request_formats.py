@@ -215,3 +215,87 @@ def test_azure_app_routes_every_format(azure_app):
     assert status == 400 and strict(body)["error"]
     status, _, body, _ = azure_app("POST", "predict", b"{}", **{"content-type": "text/plain"})
     assert status == 415
+
+
+def image_model(dest):
+    """A function folder around [N, 8, 8, 3] -> [N, 3] (flatten, matmul), configured for 8x8 RGB images."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from modelpack.targets.handler_files import IMAGE_FILE, copy_code
+    from tests.redteam.test_hostile_events import sha256
+
+    copy_code(dest, ("lambda", "handler.py"), image=True)
+    assert (dest / IMAGE_FILE).exists()
+    weights = (np.arange(192 * 3, dtype=np.float32).reshape(192, 3) % 7 - 3) / 10
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["f"], axis=1), helper.make_node("MatMul", ["f", "w"], ["y"])], "img",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8, 8, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor("w", TensorProto.FLOAT, weights.shape, weights.flatten())])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    (dest / "model").mkdir(exist_ok=True)
+    onnx.save(model, str(dest / "model" / "model.onnx"))
+    config = {"name": "img", "variant": "onnx-fp32", "task": "classification", "threads": 1, "max_batch": 4,
+              "load": "lazy", "payload_limit_bytes": 200_000, "cache": None,
+              "image": {"size": [8, 8], "resize": "bilinear", "channels": "rgb", "scale": "tf", "max_pixels": 4096},
+              "model": {"path": "model/model.onnx", "sha256": sha256(dest / "model" / "model.onnx"), "in_layer": False},
+              "inputs": [{"name": "x", "shape": [None, 8, 8, 3], "dtype": "float32"}],
+              "outputs": [{"name": "y", "shape": [None, 3], "dtype": "float32"}]}
+    (dest / "modelpack.json").write_text(json.dumps(config))
+    return dest
+
+
+def encoded(pixels: np.ndarray, fmt: str) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return out.getvalue()
+
+
+def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A PNG whose header claims 10^10 pixels: refused from the header, before anything is decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + \
+        chunk(b"IEND", b"")
+
+
+def test_images_predict_as_their_pixels_do(tmp_path, capsys):
+    from PIL import Image
+
+    handler = fresh_import(image_model(tmp_path / "img"), "handler")
+    pixels = (np.arange(8 * 8 * 3).reshape(8, 8, 3) * 5 % 256).astype(np.uint8)
+    for fmt, ctype in (("PNG", "image/png"), ("JPEG", "image/jpeg")):
+        data = encoded(pixels, fmt)
+        decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float32)
+        status, want = check_strict(handler.handler(event(json.dumps(
+            {"instances": [(decoded / 127.5 - 1).tolist()]}), "application/json"), None))
+        assert status == 200
+        status, got = check_strict(handler.handler(event(data, ctype), None))
+        assert status == 200, got
+        np.testing.assert_allclose(got["predictions"], want["predictions"], rtol=1e-5, atol=1e-5)
+        b64 = json.dumps({"instances": [{"b64": base64.b64encode(data).decode()}] * 2})
+        status, got = check_strict(handler.handler(event(b64, "application/json"), None))
+        assert status == 200 and len(got["predictions"]) == 2
+        np.testing.assert_allclose(got["predictions"][1], want["predictions"][0], rtol=1e-5, atol=1e-5)
+    big = encoded(np.zeros((32, 32, 3), np.uint8), "PNG")  # resized to 8x8 on the way in
+    status, got = check_strict(handler.handler(event(big, "image/png"), None))
+    assert status == 200 and len(got["predictions"]) == 1
+    jpeg = encoded(pixels, "JPEG")
+    for name, body, ctype in (("corrupt JPEG", jpeg[:40] + b"\0" * 50, "image/jpeg"),
+                              ("PNG sent as JPEG bytes garbage", b"not an image", "image/png"),
+                              ("decompression bomb", png_bomb(), "image/png"),
+                              ("over max_pixels", encoded(np.zeros((80, 80, 3), np.uint8), "PNG"), "image/png"),
+                              ("gif", b"GIF89a" + b"\0" * 20, "image/gif"),
+                              ("bad b64", json.dumps({"instances": [{"b64": "!!"}]}), "application/json")):
+        status, answer = check_strict(handler.handler(event(body, ctype), None))
+        assert 400 <= status < 500 and answer["error"], (name, answer)
+    log_lines(capsys.readouterr().out)

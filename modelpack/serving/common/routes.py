@@ -58,6 +58,12 @@ def handle(holder, method: str, path: str, headers: dict, body, limit: int) -> R
     if kind in JSON_TYPES:
         request = serving.parse_body(body, limit, holder.bounds)
         arrays = None
+        if config.get("image") and '"b64"' in (body if isinstance(body, str) else body[:4096].decode("latin-1")):
+            import images
+
+            encoded = images.b64_images(request)
+            if encoded is not None:
+                arrays, request = images.arrays(config, encoded), None
     else:
         arrays = decode_binary(holder, kind, body, max_batch)
         request = None
