@@ -10,6 +10,7 @@ non-numeric input is refused before numpy sees it.
 from __future__ import annotations
 
 import json
+from array import array
 from itertools import chain
 
 import numpy as np
@@ -181,8 +182,8 @@ def _array(value, spec: dict, max_batch: int) -> np.ndarray:
 
 def _float_rows(value, spec: dict, max_batch: int) -> np.ndarray | None:
     """The common case for a float input, without a flat list of leaves: check every level but the leaves as
-    walk() does, check the leaves' types in one pass and read them straight into float64. None when the value
-    is not a plain rectangular list of numbers: walk() then finds and names the problem."""
+    walk() does, then read the leaves straight into a float64 buffer, which refuses any leaf that is not a
+    number. None when the value is not a plain rectangular list of numbers: walk() then names the problem."""
     want = spec["shape"]
     if type(value) is not list or not value or len(value) > max_batch:
         return None
@@ -195,15 +196,12 @@ def _float_rows(value, spec: dict, max_batch: int) -> np.ndarray | None:
             return None
         if depth < len(want) - 1:
             level = list(chain.from_iterable(level))
-    width = lengths.pop()
-    types = set(map(type, chain.from_iterable(level)))
-    if not types <= NUMBER_TYPES:
-        return None
+    # array("d") takes floats, ints and bools and refuses anything else (strings, None, lists) with TypeError.
     try:
-        flat = np.fromiter(chain.from_iterable(level), dtype=np.float64, count=len(level) * width)
-    except (ValueError, TypeError, OverflowError):
+        flat = np.frombuffer(array("d", chain.from_iterable(level)), dtype=np.float64)
+    except (TypeError, OverflowError):
         return None
-    if int in types and flat.size and np.abs(flat).max() >= 2.0 ** 63:
+    if flat.size and np.abs(flat).max() >= 2.0 ** 63:
         return None  # maybe an integer beyond 64 bits: walk() and numpy tell it apart from a large float
     shape = [len(value)]
     inner = value
