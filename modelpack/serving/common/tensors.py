@@ -18,6 +18,7 @@ from payload import RequestError, checked, shape_text
 NPY = "application/x-npy"
 NPZ = "application/x-npz"
 NUMERIC_KINDS = "biuf"
+NPZ_MEMBER_MAX = 256 * 1024 * 1024  # with free dimensions the input spec bounds nothing; this does
 
 
 def read_npy(body: bytes, spec: dict, max_batch: int) -> np.ndarray:
@@ -75,7 +76,7 @@ def read_npz(body: bytes, inputs: list[dict], max_batch: int) -> dict[str, np.nd
     arrays = {}
     for spec in inputs:
         info = members[spec["name"]]
-        limit = 4096 + max_batch * _sample_bytes(spec)
+        limit = min(4096 + max_batch * _sample_bytes(spec), NPZ_MEMBER_MAX)
         if info.file_size > limit:
             raise RequestError(f"input '{spec['name']}' unpacks to {info.file_size} bytes, more than a batch of "
                                f"{max_batch} can hold", status=413)
