@@ -299,3 +299,15 @@ def test_images_predict_as_their_pixels_do(tmp_path, capsys):
         status, answer = check_strict(handler.handler(event(body, ctype), None))
         assert 400 <= status < 500 and answer["error"], (name, answer)
     log_lines(capsys.readouterr().out)
+
+
+def test_json_traffic_loads_no_decoder(tmp_path):
+    """Cold start stays as it was: .npy, protocol and image code load with the first request that needs them."""
+    import sys
+
+    handler = fresh_import(function_dir(tmp_path / "fn"), "handler")
+    status, _ = check_strict(handler.handler(event(json.dumps({"instances": X.tolist()}), "application/json"), None))
+    assert status == 200
+    assert not {"tensors", "oip", "images"} & set(sys.modules)
+    handler.handler(event(npy(X), "application/x-npy"), None)
+    assert "tensors" in sys.modules and "oip" not in sys.modules
