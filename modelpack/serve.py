@@ -183,7 +183,7 @@ def make_server(child: Child, host: str, port: int, log=None) -> ThreadingHTTPSe
             self.send_response(answer.status)
             for key, value in answer.headers.items():
                 if key not in ("content-length", "connection", "transfer-encoding"):
-                    self.send_header(key, value)
+                    self.send_header("-".join(part.capitalize() for part in key.split("-")), value)
             self.send_header("Content-Length", str(len(answer.body)))
             self.end_headers()
             self.wfile.write(answer.body)

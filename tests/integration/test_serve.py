@@ -62,13 +62,14 @@ def server(request, built, tmp_path_factory):
     assert proc.returncode in (130, 143), log.read_text()[-2000:]  # stopped by a signal, cleaned up
 
 
-def post(url: str, body: bytes, ctype: str, **headers) -> tuple[int, dict, bytes]:
+def post(url: str, body: bytes, ctype: str, **headers):
+    """Status, headers (case-insensitive) and body of one POST."""
     req = urllib.request.Request(url, data=body, method="POST", headers={"content-type": ctype, **headers})
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, dict(resp.headers), resp.read()
+            return resp.status, resp.headers, resp.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        return exc.code, exc.headers, exc.read()
 
 
 def npy(array: np.ndarray) -> bytes:
