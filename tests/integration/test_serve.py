@@ -126,6 +126,10 @@ def test_images_and_sample_events_predict_as_json_does(server, built):
     from PIL import Image
 
     url = f"http://{server}/predict"
+    report = json.loads((built / "report.json").read_text())
+    decoders = {a["target"]: (a.get("details") or {}).get("image_decoder_bytes") for a in report["artifacts"]}
+    assert decoders["lambda-function"] > 1_000_000 and decoders["azure-functions"] > 1_000_000, decoders
+    assert decoders["lambda-layer"] is None  # Pillow goes beside the handler, not into the runtime layer
     events = built / "events"
     assert sorted(p.name for p in events.iterdir()) == ["function-url-npy.json", "image.png", "oip.json",
                                                         "predict.json", "predict.npy"]

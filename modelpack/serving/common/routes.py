@@ -90,10 +90,16 @@ def handle(holder, method: str, path: str, headers: dict, body, limit: int) -> R
 
 def decode_binary(holder, kind: str, body, max_batch: int) -> dict:
     """Checked input arrays from a binary request body of media type `kind`."""
+    image = bool(holder.config.get("image")) and kind.startswith("image/")
+    if kind not in ("application/x-npy", "application/x-npz") and not image:
+        formats = "application/json, application/x-npy or application/x-npz"
+        if holder.config.get("image"):
+            formats += ", image/jpeg or image/png"
+        raise RequestError(f"send the request as {formats}", status=415)
     if isinstance(body, str):
         raise RequestError(f"a {kind} body must arrive as bytes (base64-encoded in a Lambda event)")
     inputs = holder.config["inputs"]
-    if kind in ("application/x-npy", "application/x-npz"):
+    if not image:
         import tensors
 
         if kind == tensors.NPZ:
@@ -103,11 +109,6 @@ def decode_binary(holder, kind: str, body, max_batch: int) -> dict:
             raise RequestError(f"this model has {len(inputs)} inputs {names}; send them as application/x-npz",
                                status=415)
         return {inputs[0]["name"]: tensors.read_npy(body, inputs[0], max_batch)}
-    if kind.startswith("image/") and holder.config.get("image"):
-        import images
+    import images
 
-        return images.arrays(holder.config, [body], kind)
-    formats = "application/json, application/x-npy or application/x-npz"
-    if holder.config.get("image"):
-        formats += ", image/jpeg or image/png"
-    raise RequestError(f"send the request as {formats}", status=415)
+    return images.arrays(holder.config, [body], kind)
