@@ -311,3 +311,16 @@ def test_json_traffic_loads_no_decoder(tmp_path):
     assert not {"tensors", "oip", "images"} & set(sys.modules)
     handler.handler(event(npy(X), "application/x-npy"), None)
     assert "tensors" in sys.modules and "oip" not in sys.modules
+
+
+def test_rest_api_events_dispatch_on_their_path(tiny):
+    """API Gateway REST (v1) events carry `httpMethod` and `path` instead of HTTP API's rawPath."""
+    rest = {"resource": "/{proxy+}", "httpMethod": "GET", "path": "/v2/models/tiny", "headers": {"Accept": "*/*"},
+            "requestContext": {"stage": "prod"}, "body": None, "isBase64Encoded": False}
+    status, meta = check_strict(tiny.handler(rest, None))
+    assert status == 200 and meta["name"] == "tiny"
+    body, length = oip_binary(X)
+    infer = {**rest, "httpMethod": "POST", "path": "/v2/models/tiny/infer", "isBase64Encoded": True,
+             "headers": {"Inference-Header-Content-Length": length}, "body": base64.b64encode(body).decode()}
+    result = tiny.handler(infer, None)
+    assert result["statusCode"] == 200 and result["isBase64Encoded"] is True
