@@ -196,11 +196,14 @@ def _float_rows(value, spec: dict, max_batch: int) -> np.ndarray | None:
             return None
         if depth < len(want) - 1:
             level = list(chain.from_iterable(level))
-    # array("d") takes floats, ints and bools and refuses anything else (strings, None, lists) with TypeError.
+    # array("d") takes floats, ints and bools and refuses anything else (strings, None, lists) with TypeError;
+    # fromlist converts a whole list in one C loop.
+    buffer = array("d")
     try:
-        flat = np.frombuffer(array("d", chain.from_iterable(level)), dtype=np.float64)
+        buffer.fromlist(list(chain.from_iterable(level)))
     except (TypeError, OverflowError):
         return None
+    flat = np.frombuffer(buffer, dtype=np.float64)
     if flat.size and np.abs(flat).max() >= 2.0 ** 63:
         return None  # maybe an integer beyond 64 bits: walk() and numpy tell it apart from a large float
     shape = [len(value)]
