@@ -311,6 +311,22 @@ def publish(dist: Path, target: str, function_name: str | None, region: str | No
     print_result(run_publish(target, options, click.echo), dry_run, click.echo)
 
 
+@cli.command()
+@click.argument("dist", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--target", type=click.Choice(["lambda", "azure"]), default="lambda", show_default=True,
+              help="Which built package answers the requests.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port).")
+@handle_errors
+def serve(dist: Path, target: str, host: str, port: int) -> None:
+    """Serve DIST's built package over HTTP on this machine (TF Serving JSON, .npy/.npz, the Open Inference
+    Protocol under /v2/), its handler running in a child process that sees only the package's files."""
+    from modelpack.serve import serve as run
+
+    run(dist, target, host, port, echo=click.echo)
+
+
 def _stop(signum: int, frame) -> None:
     """SIGTERM and SIGINT raise, so the build unwinds through its cleanups (staging and temporary folders,
     child processes); further signals are ignored until that is done."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from modelpack import events
 from modelpack.cache import Cache, cache_key
 from modelpack.errors import TargetError
 from modelpack.jsonio import dumps_strict
@@ -34,6 +35,8 @@ def package(state: BuildState) -> None:
         ctx.split_outputs = state.split_outputs
         copy_split_parts(ctx, report, staging)
     build_targets(ctx, report, staging)
+    if report.selected is not None:
+        events.write(ctx, staging)  # sample requests in every format the handlers take
     write_reports(report, staging, state.recipe.budgets.model_dump(), ctx.cache)
     write_manifest(staging)
     normalize_modes(staging)  # the staging folder itself is a private temporary one

@@ -17,7 +17,7 @@ from modelpack import engine, interpreters, limits, served
 from modelpack.errors import TargetError
 from modelpack.output import normalize_modes, sha256_file, tree_bytes
 from modelpack.recipe.targets import AzureImageSpec, ImageSpecBase, LambdaImageSpec
-from modelpack.targets import handler_files, image_push, sitepackages
+from modelpack.targets import handler_files, image_push, serving_options, sitepackages
 from modelpack.targets.base import Artifact, Target
 from modelpack.targets.runtimes import selected_runtime
 
@@ -77,7 +77,7 @@ class _ImageTarget(Target):
         self.add_files(app)
         site = context / self.SITE_DIR
         shutil.copytree(tree, site, ignore=sitepackages.bookkeeping(tree))
-        extras = self.extras(base)
+        extras = self.extras(base) + serving_options.image_packages(ctx)
         if extras:
             sitepackages.install_extra(site, extras, spec.python, arch, glibc)
         dockerfile = (handler_files.template_dir(self.TEMPLATE) / "Dockerfile").read_text()

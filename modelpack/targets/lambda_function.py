@@ -37,7 +37,7 @@ class LambdaFunctionTarget(Target):
                                      options={"top_k": spec.top_k, "max_batch": spec.max_batch, "load": spec.load,
                                               "payload_limit_bytes": limits.LAMBDA_SYNC_PAYLOAD_BYTES,
                                               **serving_options.config(spec)})
-        extras = serving_options.extra_packages(spec)
+        extras = serving_options.extra_packages(spec) + serving_options.image_packages(ctx)
         if extras:
             python, arch = (layer.spec.python, layer.spec.arch) if layer else ("3.12", "x86_64")
             sitepackages.install_extra(fn, extras, python, arch, limits.LAMBDA_RUNTIMES[python][1])
@@ -52,7 +52,8 @@ class LambdaFunctionTarget(Target):
         details = {"handler": "handler.handler", "load": spec.load, "unzipped_total_bytes": total,
                    "model_in": "source" if spec.model_source else ("layer" if in_layer else "function"),
                    "layers": 1 if layer else 0, **serving_options.describe(spec),
-                   **({"upload": uploaded} if uploaded else {}), **({"packages_added": list(extras)} if extras else {})}
+                   **({"upload": uploaded} if uploaded else {}), **({"packages_added": list(extras)} if extras else {}),
+                   **({"image_decoder_bytes": serving_options.decoder_bytes(fn)} if ctx.recipe.serving.image else {})}
         if layer is None:
             ctx.report.notes.append("lambda-function: no lambda-layer target in this recipe; attach a layer with "
                                     "numpy and the inference runtime when deploying.")

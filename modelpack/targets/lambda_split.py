@@ -117,7 +117,8 @@ class LambdaSplitTarget(Target):
             entries.append({"path": rel, "sha256": p["sha256"], "in_layer": in_layers, "input": p["input"]})
         combined = hashlib.sha256("".join(e["sha256"] for e in entries).encode()).hexdigest()
         handler_files.write_config(ctx, fn, {"path": "", "sha256": combined, "in_layer": in_layers, "split": True},
-                                   self._options(spec, final=True), parts=entries)
+                                   self._options(spec, final=True), parts=entries,
+                                   image=None)  # split chains take tensors; images need Pillow beside them
         path = ctx.zip_tree(fn, out_dir / DIR / "function.zip")
         zips[path.name] = path.stat().st_size
         total = tree_bytes(fn) + layer.unzipped_bytes + sum(a.unzipped_bytes or 0 for a in artifacts)
@@ -164,7 +165,7 @@ class LambdaSplitTarget(Target):
             inputs = ctx.info["inputs"] if k == 1 else [{"name": p["input"], "shape": p["input_shape"], "dtype": dtype}]
             outputs = ctx.info["outputs"] if final else [{"name": "output_0", "shape": p["output_shape"], "dtype": dtype}]
             handler_files.write(ctx, fn, ("lambda", "handler.py"), model_in_layer=False, model=p["local"],
-                                options=self._options(spec, final), inputs=inputs, outputs=outputs, part=k)
+                                options=self._options(spec, final), inputs=inputs, outputs=outputs, part=k, image=None)
             path = ctx.zip_tree(fn, out_dir / DIR / f"part{k}.zip")
             total = tree_bytes(fn) + layer.unzipped_bytes
             errors, warnings = lambda_limits.check(total, {path.name: path.stat().st_size}, layers=1)

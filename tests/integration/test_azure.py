@@ -94,7 +94,7 @@ def test_predictions_match_variant_and_health(dist, app):
         {"route": "score", "body": {"inputs": {"image": x[:1].tolist()}}},
     ])
     health, rows, columnar = out["results"]
-    assert out["functions"] == ["health", "predict"]
+    assert out["functions"] == ["health", "inference_protocol", "predict"]
     assert health["status"] == 200 and health["body"]["status"] == "ok"
     assert rows["status"] == 200 and rows["mimetype"] == "application/json"
     assert np.max(np.abs(np.asarray(rows["body"]["predictions"]) - expected)) <= 1e-6

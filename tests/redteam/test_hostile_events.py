@@ -26,7 +26,8 @@ from click.testing import CliRunner
 from modelpack.targets.handler_files import copy_code
 from tests.conftest import DIGITS
 
-SERVING_MODULES = ("handler", "function_app", "serving", "payload", "model_runtime", "result_cache", "model_source")
+SERVING_MODULES = ("handler", "function_app", "serving", "payload", "model_runtime", "result_cache", "model_source",
+                   "routes", "tensors", "oip", "images")
 HTTP = {"version": "2.0", "rawPath": "/predict", "requestContext": {"http": {"method": "POST"}},
         "headers": {"content-type": "application/json"}}
 
