@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,10 +18,9 @@ from click.testing import CliRunner
 from modelpack.cli import cli
 from modelpack.interpreters import host_arch, host_python
 from modelpack.invoke import LambdaEmulator
-from tests.conftest import DIGITS, free_port, wait_for_port
+from tests.conftest import DIGITS, free_port, serving_module, wait_for_port
 
 pytestmark = pytest.mark.slow
-SRC = Path(__file__).resolve().parents[2]
 SOURCE = "s3://models/digits/model.tflite"
 
 
@@ -95,10 +93,7 @@ def _x(i: int = 0) -> list:
 
 
 def _expected(out: Path, x: list) -> np.ndarray:
-    sys.path.insert(0, str(SRC / "modelpack" / "serving" / "common"))
-    import model_runtime
-
-    return model_runtime.load(str(out / "variants" / "tflite-int8.tflite")).predict({"image": np.asarray(x, np.float32)})[0]
+    return serving_module("model_runtime").load(str(out / "variants" / "tflite-int8.tflite")).predict({"image": np.asarray(x, np.float32)})[0]
 
 
 def _log_lines(emu: LambdaEmulator) -> list[dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -69,3 +70,17 @@ def test_every_serving_spec_takes_its_response_fields_from_one_base():
     for spec in (LambdaFunctionSpec(kind="lambda-function", top_k=3), LambdaSplitSpec(kind="lambda-split", top_k=3),
                  AzureImageSpec(kind="azure-image", top_k=3)):
         assert isinstance(spec, ResponseSpec) and spec.response_options() == {"top_k": 3, "max_batch": 64}
+
+
+def test_children_finds_only_this_process_children_by_command_line():
+    from tests.conftest import children
+
+    marker = b"modelpack-children-test"
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker.decode()])
+    try:
+        assert children(os.getpid(), marker) == [proc.pid]
+        assert children(os.getpid(), b"no-such-command-line-here") == []
+        assert proc.pid not in children(1, marker)
+    finally:
+        proc.kill()
+        proc.wait()
