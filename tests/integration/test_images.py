@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from modelpack.cli import cli
 from modelpack.interpreters import host_python
-from tests.conftest import DIGITS, ROOT
+from tests.conftest import ROOT, write_digits_recipe
 
 pytestmark = pytest.mark.slow
 BASE = "localhost/modelpack-base:bookworm"
@@ -36,15 +36,9 @@ def engine():
 
 
 def write_recipe(path, build):
-    data = yaml.safe_load((DIGITS / "recipe.yaml").read_text())
-    data["model"]["path"] = str(DIGITS / "model.keras")
-    data["data"]["path"] = str(DIGITS / "digits.npz")
-    data["measure"] = {"latency": {"warmup": 2, "runs": 10}, "cold_start": {"runs": 1}}
-    data["optimize"] = {"variants": ["tflite-int8"]}
     common = {"python": host_python(), "base_image": BASE, "glibc": "2.36", "build": build}
-    data["targets"] = [{"kind": "lambda-image", **common}, {"kind": "azure-image", **common}]
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    return write_digits_recipe(path, optimize={"variants": ["tflite-int8"]},
+                               targets=[{"kind": "lambda-image", **common}, {"kind": "azure-image", **common}])
 
 
 @pytest.fixture(scope="module")

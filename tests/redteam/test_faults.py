@@ -24,7 +24,7 @@ from modelpack.errors import UsageError
 from modelpack.interpreters import host_arch, host_python
 from modelpack.invoke import UnzipBudget, raised, safe_extract
 from modelpack.output import normalize_modes
-from tests.conftest import DIGITS, ROOT
+from tests.conftest import DIGITS, ROOT, SMALL_MEASURE, digits_data
 
 BASE = "localhost/modelpack-base:bookworm"
 CAP = limits.LAMBDA_UNZIPPED_TOTAL_BYTES
@@ -177,12 +177,9 @@ def engine_host():
 
 
 def _recipe(path: Path, memory_runs: int) -> Path:
-    data = yaml.safe_load((DIGITS / "recipe.yaml").read_text())
-    data["model"]["path"] = str(DIGITS / "model.keras")
-    data["data"]["path"] = str(DIGITS / "digits.npz")
-    data["measure"] = {"latency": {"warmup": 2, "runs": 10}, "cold_start": {"runs": 1},
-                       "memory": {"sizes_mb": [256, 512, 1769], "runs": memory_runs, "cold_runs": 1}}
-    data["optimize"] = {"variants": ["tflite-int8"], "split": {"parts": 2}}
+    data = digits_data(measure={**SMALL_MEASURE, "memory": {"sizes_mb": [256, 512, 1769], "runs": memory_runs,
+                                                            "cold_runs": 1}},
+                       optimize={"variants": ["tflite-int8"], "split": {"parts": 2}})
     image = {"python": host_python(), "base_image": BASE, "glibc": "2.36", "build": True}
     data["targets"] = [
         {"kind": "lambda-layer", "python": host_python(), "arch": host_arch()},
