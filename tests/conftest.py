@@ -178,6 +178,25 @@ def variant_predictions(dist: Dist, x):
     return np.concatenate([model.predict({"image": x[i : i + 1]})[0] for i in range(len(x))])
 
 
+@pytest.fixture(scope="session")
+def container_engine() -> Iterator[str]:
+    """A running container engine through the project's script (installs and starts podman if needed and makes
+    the local base image); DOCKER_HOST points at it for the session and is restored afterwards."""
+    import os
+    import subprocess
+
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "container-engine.sh")], capture_output=True, text=True,
+                          check=False, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    old = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = proc.stdout.strip().rsplit("=", 1)[-1]
+    yield os.environ["DOCKER_HOST"]
+    if old is None:
+        os.environ.pop("DOCKER_HOST", None)
+    else:
+        os.environ["DOCKER_HOST"] = old
+
+
 def children(parent: int, marker: bytes = b"") -> list[int]:
     """Pids whose parent is `parent` and whose command line holds `marker`, read from /proc."""
     found = []

@@ -4,8 +4,6 @@ smoke-tested in containers with networking disabled; and the path where no engin
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 import pytest
 import yaml
@@ -13,26 +11,15 @@ from click.testing import CliRunner
 
 from modelpack.cli import cli
 from modelpack.interpreters import host_python
-from tests.conftest import ROOT, write_digits_recipe
+from tests.conftest import write_digits_recipe
 
 pytestmark = pytest.mark.slow
 BASE = "localhost/modelpack-base:bookworm"
 
 
 @pytest.fixture(scope="module")
-def engine():
-    """The project's engine script: installs and starts podman if needed and makes the local base image."""
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "container-engine.sh")], capture_output=True, text=True,
-                          check=False, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    host = proc.stdout.strip().rsplit("=", 1)[-1]
-    old = os.environ.get("DOCKER_HOST")
-    os.environ["DOCKER_HOST"] = host
-    yield host
-    if old is None:
-        os.environ.pop("DOCKER_HOST", None)
-    else:
-        os.environ["DOCKER_HOST"] = old
+def engine(container_engine):
+    return container_engine
 
 
 def write_recipe(path, build):

@@ -162,18 +162,8 @@ def test_repository_names_no_package_mirror():
 # ---------------------------------------------------------------- one digits build for the rest
 
 @pytest.fixture(scope="module")
-def engine_host():
-    """The project's engine script (installs and starts podman if needed, makes the local base image)."""
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "container-engine.sh")], capture_output=True, text=True,
-                          check=False, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    old = os.environ.get("DOCKER_HOST")
-    os.environ["DOCKER_HOST"] = proc.stdout.strip().rsplit("=", 1)[-1]
-    yield os.environ["DOCKER_HOST"]
-    if old is None:
-        os.environ.pop("DOCKER_HOST", None)
-    else:
-        os.environ["DOCKER_HOST"] = old
+def engine_host(container_engine):
+    return container_engine
 
 
 def _recipe(path: Path, memory_runs: int) -> Path:
