@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from modelpack import interpreters, limits
+from modelpack.childproc import pip, pip_tail
 from modelpack.errors import TargetError, UsageError
 from modelpack.records import ArtifactRecord
 from modelpack.targets.handler_check import handler_env
@@ -94,9 +95,9 @@ def raised(response: object) -> str | None:
 
 
 def _pip(args: list[str], what: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, check=False)
+    proc = pip(args)
     if proc.returncode != 0:
-        raise TargetError(f"could not fetch {what} from the package index: {proc.stderr.strip()[-300:]}")
+        raise TargetError(f"could not fetch {what} from the package index: {pip_tail(proc)}")
 
 
 def tools_to_fetch(python: str, arch: str) -> list[str]:
@@ -136,14 +137,13 @@ def runtime_client(python: str, interpreter: str) -> Path:
     if (dest / ".complete").exists():
         return dest
     shutil.rmtree(dest, ignore_errors=True)
-    proc = subprocess.run([interpreter, "-m", "pip", "--version"], capture_output=True, check=False)
-    installer = [interpreter, "-m", "pip"] if proc.returncode == 0 else [sys.executable, "-m", "pip"]
-    args = ["install", "--quiet", "--disable-pip-version-check", "--target", str(dest), "awslambdaric", "boto3"]
-    if installer[0] == sys.executable and python != interpreters.host_python():
+    installer = interpreter if pip(["--version"], interpreter).returncode == 0 else sys.executable
+    args = ["install", "--quiet", "--target", str(dest), "awslambdaric", "boto3"]
+    if installer == sys.executable and python != interpreters.host_python():
         args += ["--only-binary=:all:", "--python-version", python]
-    run = subprocess.run([*installer, *args], capture_output=True, text=True, check=False)
+    run = pip(args, installer)
     if run.returncode != 0:
-        raise TargetError(f"could not install awslambdaric for Python {python}: {run.stderr.strip()[-300:]}")
+        raise TargetError(f"could not install awslambdaric for Python {python}: {pip_tail(run)}")
     (dest / ".complete").touch()
     return dest
 

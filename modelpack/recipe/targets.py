@@ -59,7 +59,18 @@ class ResultCacheSpec(Strict):
     ttl_s: int = Field(300, ge=1, le=30 * 86_400, description="Seconds an entry is served.")
 
 
-class ServedSpec(TargetSpecBase):
+class ResponseSpec(TargetSpecBase):
+    """Limits and extras of the responses a target's handler gives, the same for every serving target."""
+
+    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
+    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
+
+    def response_options(self) -> dict:
+        """The handler config entries these fields become (modelpack.json)."""
+        return {"top_k": self.top_k, "max_batch": self.max_batch}
+
+
+class ServedSpec(ResponseSpec):
     """Options of targets whose handler serves the model."""
 
     SOURCE: ClassVar[tuple[re.Pattern, str]] = (S3_URL, "s3://bucket/key")
@@ -96,8 +107,6 @@ class LambdaFunctionSpec(ServedSpec, EndpointOptions):
         1024, description="MemorySize; 'auto' takes the balanced recommendation of measure.memory."
     )
     timeout_s: int = Field(30, ge=1, le=limits.LAMBDA_TIMEOUT_S, description="Timeout in seconds.")
-    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
-    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
     sam: bool = Field(True, description="Write template.yaml (AWS SAM) for the layer and the function.")
     provisioned_concurrency: int | None = Field(None, ge=1, description="ProvisionedConcurrencyConfig in the template.")
     warmer_schedule: str | None = Field(
@@ -105,7 +114,7 @@ class LambdaFunctionSpec(ServedSpec, EndpointOptions):
     )
 
 
-class LambdaSplitSpec(TargetSpecBase, EndpointOptions):
+class LambdaSplitSpec(ResponseSpec, EndpointOptions):
     """Lambda packaging of a split model (needs optimize.split and a lambda-layer target)."""
 
     kind: Literal["lambda-split"]
@@ -119,8 +128,6 @@ class LambdaSplitSpec(TargetSpecBase, EndpointOptions):
         "function", description="single layout: parts inside the function zip, or one Lambda layer per part.")
     memory_mb: LambdaMemory = Field(1024, description="MemorySize of each function.")
     timeout_s: int = Field(30, ge=1, le=limits.LAMBDA_TIMEOUT_S, description="Timeout of each function, seconds.")
-    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to final responses.")
-    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
 
     def identity(self) -> str:
         return f"lambda-split({self.layout})"
@@ -146,8 +153,6 @@ class AzureFunctionsSpec(ServedSpec):
     route: str = Field("predict", pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_/-]{0,63}$", description="POST route under /api/.")
     auth_level: Literal["anonymous", "function", "admin"] = Field("function", description="HTTP auth level.")
     app_name: str | None = Field(None, pattern=r"^[A-Za-z0-9-]{2,60}$", description="Function app name (for docs).")
-    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
-    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
     max_request_mb: float = Field(10, gt=0, le=100, description="Larger request bodies get 413.")
     versions: dict[str, str] = Field(default_factory=dict, description="Pinned runtime versions.")
     interpreter: str | None = Field(None, description="Python of the target version, for bytecode and verification.")
@@ -156,7 +161,7 @@ class AzureFunctionsSpec(ServedSpec):
         return f"azure-functions({self.python})"
 
 
-class ImageSpecBase(TargetSpecBase):
+class ImageSpecBase(ResponseSpec):
     """Options shared by both container images."""
 
     python: Literal["3.10", "3.11", "3.12", "3.13"] = Field("3.12", description="Python version of the base image.")
@@ -166,8 +171,6 @@ class ImageSpecBase(TargetSpecBase):
     build: bool | Literal["required"] = Field(
         False, description="Build and smoke-test the image; 'required' fails the build when no engine answers."
     )
-    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
-    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
     versions: dict[str, str] = Field(default_factory=dict, description="Pinned runtime versions.")
     push: str | None = Field(
         None, pattern=r"^[a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?/[a-z0-9][a-z0-9._/-]*$",

@@ -42,7 +42,7 @@ class AzureFunctionsTarget(Target):
 
         app = out_dir / "azure" / "functionapp"
         handler_files.write(ctx, app, ("azure", "function_app.py"), model_in_layer=False, source=spec.model_source,
-                            options={"top_k": spec.top_k, "max_batch": spec.max_batch, "load": "lazy",
+                            options={**spec.response_options(), "load": "lazy",
                                      "payload_limit_bytes": int(spec.max_request_mb * limits.MB),
                                      "azure": {"route": spec.route, "auth_level": spec.auth_level,
                                                "app_name": spec.app_name}, **serving_options.config(spec)})

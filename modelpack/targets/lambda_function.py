@@ -34,7 +34,7 @@ class LambdaFunctionTarget(Target):
         fn = ctx.work / "lambda-function"
         shutil.rmtree(fn, ignore_errors=True)
         config = handler_files.write(ctx, fn, ("lambda", "handler.py"), model_in_layer=in_layer, source=spec.model_source,
-                                     options={"top_k": spec.top_k, "max_batch": spec.max_batch, "load": spec.load,
+                                     options={**spec.response_options(), "load": spec.load,
                                               "payload_limit_bytes": limits.LAMBDA_SYNC_PAYLOAD_BYTES,
                                               **serving_options.config(spec)})
         extras = serving_options.extra_packages(spec) + serving_options.image_packages(ctx)
@@ -45,10 +45,8 @@ class LambdaFunctionTarget(Target):
         unzipped = tree_bytes(fn)
         total = unzipped + (layer.unzipped_bytes if layer else 0)
         zip_path = ctx.zip_tree(fn, out_dir / "lambda" / "function.zip")
-        errors, warnings = lambda_limits.check(total, {"function.zip": zip_path.stat().st_size}, layers=1 if layer else 0)
-        if errors:
-            raise TargetError(f"lambda-function: {errors[0]}.")
-        ctx.report.notes += [f"lambda-function: {w}." for w in warnings]
+        lambda_limits.enforce(ctx, "lambda-function", total, {"function.zip": zip_path.stat().st_size},
+                              layers=1 if layer else 0)
         details = {"handler": "handler.handler", "load": spec.load, "unzipped_total_bytes": total,
                    "model_in": "source" if spec.model_source else ("layer" if in_layer else "function"),
                    "layers": 1 if layer else 0, **serving_options.describe(spec),
@@ -69,13 +67,11 @@ class LambdaFunctionTarget(Target):
             except RuntimeError as exc:
                 raise TargetError(str(exc)) from None
             names = [o["name"] for o in ctx.info["outputs"]]
-            err = served.max_abs_err(served.response_outputs(check.pop("response"), names), ctx.selected_outputs_first())
+            err = handler_check.agree(check.pop("response"), names, ctx.selected_outputs_first(),
+                                      "lambda-function: the handler's prediction", "the selected variant's")
             check["served_shapes"] = served.shapes(sample)
             if err is not None:
                 check["max_abs_err_vs_variant"] = err
-                if not err <= 1e-5:
-                    raise TargetError(f"lambda-function: the handler's prediction differs from the selected variant's "
-                                      f"by {err:.2e}; the packaged model does not behave as measured.")
             details["handler_cold_start_ms"] = check["cold_start_ms"]
             details["handler_check"] = {k: v for k, v in check.items() if k != "cold_start_ms"}
         artifacts = [Artifact(self.NAME, "lambda/function.zip", unzipped, details)]

@@ -47,10 +47,7 @@ class LambdaLayerTarget(Target):
         unzipped = tree_bytes(layer)
         zip_path = ctx.zip_tree(layer, out_dir / "lambda" / "layer.zip")
         zipped = zip_path.stat().st_size
-        errors, warnings = lambda_limits.check(unzipped, {"layer.zip": zipped}, layers=1)
-        if errors:
-            raise TargetError(f"{spec.identity()}: {errors[0]}.")
-        ctx.report.notes += [f"{spec.identity()}: {w}." for w in warnings]
+        lambda_limits.enforce(ctx, spec.identity(), unzipped, {"layer.zip": zipped}, layers=1)
         info.update(python=spec.python, arch=spec.arch, runtime=runtime.name, os=os_name, model_in=spec.model_in,
                     zipped_bytes=zipped, compatible_runtime=f"python{spec.python}")
         ctx.layer = BuiltLayer(layer, spec, runtime, interpreter, can_run, unzipped, info)

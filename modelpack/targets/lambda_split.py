@@ -90,7 +90,7 @@ class LambdaSplitTarget(Target):
         return artifacts
 
     def _options(self, spec: LambdaSplitSpec, final: bool) -> dict:
-        return {"top_k": spec.top_k if final else None, "max_batch": spec.max_batch, "load": "lazy",
+        return {**spec.response_options(), **({} if final else {"top_k": None}), "load": "lazy",
                 "payload_limit_bytes": limits.LAMBDA_SYNC_PAYLOAD_BYTES}
 
     def _single(self, ctx, spec, parts, layer, work, out_dir) -> list[Artifact]:
@@ -123,10 +123,7 @@ class LambdaSplitTarget(Target):
         zips[path.name] = path.stat().st_size
         total = tree_bytes(fn) + layer.unzipped_bytes + sum(a.unzipped_bytes or 0 for a in artifacts)
         layers = 1 + (len(parts) if in_layers else 0)
-        errors, warnings = lambda_limits.check(total, zips, layers=layers)
-        if errors:
-            raise TargetError(f"lambda-split: {errors[0]}.")
-        ctx.report.notes += [f"lambda-split: {w}." for w in warnings]
+        lambda_limits.enforce(ctx, "lambda-split", total, zips, layers=layers)
         details = {"layout": "single", "parts_in": spec.parts_in, "parts": len(parts), "unzipped_total_bytes": total,
                    "layers": layers, "handler": "handler.handler"}
         if layer.can_run:
@@ -148,10 +145,8 @@ class LambdaSplitTarget(Target):
         except RuntimeError as exc:
             raise TargetError(f"lambda-split: {exc}") from None
         expected = np.load(ctx.split_outputs)["out_0"][:1].astype(np.float64)
-        err = served.max_abs_err(served.response_outputs(check["response"], ["output_0"]), [expected])
-        if not err <= 1e-5:
-            raise TargetError(f"lambda-split: the chaining handler's prediction differs from the verified chain's by "
-                              f"{err:.2e}.")
+        err = handler_check.agree(check["response"], ["output_0"], [expected],
+                                  "lambda-split: the chaining handler's prediction", "the verified chain's")
         return {"cold_start_ms": check["cold_start_ms"], "max_abs_err_vs_chain": err, "runs": check["runs"],
                 "model_loads": check["model_loads"], "model_load_ms": check["model_load_ms"],
                 "served_shapes": served.shapes(sample)}
@@ -168,10 +163,7 @@ class LambdaSplitTarget(Target):
                                 options=self._options(spec, final), inputs=inputs, outputs=outputs, part=k, image=None)
             path = ctx.zip_tree(fn, out_dir / DIR / f"part{k}.zip")
             total = tree_bytes(fn) + layer.unzipped_bytes
-            errors, warnings = lambda_limits.check(total, {path.name: path.stat().st_size}, layers=1)
-            if errors:
-                raise TargetError(f"lambda-split: part {k}: {errors[0]}.")
-            ctx.report.notes += [f"lambda-split: part {k}: {w}." for w in warnings]
+            lambda_limits.enforce(ctx, f"lambda-split: part {k}", total, {path.name: path.stat().st_size}, layers=1)
             artifacts.append(Artifact(self.NAME, f"{DIR}/part{k}.zip", tree_bytes(fn),
                                       {"layout": "per-part", "part": k, "function": f"{part_name(k)}Function",
                                        "request_json_bytes": p.get("request_json_bytes"), "unzipped_total_bytes": total}))

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from modelpack.cli import cli
 from modelpack.output import sha256_file
-from tests.conftest import FIXTURES
+from tests.conftest import DIGITS, FIXTURES, write_digits_recipe
 from tests.report_shape import differences, shape
 
 pytestmark = pytest.mark.slow
@@ -18,16 +18,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("digits")
-    import yaml
-
-    from tests.conftest import DIGITS
-
-    data = yaml.safe_load((DIGITS / "recipe.yaml").read_text())
-    data["model"]["path"] = str(DIGITS / "model.keras")
-    data["data"]["path"] = str(DIGITS / "digits.npz")
-    data["measure"] = {"latency": {"warmup": 2, "runs": 20}, "cold_start": {"runs": 1}}
-    recipe = tmp / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump(data, sort_keys=False))
+    # The shipped recipe whole (every variant and target), with fewer measurement runs.
+    recipe = write_digits_recipe(tmp / "recipe.yaml",
+                                 measure={"latency": {"warmup": 2, "runs": 20}, "cold_start": {"runs": 1}})
     out, cache = tmp / "out", tmp / "cache"
     result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(out), "--cache-dir", str(cache)])
     return {"result": result, "out": out, "cache": cache, "recipe": recipe, "tmp": tmp}
@@ -193,7 +186,6 @@ def test_int8_io_is_dequantized_before_comparison(built, tmp_path):
 
 
 def test_bench_model_without_recipe(built):
-    from tests.conftest import DIGITS
 
     result = CliRunner().invoke(cli, ["bench", str(DIGITS / "model.keras"), "--data", str(DIGITS / "digits.npz"),
                                       "--variants", "tflite-int8,onnx-fp32", "--json",
@@ -207,7 +199,6 @@ def test_bench_model_without_recipe(built):
 
 
 def test_bench_table_and_bad_variant(built):
-    from tests.conftest import DIGITS
 
     bad = CliRunner().invoke(cli, ["bench", str(DIGITS / "model.keras"), "--variants", "tflite-int4"])
     assert bad.exit_code == 2 and "'tflite-int4' is not one of" in bad.output

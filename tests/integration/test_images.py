@@ -14,26 +14,15 @@ from click.testing import CliRunner
 
 from modelpack.cli import cli
 from modelpack.interpreters import host_python
-from tests.conftest import DIGITS, ROOT, free_port, wait_for_port
+from tests.conftest import DIGITS, free_port, wait_for_port, write_digits_recipe
 
 pytestmark = pytest.mark.slow
 BASE = "localhost/modelpack-base:bookworm"
 
 
 @pytest.fixture(scope="module")
-def engine():
-    """The project's engine script: installs and starts podman if needed and makes the local base image."""
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "container-engine.sh")], capture_output=True, text=True,
-                          check=False, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    host = proc.stdout.strip().rsplit("=", 1)[-1]
-    old = os.environ.get("DOCKER_HOST")
-    os.environ["DOCKER_HOST"] = host
-    yield host
-    if old is None:
-        os.environ.pop("DOCKER_HOST", None)
-    else:
-        os.environ["DOCKER_HOST"] = old
+def engine(container_engine):
+    return container_engine
 
 
 @pytest.fixture(scope="module")
@@ -55,26 +44,23 @@ def registry(tmp_path_factory):
 
 
 def write_recipe(path, build, push=None):
-    data = yaml.safe_load((DIGITS / "recipe.yaml").read_text())
-    data["model"]["path"] = str(DIGITS / "model.keras")
-    data["data"]["path"] = str(DIGITS / "digits.npz")
-    data["measure"] = {"latency": {"warmup": 2, "runs": 10}, "cold_start": {"runs": 1}}
-    data["optimize"] = {"variants": ["tflite-int8"]}
     common = {"python": host_python(), "base_image": BASE, "glibc": "2.36", "build": build}
-    data["targets"] = [{"kind": "lambda-image", **common, **({"push": push} if push else {})},
-                       {"kind": "azure-image", **common}]
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    return write_digits_recipe(path, optimize={"variants": ["tflite-fp32"]},
+                               targets=[{"kind": "lambda-image", **common, **({"push": push} if push else {})},
+                                        {"kind": "azure-image", **common}])
 
 
 @pytest.fixture(scope="module")
-def built(engine, registry, tmp_path_factory):
+def built(engine, registry, digits_dist, tmp_path_factory):
+    """Both images of the session build's variant, built with the session's cache (conversion and measuring
+    are reused; the images' site-packages are their own); the Lambda image is pushed to the loopback registry."""
     tmp = tmp_path_factory.mktemp("images")
     recipe = write_recipe(tmp / "recipe.yaml", True, push=f"{registry}/digits/lambda")
-    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(tmp / "out"), "--cache-dir", str(tmp / "c")])
+    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(tmp / "out"),
+                                      "--cache-dir", str(digits_dist.cache)])
     assert result.exit_code == 0, result.output
     return {"out": tmp / "out", "report": json.loads((tmp / "out" / "report.json").read_text()), "tmp": tmp,
-            "recipe": recipe, "output": result.output}
+            "recipe": recipe, "output": result.output, "cache": digits_dist.cache}
 
 
 @pytest.mark.parametrize("kind", ["lambda-image", "azure-image"])
@@ -103,12 +89,12 @@ def test_contexts_are_self_contained(built):
     assert (az / "app" / ".python_packages" / "lib" / "site-packages" / "azure" / "functions").is_dir()
 
 
-def test_aws_base_needs_no_runtime_client(engine, tmp_path):
+def test_aws_base_needs_no_runtime_client(engine, digits_dist, tmp_path):
     data = yaml.safe_load(write_recipe(tmp_path / "r.yaml", False).read_text())
     data["targets"] = [{"kind": "lambda-image", "python": host_python()}]
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
     result = CliRunner().invoke(cli, ["build", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "o"),
-                                      "--cache-dir", str(tmp_path / "c")])
+                                      "--cache-dir", str(digits_dist.cache)])
     assert result.exit_code == 0, result.output
     dockerfile = (tmp_path / "o" / "images" / "lambda-image" / "Dockerfile").read_text()
     assert f"FROM public.ecr.aws/lambda/python:{host_python()}" in dockerfile
@@ -119,7 +105,7 @@ def test_no_engine_writes_context_and_says_so(built, tmp_path, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["build", str(built["recipe"]), "--out", str(out),
-                                      "--cache-dir", str(built["tmp"] / "c")])
+                                      "--cache-dir", str(built["cache"])])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert all(a["details"]["image"] is None for a in report["artifacts"])
@@ -132,7 +118,7 @@ def test_no_engine_writes_context_and_says_so(built, tmp_path, monkeypatch):
     strict = tmp_path / "strict.yaml"
     strict.write_text(yaml.safe_dump(data))
     result = CliRunner().invoke(cli, ["build", str(strict), "--out", str(tmp_path / "o2"),
-                                      "--cache-dir", str(built["tmp"] / "c")])
+                                      "--cache-dir", str(built["cache"])])
     assert result.exit_code == 3, result.output
     assert "build: required" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "o2").exists()
