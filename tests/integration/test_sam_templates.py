@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from modelpack.pipeline.context import BuiltLayer
 from modelpack.recipe.targets import LambdaFunctionSpec, LambdaLayerSpec, LambdaSplitSpec
 from modelpack.targets import sam
 from modelpack.targets.lambda_split import ASL, LambdaSplitTarget, state_machine
@@ -58,9 +59,11 @@ def fake_ctx(tmp: Path) -> SimpleNamespace:
     return SimpleNamespace(recipe=SimpleNamespace(name="digits"), report=report, selected_file=model)
 
 
-def layer_info() -> dict:
-    return {"spec": LambdaLayerSpec(kind="lambda-layer", python="3.12", arch="arm64"),
-            "runtime": SimpleNamespace(name="onnxruntime")}
+def layer_info() -> BuiltLayer:
+    """A layer as the lambda-layer target hands it on (only its spec and runtime name reach the template)."""
+    return BuiltLayer(dir=Path("layer"), spec=LambdaLayerSpec(kind="lambda-layer", python="3.12", arch="arm64"),
+                      runtime=SimpleNamespace(name="onnxruntime"), interpreter=None, can_run=False,
+                      unzipped_bytes=0, info={})
 
 
 @pytest.fixture(scope="module")

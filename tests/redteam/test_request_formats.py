@@ -11,7 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from tests.redteam.test_hostile_events import check_strict, fresh_import, function_dir, log_lines, strict
+from tests.redteam.test_hostile_events import check_strict, function_dir, log_lines, strict
 
 X = np.array([[0.1, 0.2, 0.3, 0.4], [1.0, -2.0, 0.5, 3.0]], dtype=np.float32)
 
@@ -41,8 +41,8 @@ def answer_bytes(result: dict) -> bytes:
 
 
 @pytest.fixture
-def tiny(tmp_path):
-    return fresh_import(function_dir(tmp_path / "fn"), "handler")
+def tiny(tmp_path, import_fresh):
+    return import_fresh(function_dir(tmp_path / "fn"), "handler")
 
 
 @pytest.fixture
@@ -170,7 +170,7 @@ def test_unknown_protocol_routes(tiny, path, method, status):
 
 
 @pytest.fixture
-def azure_app(tmp_path):
+def azure_app(tmp_path, import_fresh):
     """The shipped Azure app around the tiny model: (call(method, route, body, headers)) through its functions."""
     import azure.functions as func
 
@@ -178,7 +178,7 @@ def azure_app(tmp_path):
 
     app = function_dir(tmp_path / "fn", azure={"route": "predict", "auth_level": "function"})
     copy_code(app, ("azure", "function_app.py"))
-    module = fresh_import(app, "function_app")
+    module = import_fresh(app, "function_app")
     functions = {f.get_function_name(): f.get_user_function() for f in module.app.get_functions()}
 
     def call(method: str, route: str, body: bytes, **headers):
@@ -268,10 +268,10 @@ def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
         chunk(b"IEND", b"")
 
 
-def test_images_predict_as_their_pixels_do(tmp_path, capsys):
+def test_images_predict_as_their_pixels_do(tmp_path, capsys, import_fresh):
     from PIL import Image
 
-    handler = fresh_import(image_model(tmp_path / "img"), "handler")
+    handler = import_fresh(image_model(tmp_path / "img"), "handler")
     pixels = (np.arange(8 * 8 * 3).reshape(8, 8, 3) * 5 % 256).astype(np.uint8)
     for fmt, ctype in (("PNG", "image/png"), ("JPEG", "image/jpeg")):
         data = encoded(pixels, fmt)
@@ -301,11 +301,11 @@ def test_images_predict_as_their_pixels_do(tmp_path, capsys):
     log_lines(capsys.readouterr().out)
 
 
-def test_json_traffic_loads_no_decoder(tmp_path):
+def test_json_traffic_loads_no_decoder(tmp_path, import_fresh):
     """Cold start stays as it was: .npy, protocol and image code load with the first request that needs them."""
     import sys
 
-    handler = fresh_import(function_dir(tmp_path / "fn"), "handler")
+    handler = import_fresh(function_dir(tmp_path / "fn"), "handler")
     status, _ = check_strict(handler.handler(event(json.dumps({"instances": X.tolist()}), "application/json"), None))
     assert status == 200
     assert not {"tensors", "oip", "images"} & set(sys.modules)
