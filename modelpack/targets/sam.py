@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from modelpack.targets import monitoring
 from modelpack.targets.base import Artifact
 
 
@@ -62,6 +63,7 @@ def write(ctx: Any, spec: Any, layer: dict | None, path: Path) -> Artifact:
     if env:
         fn["Environment"] = {"Variables": env}
     resources["ModelFunction"] = {"Type": "AWS::Serverless::Function", "Properties": fn}
+    resources.update(monitoring.resources(ctx, spec, "ModelFunction"))  # opt-in alarms and dashboard
     template = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": "AWS::Serverless-2016-10-31",
