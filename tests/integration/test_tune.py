@@ -228,3 +228,14 @@ def test_write_round_trips_a_commented_recipe(built, handler_lines, tmp_path):
     again = CliRunner().invoke(cli, args)  # the recipe now says what production asks for
     assert again.exit_code == 0 and recipe.read_text() == text, again.output
     assert "nothing to change" in again.output
+
+
+def test_write_refuses_another_builds_recipe(built, handler_lines, tmp_path):
+    log = tmp_path / "export.jsonl"
+    log.write_text(tt.slow_tail(handler_lines, now_hour() - tt.HOUR).jsonl())
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(COMMENTED.replace("name: digits", "name: other"))
+    result = CliRunner().invoke(cli, ["tune", str(built), "--function", "f", "--from-logs", str(log), "--write",
+                                      "--recipe", str(recipe)])
+    assert result.exit_code == 2 and "not the one the build 'digits' came from" in result.output
+    assert recipe.read_text() == COMMENTED.replace("name: digits", "name: other")

@@ -82,3 +82,19 @@ def test_edit_flow_mapping_keeps_comments():
 def test_edit_needs_a_lambda_function_target():
     with pytest.raises(UsageError, match="no `targets` entry with `kind: lambda-function`"):
         edit("name: x\ntargets: []\n", {"memory_mb": 512}, Path("r.yaml"))
+
+
+def test_write_needs_the_recipe(tmp_path):
+    from click.testing import CliRunner
+
+    from modelpack.cli import cli
+
+    result = CliRunner().invoke(cli, ["tune", str(tmp_path), "--function", "f", "--write"])
+    assert result.exit_code == 2 and "--write needs --recipe RECIPE" in result.output
+
+
+def test_bad_log_line_names_the_line(tmp_path):
+    log = tmp_path / "x.jsonl"
+    log.write_text('{"timestamp": 1, "message": "a"}\nnot json\n')
+    with pytest.raises(UsageError, match=r"x.jsonl:2: not a JSON object"):
+        sources.from_log_file(log)
