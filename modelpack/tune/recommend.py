@@ -72,6 +72,10 @@ def recommend_warmer(obs: Observations, facts: BuildFacts, provisioned: Recommen
                 Evidence("warmer invocations seen", len(warmers), "", "handler lines (event: warmer)"),
                 Evidence(f"a {WARMER} warmer costs", rounded(per_month, 3), "USD per month",
                          f"{warm_ms:g} ms billed per warm call"))
+    if not starts:
+        return Recommendation("warmer_schedule", current, current,
+                              "no requests in the window, only warmer calls: nothing shows whether it helps", evidence,
+                              write=False)
     if provisioned.recommended is not None:
         return Recommendation("warmer_schedule", current, None,
                               "provisioned concurrency keeps environments initialized; a warmer adds nothing", evidence)

@@ -239,3 +239,17 @@ def test_write_refuses_another_builds_recipe(built, handler_lines, tmp_path):
                                       "--recipe", str(recipe)])
     assert result.exit_code == 2 and "not the one the build 'digits' came from" in result.output
     assert recipe.read_text() == COMMENTED.replace("name: digits", "name: other")
+
+
+def test_only_warmer_calls_change_nothing(built, handler_lines, tmp_path):
+    em = tt.Emitter(handler_lines, 256)
+    for i in range(24):
+        em.invoke("warm-env", now_hour() - tt.HOUR * 2 + i * 300_000, 2.0, "warmer")
+    log = tmp_path / "warmers.jsonl"
+    log.write_text(em.traffic.jsonl())
+    code, answer = run_tune(built, "f", "--from-logs", str(log))
+    assert code == 0, answer
+    r = recs(answer)
+    assert answer["requests"] == 0
+    assert r["warmer_schedule"]["recommended"] == "rate(5 minutes)" and r["warmer_schedule"]["changes"] is False
+    assert r["memory_mb"]["changes"] is False and "no warm request" in r["memory_mb"]["reason"]
