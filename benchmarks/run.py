@@ -99,18 +99,52 @@ print("RESULT " + json.dumps({"p50": float(np.median(t)), "p90": float(np.percen
 
 # --- modelpack's handler, warm: the handler's own model path and the whole handler call -------------
 HANDLER_TIME = r"""
-import json, sys, time, numpy as np
+import base64, io, json, sys, time, numpy as np
 import handler
 x = np.load(sys.argv[1])["x"][:1].astype("float32"); runs = int(sys.argv[2])
 name = handler.CONFIG["inputs"][0]["name"]; model = handler.HOLDER.get(); event = {"instances": x.tolist()}
+def http(body, path="/", **headers):
+    binary = isinstance(body, bytes)
+    return {"version": "2.0", "rawPath": path, "requestContext": {"http": {"method": "POST"}},
+            "headers": {"content-type": "application/json", **headers}, "isBase64Encoded": binary,
+            "body": base64.b64encode(body).decode() if binary else body}
+npy = io.BytesIO(); np.save(npy, x)
+infer = "/v2/models/" + handler.CONFIG["name"] + "/infer"
+header = json.dumps({"inputs": [{"name": name, "shape": list(x.shape), "datatype": "FP32",
+                                 "parameters": {"binary_data_size": x.nbytes}}],
+                     "parameters": {"binary_data_output": True}}).encode()
+# Function URL events, as Lambda hands them to the handler: binary bodies base64-encoded.
+formats = {"json_event": event, "json": http(json.dumps(event)),
+           "npy": http(npy.getvalue(), **{"content-type": "application/x-npy", "accept": "application/x-npy"}),
+           # the same request with its bytes as they are, as the Azure app and HTTP servers receive them
+           "npy_raw": {**http(npy.getvalue(), **{"content-type": "application/x-npy", "accept": "application/x-npy"}),
+                       "isBase64Encoded": False, "body": npy.getvalue()},
+           "oip_json": http(json.dumps({"inputs": [{"name": name, "shape": list(x.shape), "datatype": "FP32",
+                                                    "data": x.reshape(-1).tolist()}]}), infer),
+           "oip_binary": http(header + x.tobytes(), infer, **{"content-type": "application/octet-stream",
+                                                               "inference-header-content-length": str(len(header))})}
+if handler.CONFIG.get("image"):  # a JPEG of the sample's pixels (tf scaling undone), as a camera client sends
+    from PIL import Image
+    jpeg = io.BytesIO()
+    Image.fromarray(((x[0] + 1) * 127.5).clip(0, 255).astype("uint8")).save(jpeg, format="JPEG", quality=90)
+    formats["jpeg"] = http(jpeg.getvalue(), **{"content-type": "image/jpeg"})
+for ev in formats.values():
+    r = handler.handler(ev, None)
+    assert r.get("statusCode", 200) == 200, str(r)[:300]
 for _ in range(20): model.predict({name: x}); handler.handler(event, None)
 inner, outer = [], []
 for _ in range(runs):
     a = time.perf_counter(); model.predict({name: x}); inner.append((time.perf_counter() - a) * 1e3)
 for _ in range(runs):
     a = time.perf_counter(); handler.handler(event, None); outer.append((time.perf_counter() - a) * 1e3)
+by_format = {}
+for key, ev in formats.items():
+    times = []
+    for _ in range(runs):
+        a = time.perf_counter(); handler.handler(ev, None); times.append((time.perf_counter() - a) * 1e3)
+    by_format[key] = float(np.median(times))
 print("RESULT " + json.dumps({"inference_p50": float(np.median(inner)), "inference_p90": float(np.percentile(inner, 90)),
-                             "handler_p50": float(np.median(outer))}))
+                             "handler_p50": float(np.median(outer)), "by_format": by_format}))
 """
 
 COLD = r"""
@@ -188,7 +222,7 @@ def extract(zip_path: Path, dest: Path) -> Path:
     return dest
 
 
-def bench_model(name: str, model: Path, data: Path, work: Path, quick: bool) -> dict:
+def bench_model(name: str, model: Path, data: Path, work: Path, quick: bool, serving: dict | None = None) -> dict:
     runs = 100 if quick else 500
     cold_runs = 3 if quick else 7
     version, python = target_python()
@@ -199,6 +233,7 @@ def bench_model(name: str, model: Path, data: Path, work: Path, quick: bool) -> 
         "optimize": {"variants": ["tflite-fp32", "tflite-int8", "onnx-fp32", "onnx-int8"]},
         "measure": {"latency": {"warmup": 10, "runs": runs}, "cold_start": {"runs": 1}},
         "targets": [{"kind": "lambda-layer", "python": version}, {"kind": "lambda-function"}],
+        **({"serving": serving} if serving else {}),
     }))
     cache = work / f"{name}-cache"
     timings = []
@@ -231,7 +266,8 @@ def bench_model(name: str, model: Path, data: Path, work: Path, quick: bool) -> 
     for _ in range(rounds):
         mine_runs.append(run_py(HANDLER_TIME, str(data), str(runs), env=env, cwd=str(task), python=python))
         hand_runs.append(run_py(HAND_TIME, str(hand_dir / best_hand), str(runs), str(data), env=hand_env, python=python))
-    mine = {k: statistics.median(r[k] for r in mine_runs) for k in mine_runs[0]}
+    mine = {k: statistics.median(r[k] for r in mine_runs) for k in mine_runs[0] if k != "by_format"}
+    by_format = {f: statistics.median(r["by_format"][f] for r in mine_runs) for f in mine_runs[0]["by_format"]}
     hand[best_hand] = {k: statistics.median(r[k] for r in hand_runs) for k in hand_runs[0]}
 
     sample = work / f"{name}-sample.json"
@@ -259,6 +295,7 @@ def bench_model(name: str, model: Path, data: Path, work: Path, quick: bool) -> 
         "model": name, "selected": selected, "python": version,
         "latency_ms": {"handler_inference_p50": mine["inference_p50"], "handler_inference_p90": mine["inference_p90"],
                        "handler_end_to_end_p50": mine["handler_p50"], "rounds": rounds,
+                       "end_to_end_p50_by_format": by_format,
                        "hand_best": best_hand, "hand_best_p50": hand[best_hand]["p50"],
                        "hand_best_p90": hand[best_hand]["p90"],
                        "hand_all_p50": {k: v["p50"] for k, v in hand.items()},
@@ -314,6 +351,19 @@ def table(results: dict) -> str:
                     f"[{min(naive):.0f}–{max(naive):.0f}] / {cold['keras_handler']:.0f} | "
                     f"{cold['ratio_vs_naive']:.2f}× | {cold['ratio_vs_keras']:.3f}× | {b['cold']:.1f} / {b['cached']:.1f} | "
                     f"{b['ratio']:.1%} |")
+    formats = ["json_event", "json", "npy", "npy_raw", "oip_json", "oip_binary", "jpeg"]
+    rows += ["", "Handler end to end, ms p50 by request format (Function URL events, binary bodies base64-encoded; "
+             "`json_event`: a direct invocation whose JSON the runtime already decoded; `npy_raw`: the npy bytes "
+             "undecoded, as the Azure app receives them; inference alone for comparison):", "",
+             "| model | inference | " + " | ".join(formats) + " | npy / inference | npy_raw / inference |",
+             "|---|---|" + "---|" * len(formats) + "---|---|"]
+    for r in results["models"]:
+        lat = r["latency_ms"]
+        fmt = lat.get("end_to_end_p50_by_format") or {}
+        cells = " | ".join(f"{fmt[f]:.3f}" if f in fmt else "–" for f in formats)
+        ratios = " | ".join(f"{fmt[f] / lat['handler_inference_p50']:.2f}×" if f in fmt else "–"
+                            for f in ("npy", "npy_raw"))
+        rows.append(f"| {r['model']} | {lat['handler_inference_p50']:.3f} | {cells} | {ratios} |")
     layer = results.get("layer")
     if layer:
         rows += ["", "| Lambda layer, onnxruntime + numpy, python3.12 x86_64 | unzipped MB | zipped MB |", "|---|---|---|",
@@ -342,7 +392,8 @@ def main() -> None:
         results["models"].append(bench_model("digits", digits / "model.keras", digits / "digits.npz", work, args.quick))
         if not args.quick:
             model, data = mobilenet(work)
-            results["models"].append(bench_model("mobilenetv2", model, data, work, args.quick))
+            image = {"image": {"size": [224, 224], "scale": "tf"}}  # MobileNetV2's own preprocessing
+            results["models"].append(bench_model("mobilenetv2", model, data, work, args.quick, image))
             results["layer"] = layer_sizes(work, digits / "digits.npz")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{results['date']}-{platform.node() or 'host'}{'-quick' if args.quick else ''}.json"

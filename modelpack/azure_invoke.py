@@ -8,16 +8,17 @@ the registered functions, builds azure.functions.HttpRequest objects and calls t
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from modelpack import interpreters
+from modelpack.childproc import pip, pip_tail, read, scrubbed_env, write_source
 from modelpack.errors import TargetError, UsageError
 from modelpack.invoke import CACHE, UnzipBudget, safe_extract
 
 AZURE_FUNCTIONS_VERSION = "1.26.0"
+
+MARKER = "MODELPACK_AZURE"
 
 _CALL = r"""
 import json, sys, threading, traceback
@@ -58,10 +59,13 @@ if calls and calls[0].get("concurrent"):
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
     [t.start() for t in threads]; [t.join() for t in threads]
 else:
-    results = [one(c) for c in calls]
-print("MODELPACK_AZURE " + json.dumps({"results": results, "functions": sorted(functions),
-                                       "loads": function_app.HOLDER.loads if function_app else 0}))
-"""
+    import time
+    def timed(call):
+        t = time.perf_counter(); result = one(call)
+        return {**result, "ms": (time.perf_counter() - t) * 1e3}
+    results = [timed(c) for c in calls]
+answer = {"results": results, "functions": sorted(functions), "loads": function_app.HOLDER.loads if function_app else 0}
+""" + write_source(MARKER, "answer") + "\n"
 
 
 def azure_functions_lib(python: str) -> Path:
@@ -69,10 +73,9 @@ def azure_functions_lib(python: str) -> Path:
     dest = CACHE / "azure-functions" / AZURE_FUNCTIONS_VERSION
     if (dest / ".complete").exists():
         return dest
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(dest),
-                           f"azure-functions=={AZURE_FUNCTIONS_VERSION}"], capture_output=True, text=True, check=False)
+    proc = pip(["install", "--quiet", "--target", str(dest), f"azure-functions=={AZURE_FUNCTIONS_VERSION}"])
     if proc.returncode != 0:
-        raise TargetError(f"could not install azure-functions: {proc.stderr.strip()[-300:]}")
+        raise TargetError(f"could not install azure-functions: {pip_tail(proc)}")
     (dest / ".complete").touch()
     return dest
 
@@ -96,14 +99,13 @@ class AzureApp:
                      UnzipBudget(why="modelpack invoke unpacks no larger function app than a Lambda function"))
 
     def call(self, calls: list[dict]) -> dict:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-        env.update(PYTHONPATH=os.pathsep.join([str(self.root), str(self.root / ".python_packages/lib/site-packages"),
-                                               str(azure_functions_lib(self.python))]),
-                   PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1", OMP_NUM_THREADS="1")
+        env = scrubbed_env([str(self.root), str(self.root / ".python_packages/lib/site-packages"),
+                            str(azure_functions_lib(self.python))])
         proc = subprocess.run([self.interpreter, "-S", "-c", _CALL], input=json.dumps(calls), capture_output=True,
                               text=True, env=env, cwd=self.root, timeout=300, check=False)
-        for line in proc.stdout.splitlines():
-            if line.startswith("MODELPACK_AZURE "):
-                return json.loads(line[len("MODELPACK_AZURE "):])
+        self.stderr = proc.stderr  # the app's log lines (`modelpack invoke --logs`)
+        answer = read(proc.stdout, MARKER)
+        if answer is not None:
+            return answer
         err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         raise TargetError(f"the function app failed: {(err or ['no output'])[-1][:400]}")

@@ -44,6 +44,10 @@ class Cache:
         if not intact:
             shutil.rmtree(entry, ignore_errors=True)
             return None
+        try:
+            os.utime(meta)  # last used now: `modelpack cache prune` removes the least recently used first
+        except OSError:
+            pass
         return entry
 
     def put(self, key: str, source: Path) -> Path:

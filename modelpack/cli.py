@@ -5,71 +5,50 @@ Heavy modules are imported inside the commands, so `--help` and `validate` never
 
 from __future__ import annotations
 
-import functools
-import json
 import signal
 import sys
-import traceback
 from pathlib import Path
 
 import click
 
 from modelpack import __version__
-from modelpack.errors import EXIT_BUDGET, EXIT_INTERNAL, EXIT_OK, ModelpackError, Terminated, UsageError
+from modelpack.cache_cmd import cache_group
+from modelpack.cli_common import Settings, handle_errors, settings
+from modelpack.errors import EXIT_BUDGET, EXIT_OK, Terminated, UsageError
 from modelpack.jsonio import dumps_strict
+from modelpack.ui import COLOR_CHOICES
 
 
-def _fail(message: str, code: int) -> None:
-    click.echo(message, err=True)
-    sys.exit(code)
-
-
-def handle_errors(fn):
-    """Known errors print their sentence; anything else is a bug report hint, traceback only with --debug."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        debug = click.get_current_context().find_root().params.get("debug", False)
-        try:
-            return fn(*args, **kwargs)
-        except ModelpackError as exc:
-            if debug:
-                traceback.print_exc()
-            hint = f"\nHint: {exc.hint}" if exc.hint else ""
-            _fail(f"error: {exc.message}{hint}", exc.exit_code)
-        except KeyboardInterrupt:
-            _fail("interrupted: stopped and cleaned up; no output was changed.", 130)
-        except Terminated as exc:
-            _fail("terminated (SIGTERM): stopped and cleaned up; no output was changed.", exc.exit_code)
-        except Exception as exc:  # an internal fault: say so plainly
-            if debug:
-                traceback.print_exc()
-            _fail(
-                f"internal error: {type(exc).__name__}: {exc}\n"
-                "Hint: this is a modelpack bug or a tool failure; run again with --debug for the traceback "
-                "and include it in a bug report.",
-                EXIT_INTERNAL,
-            )
-
-    return wrapper
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MODELPACK"})
 @click.version_option(__version__, prog_name="modelpack")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-def cli(debug: bool) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="Print only results and errors (no progress).")
+@click.option("-v", "--verbose", is_flag=True, help="Print every stage and step as a timestamped line, also on a terminal.")
+@click.option("--color", type=click.Choice(COLOR_CHOICES), default="auto", show_default=True,
+              help="Colour in progress output; auto: on a terminal unless NO_COLOR is set.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: bool, color: str) -> None:
     """Turn a trained Keras model into small, fast-starting, verified serverless artifacts.
 
     Exit codes: 0 built and every budget passed; 1 built but a budget failed (invoke: the handler raised);
     2 bad recipe or usage; 3 internal or tool failure; 130 / 143 stopped by SIGINT / SIGTERM (cleaned up,
     output untouched).
+
+    Every option can also be set in the environment as MODELPACK_<OPTION> for the group's options
+    (MODELPACK_COLOR=never, MODELPACK_QUIET=1) and MODELPACK_<COMMAND>_<OPTION> for a command's
+    (MODELPACK_BUILD_CACHE_DIR=/tmp/cache).
     """
+    if quiet and verbose:
+        raise click.UsageError("-q and -v contradict each other; pass one.")
+    ctx.obj = Settings(quiet=quiet, verbose=verbose, color=color)
+    ctx.color = {"always": True, "never": False}.get(color)
 
 
 @cli.command()
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", is_flag=True, help="Print the result as one JSON object.")
 @handle_errors
-def validate(recipe: Path) -> None:
+def validate(recipe: Path, json: bool) -> None:
     """Check RECIPE without building anything (fast, no TensorFlow)."""
     from modelpack import precheck
     from modelpack.recipe.loader import load_recipe
@@ -78,6 +57,10 @@ def validate(recipe: Path) -> None:
     # The same TensorFlow-free checks a build starts with, so validate passes only what build accepts.
     precheck.check_model(r, str(recipe))
     precheck.check_data(r, str(recipe), call_functions=False)
+    if json:
+        click.echo(dumps_strict({"ok": True, "recipe": str(recipe), "name": r.name, "variants": list(r.optimize.variants),
+                                 "targets": [t.identity() for t in r.targets]}, sort_keys=True))
+        return
     click.echo(f"{recipe}: valid recipe '{r.name}' ({len(r.optimize.variants)} variants, {len(r.targets)} targets)")
 
 
@@ -98,37 +81,65 @@ def init(directory: Path, force: bool) -> None:
     """Write a commented starter recipe.yaml into DIRECTORY."""
     from importlib import resources
 
-    dest = directory / "recipe.yaml"
+    from modelpack.recipe.schema import schema_text
+
+    dest, schema = directory / "recipe.yaml", directory / "recipe.schema.json"
     if dest.exists() and not force:
         raise UsageError(f"{dest} exists already; pass --force to overwrite it.")
     directory.mkdir(parents=True, exist_ok=True)
-    dest.write_text((resources.files("modelpack.recipe") / "starter.yaml").read_text())
-    click.echo(f"wrote {dest}; edit model.path and data.path, then run `modelpack validate {dest}`")
+    # The schema beside the recipe matches this modelpack version; editors with the YAML language server
+    # validate and complete the recipe from it (the first line names it).
+    schema.write_text(schema_text())
+    starter = (resources.files("modelpack.recipe") / "starter.yaml").read_text()
+    dest.write_text(f"# yaml-language-server: $schema={schema.name}\n{starter}")
+    click.echo(f"wrote {dest} and {schema.name}; edit model.path and data.path, then run `modelpack validate {dest}`")
 
 
-def _reporter(quiet: bool):
-    from modelpack.ui import Reporter
+def _reporter(quiet: bool = False):
+    from modelpack.ui import Reporter, make_console
 
-    return Reporter(quiet=quiet)
+    opts = settings()
+    return Reporter(make_console(opts.color), quiet=quiet or opts.quiet, verbose=opts.verbose)
 
 
 @cli.command()
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output directory [dist/<name>].")
-@click.option("--cache-dir", default=".modelpack-cache", show_default=True, type=click.Path(file_okay=False))
+@click.option("--cache-dir", type=click.Path(file_okay=False),
+              help="Step cache [.modelpack-cache next to RECIPE, or $XDG_CACHE_HOME/modelpack/builds].")
+@click.option("--cache-max-size", default="2GB", show_default=True,
+              help="After the build, remove least recently used cache entries beyond this size.")
 @click.option("--no-cache", is_flag=True, help="Rebuild every step; neither read nor write the cache.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the result line.")
 @click.option("--images", is_flag=True, help="Build and smoke-test image targets through the container engine.")
+@click.option("--json", is_flag=True, help="Print the result as one JSON object (progress stays on stderr).")
+@click.option("--summary", is_flag=True, help="Append report.md to $GITHUB_STEP_SUMMARY (GitHub Actions).")
 @handle_errors
-def build(recipe: Path, out: Path | None, cache_dir: str, no_cache: bool, quiet: bool, images: bool) -> None:
+def build(recipe: Path, out: Path | None, cache_dir: str | None, cache_max_size: str, no_cache: bool, quiet: bool,
+          images: bool, json: bool, summary: bool) -> None:
     """Build RECIPE: convert, measure, check budgets, select, and write artifacts and reports."""
+    from modelpack import cache_admin
     from modelpack.pipeline.entry import build as run_build
 
-    report = run_build(recipe, out=out, cache_dir=None if no_cache else cache_dir, reporter=_reporter(quiet),
-                       images=images)
+    cap = cache_admin.parse_size(cache_max_size)
+    cache_root = Path(cache_dir) if cache_dir else cache_admin.default_cache_dir(recipe)
+    reporter = _reporter(quiet)
+    report = run_build(recipe, out=out, cache_dir=None if no_cache else cache_root, reporter=reporter, images=images)
+    if not no_cache and (pruned := cache_admin.prune(cache_root, cap)).removed:
+        reporter.info(f"cache over {cache_max_size}: removed {pruned.removed} least recently used entries "
+                      f"({cache_admin.human(pruned.freed)})")
     out_dir = out or Path("dist") / report.name
+    _github_actions(report, recipe, out_dir, summary)
+    if json:
+        click.echo(dumps_strict({"ok": report.passed, "out": str(out_dir), "report": str(out_dir / "report.json"),
+                                 "passed": report.passed, "selected": report.selected,
+                                 "selection_reason": report.selection_reason, "closest": report.closest,
+                                 "failed_budgets": [b["name"] for b in report.budgets if not b["passed"]]},
+                                sort_keys=True))
+        sys.exit(EXIT_OK if report.passed else EXIT_BUDGET)
     if report.passed:
         click.echo(f"built {out_dir}: selected {report.selected} ({report.selection_reason})")
+        _print_next_steps(report, out_dir, quiet)
         sys.exit(EXIT_OK)
     closest = f"; closest: {report.closest}" if report.closest else ""
     failed = ", ".join(b["name"] for b in report.budgets if not b["passed"]) or "no variant built"
@@ -136,15 +147,34 @@ def build(recipe: Path, out: Path | None, cache_dir: str, no_cache: bool, quiet:
     sys.exit(EXIT_BUDGET)
 
 
+def _github_actions(report, recipe: Path, out_dir: Path, summary: bool) -> None:
+    from modelpack import gha
+
+    data = report.to_json()
+    gha.write_outputs(gha.build_outputs(data, out_dir))
+    gha.budget_errors(data, recipe)
+    if summary and not gha.append_summary((out_dir / "report.md").read_text()):
+        click.echo("note: --summary needs $GITHUB_STEP_SUMMARY (set by GitHub Actions); no summary written.", err=True)
+
+
+def _print_next_steps(report, out_dir: Path, quiet: bool) -> None:
+    from modelpack.nextsteps import next_steps_text
+
+    text = "" if quiet else next_steps_text(report.to_json(), out_dir)
+    if text:
+        click.echo(text)
+
+
 @cli.command()
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="With a model instead of a recipe: a .npz with arrays x (inputs) and y (labels).")
 @click.option("--variants", help="With a model: comma-separated variants to build [all].")
-@click.option("--cache-dir", default=".modelpack-cache", show_default=True, type=click.Path(file_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the measurements as JSON.")
+@click.option("--cache-dir", type=click.Path(file_okay=False),
+              help="Step cache [.modelpack-cache next to SOURCE, or $XDG_CACHE_HOME/modelpack/builds].")
+@click.option("--json", is_flag=True, help="Print the measurements as JSON.")
 @handle_errors
-def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir: str, as_json: bool) -> None:
+def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir: str | None, json: bool) -> None:
     """Convert and measure the variants of SOURCE (a recipe, or a model file) and print a comparison table.
 
     Writes nothing but the cache. `modelpack bench model.keras --data data.npz` needs no recipe.
@@ -161,9 +191,11 @@ def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir:
             recipe = source
         else:
             recipe = recipe_for_model(source, data_path, variants, Path(tmp))
-        report = run_bench(recipe, cache_dir=cache_dir, reporter=_reporter(as_json))
-    if as_json:
-        click.echo(dumps_strict({"variants": report.variants, "selected": report.selected,
+        from modelpack.cache_admin import default_cache_dir
+
+        report = run_bench(recipe, cache_dir=cache_dir or default_cache_dir(source), reporter=_reporter(json))
+    if json:
+        click.echo(dumps_strict({"variants": [v.to_json() for v in report.variants], "selected": report.selected,
                                  "selection_reason": report.selection_reason, "search": report.search},
                                 indent=2, sort_keys=True))
         return
@@ -175,9 +207,9 @@ def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir:
 @cli.command("inspect")
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
 @click.option("--trust-code", is_flag=True, help="Allow Lambda layers and custom objects (their code runs).")
-@click.option("--json", "as_json", is_flag=True, help="Print the inspection as JSON.")
+@click.option("--json", is_flag=True, help="Print the inspection as JSON.")
 @handle_errors
-def inspect_cmd(model: Path, trust_code: bool, as_json: bool) -> None:
+def inspect_cmd(model: Path, trust_code: bool, json: bool) -> None:
     """Show MODEL's inputs and outputs and where it can be split (optimize.split).
 
     A cut is legal where exactly one tensor crosses from the layers before it to the layers after it;
@@ -187,7 +219,7 @@ def inspect_cmd(model: Path, trust_code: bool, as_json: bool) -> None:
     from modelpack.inspect_model import HEADERS, inspect, rows
 
     result = inspect(model, trust_code)
-    if as_json:
+    if json:
         click.echo(dumps_strict(result, indent=2, sort_keys=True))
         return
     info = result["model"]
@@ -211,55 +243,88 @@ def inspect_cmd(model: Path, trust_code: bool, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("dist", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--event", "events", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSON event file (Azure: the request body); repeat to send several in one process.")
+@click.option("--event", "events", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+              help="JSON event file (Azure: the request body), or - for standard input (one JSON document, or "
+                   "one event per line); repeat to send several in one process.")
 @click.option("--target", "platform", type=click.Choice(["lambda", "azure", "lambda-split"]), default="lambda",
               show_default=True, help="Which built artifact to run.")
+@click.option("--json", is_flag=True,
+              help="One JSON object per event and line: event, status, ms, cold, response (http_status on Azure).")
+@click.option("--logs", is_flag=True, help="Show the handler's log lines on stderr.")
 @handle_errors
-def invoke(dist: Path, events: tuple[Path, ...], platform: str) -> None:
+def invoke(dist: Path, events: tuple[str, ...], platform: str, json: bool, logs: bool) -> None:
     """Run DIST's artifacts as the platform would and send EVENT(s).
 
     lambda: the layer and function under the Lambda Runtime Interface Emulator with awslambdaric.
     azure: the function app in a clean interpreter, called through azure.functions.HttpRequest.
     lambda-split: a split model's chaining function, or its part functions driven by the state machine.
-    Every response is printed; the exit code is 1 when the handler raised on any event.
+    Every response is printed; the exit code is 1 when the handler raised on any event. The first run
+    downloads the emulator and runtime client once and says so.
     """
-    import tempfile
-
     from modelpack.errors import HandlerRaisedError
-    from modelpack.invoke import LambdaEmulator, raised
+    from modelpack.invoke_cmd import failure_text, read_events, run
 
-    payloads = []
-    for path in events:
-        try:
-            payloads.append(json.loads(path.read_text()))
-        except ValueError as exc:
-            raise UsageError(f"{path}: not valid JSON ({exc}).") from None
+    payloads = read_events(events)
+    quiet = settings().quiet
     failures = []
-    if platform == "azure":
-        from modelpack.azure_invoke import AzureApp
-
-        with tempfile.TemporaryDirectory(prefix="modelpack-invoke-") as tmp:
-            out = AzureApp(dist, Path(tmp)).call([{"route": "predict", "body": p} for p in payloads])
-        for path, result in zip(events, out["results"]):
-            click.echo(f"# {path.name}: HTTP {result['status']}")
-            click.echo(json.dumps(result["body"], indent=1))
-            if result.get("raised"):
-                failures.append(f"{path.name}: {result['body']['errorType']}: {result['body']['errorMessage']}")
-    else:
-        from modelpack.invoke import SplitChain
-
-        runner = SplitChain if platform == "lambda-split" else LambdaEmulator
-        with tempfile.TemporaryDirectory(prefix="modelpack-invoke-") as tmp, runner(dist, Path(tmp)) as emu:
-            for path, event in zip(events, payloads):
-                response, ms = emu.invoke(event)
-                click.echo(f"# {path.name}: {ms:.1f} ms")
-                click.echo(json.dumps(response, indent=1))
-                if error := raised(response):
-                    failures.append(f"{path.name}: {error}")
+    for answer in run(dist, payloads, platform, announce=lambda m: None if quiet else click.echo(m, err=True)):
+        if logs:
+            for line in answer.logs:
+                click.echo(f"log: {line}", err=True)
+        if json:
+            click.echo(dumps_strict(answer.to_json(), sort_keys=True))
+        else:
+            status = f"HTTP {answer.http_status}" if answer.http_status is not None else answer.status
+            timing = "" if answer.ms is None else f", {answer.ms:.1f} ms"
+            click.echo(f"# {answer.event}: {status}{timing}{' (cold)' if answer.cold else ''}")
+            click.echo(dumps_strict(answer.response, indent=1))
+        if answer.status == "raised":
+            failures.append(failure_text(answer))
     if failures:
-        raise HandlerRaisedError(f"the handler raised on {len(failures)} of {len(events)} event(s): "
-                                 + "; ".join(f[:300] for f in failures))
+        raise HandlerRaisedError(f"the handler raised on {len(failures)} of {len(payloads)} event(s): "
+                                 + "; ".join(failures))
+
+
+cli.add_command(cache_group)
+
+
+@cli.command()
+@click.argument("dist", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--target", default="lambda", show_default=True, help="What to publish: lambda, lambda-image, azure-image.")
+@click.option("--function-name", help="Lambda function name [the recipe's name].")
+@click.option("--region", help="AWS region [AWS_REGION / AWS_DEFAULT_REGION].")
+@click.option("--s3-bucket", help="Bucket for zips over Lambda's 50 MB direct-upload limit.")
+@click.option("--role", help="Execution role ARN [created: <function>-modelpack].")
+@click.option("--repository", help="Images: REGISTRY/REPOSITORY to push to [the target's push:].")
+@click.option("--dry-run", is_flag=True, help="Print the API calls instead of making them.")
+@handle_errors
+def publish(dist: Path, target: str, function_name: str | None, region: str | None, s3_bucket: str | None,
+            role: str | None, repository: str | None, dry_run: bool) -> None:
+    """Publish DIST (a build's output folder) to the cloud and print its endpoint."""
+    from modelpack.publish import PublishOptions
+    from modelpack.publish import publish as run_publish
+    from modelpack.publish.report import print_result
+
+    options = PublishOptions(dist, function_name=function_name, region=region, s3_bucket=s3_bucket, role=role,
+                             repository=repository, dry_run=dry_run)
+    print_result(run_publish(target, options, click.echo), dry_run, click.echo)
+
+
+@cli.command()
+@click.argument("dist", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--target", type=click.Choice(["lambda", "azure"]), default="lambda", show_default=True,
+              help="Which built package answers the requests.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port).")
+@handle_errors
+def serve(dist: Path, target: str, host: str, port: int) -> None:
+    """Serve DIST's built package over HTTP on this machine (TF Serving JSON, .npy/.npz, the Open Inference
+    Protocol under /v2/), its handler running in a child process that sees only the package's files."""
+    from modelpack.serve import serve as run
+
+    run(dist, target, host, port, echo=click.echo)
 
 
 @cli.command()

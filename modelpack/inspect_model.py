@@ -10,6 +10,7 @@ from modelpack import safety
 from modelpack.errors import InputError
 from modelpack.limits import MB
 from modelpack.modelfile import detect
+from modelpack.records import StepResult
 from modelpack.steps import StepJob
 from modelpack.worker import run_jobs
 
@@ -24,16 +25,16 @@ def inspect(path: Path, trust_code: bool = False) -> dict:
         jobs = [StepJob(name, str(model.path), model.format, str(Path(tmp) / name), trust_code=trust_code)
                 for name in ("inspect", "cuts")]
         results = run_jobs(jobs, Path(tmp) / "worker.log")
-        info, cuts = results[jobs[0].out_dir], results[jobs[1].out_dir]
-        if not info["ok"] and info["error"].startswith("UnservableInputError: "):
-            raise InputError(f"{path}: {info['error'].removeprefix('UnservableInputError: ')}")
-        if not info["ok"]:
-            raise InputError(f"{path}: the model could not be loaded ({info['error']}).")
-        out = {"model": info["details"], "format": model.format, "cuts": None, "cuts_error": None}
-        if cuts["ok"]:
+        info, cuts = (StepResult.from_json(results[j.out_dir], j.out_dir) for j in jobs)
+        if info.is_error("UnservableInputError"):
+            raise InputError(f"{path}: {info.message}")
+        if not info.ok:
+            raise InputError(f"{path}: the model could not be loaded ({info.error}).")
+        out = {"model": info.details, "format": model.format, "cuts": None, "cuts_error": None}
+        if cuts.ok:
             out["cuts"] = json.loads((Path(jobs[1].out_dir) / "cuts.json").read_text())
         else:
-            out["cuts_error"] = cuts["error"].removeprefix("SplitError: ")
+            out["cuts_error"] = cuts.message if cuts.error_type == "SplitError" else cuts.error
     return out
 
 

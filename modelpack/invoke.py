@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -23,7 +24,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from modelpack import interpreters, limits
+from modelpack.childproc import pip, pip_tail
 from modelpack.errors import TargetError, UsageError
+from modelpack.records import ArtifactRecord
 from modelpack.targets.handler_check import handler_env
 
 SAM_CLI_VERSION = "1.170.0"  # the wheel that carries the emulator binaries
@@ -92,9 +95,20 @@ def raised(response: object) -> str | None:
 
 
 def _pip(args: list[str], what: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, check=False)
+    proc = pip(args)
     if proc.returncode != 0:
-        raise TargetError(f"could not fetch {what} from the package index: {proc.stderr.strip()[-300:]}")
+        raise TargetError(f"could not fetch {what} from the package index: {pip_tail(proc)}")
+
+
+def tools_to_fetch(python: str, arch: str) -> list[str]:
+    """What the first `invoke` downloads for this Python and architecture, and where it keeps it."""
+    todo = []
+    if not (CACHE / "rie" / SAM_CLI_VERSION / f"aws-lambda-rie-{arch}").exists():
+        todo.append(f"the aws-sam-cli {SAM_CLI_VERSION} wheel (a 48 MB download; only its Lambda Runtime "
+                    f"Interface Emulator binary, 9 MB, is kept) into {CACHE / 'rie'}")
+    if not (CACHE / "lambda-runtime" / python / ".complete").exists():
+        todo.append(f"awslambdaric and boto3 for Python {python} (about 40 MB) into {CACHE / 'lambda-runtime' / python}")
+    return todo
 
 
 def emulator(arch: str) -> Path:
@@ -123,14 +137,13 @@ def runtime_client(python: str, interpreter: str) -> Path:
     if (dest / ".complete").exists():
         return dest
     shutil.rmtree(dest, ignore_errors=True)
-    proc = subprocess.run([interpreter, "-m", "pip", "--version"], capture_output=True, check=False)
-    installer = [interpreter, "-m", "pip"] if proc.returncode == 0 else [sys.executable, "-m", "pip"]
-    args = ["install", "--quiet", "--disable-pip-version-check", "--target", str(dest), "awslambdaric", "boto3"]
-    if installer[0] == sys.executable and python != interpreters.host_python():
+    installer = interpreter if pip(["--version"], interpreter).returncode == 0 else sys.executable
+    args = ["install", "--quiet", "--target", str(dest), "awslambdaric", "boto3"]
+    if installer == sys.executable and python != interpreters.host_python():
         args += ["--only-binary=:all:", "--python-version", python]
-    run = subprocess.run([*installer, *args], capture_output=True, text=True, check=False)
+    run = pip(args, installer)
     if run.returncode != 0:
-        raise TargetError(f"could not install awslambdaric for Python {python}: {run.stderr.strip()[-300:]}")
+        raise TargetError(f"could not install awslambdaric for Python {python}: {pip_tail(run)}")
     (dest / ".complete").touch()
     return dest
 
@@ -145,12 +158,11 @@ class LambdaEmulator:
     """The emulator running one extracted function + layer; `invoke(event)` posts to it."""
 
     def __init__(self, dist: Path, workdir: Path, function: str = "lambda/function.zip", extra_layers: tuple = ()):
-        report = json.loads((dist / "report.json").read_text())
-        layer = next((a for a in report["artifacts"] if a["target"] == "lambda-layer"), None)
-        function = next((a for a in report["artifacts"] if a["path"] == function), None)
-        if function is None or layer is None:
+        artifacts = ArtifactRecord.read_all(dist / "report.json")
+        layer = next((a for a in artifacts if a.target == "lambda-layer"), None)
+        if layer is None or not any(a.path == function for a in artifacts):
             raise UsageError(f"{dist}: no Lambda layer and function here; add lambda-layer and lambda-function targets.")
-        self.python, self.arch = layer["details"]["python"], layer["details"]["arch"]
+        self.python, self.arch = layer.details["python"], layer.details["arch"]
         if self.arch != interpreters.host_arch():
             raise UsageError(f"the layer is built for {self.arch} but this machine is {interpreters.host_arch()}; "
                              f"build a twin with `arch: {interpreters.host_arch()}` to check it here.")
@@ -160,11 +172,13 @@ class LambdaEmulator:
                              f"for {interpreters.host_python()} or install python{self.python}.")
         self.opt, self.task = workdir / "opt", workdir / "task"
         budget = UnzipBudget()
-        for archive in (layer["path"], *extra_layers):
+        for archive in (layer.path, *extra_layers):
             safe_extract(dist / archive, self.opt, budget)
-        safe_extract(dist / function["path"], self.task, budget)
+        safe_extract(dist / function, self.task, budget)
         self.port = _free_port()
         self.proc: subprocess.Popen | None = None
+        self._lines: list[str] = []  # the emulator's and the handler's output, read as it comes
+        self._seen = 0
 
     def __enter__(self) -> LambdaEmulator:
         ric = runtime_client(self.python, self.interpreter)
@@ -177,6 +191,8 @@ class LambdaEmulator:
              "handler.handler"],
             cwd=self.task, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
+        self._reader = threading.Thread(target=self._read_output, daemon=True)
+        self._reader.start()
         deadline = time.time() + 30
         while time.time() < deadline:
             with socket.socket() as s:
@@ -197,10 +213,20 @@ class LambdaEmulator:
             raise TargetError(f"invoking through the emulator failed: {exc}") from None
         return json.loads(body), (time.perf_counter() - t) * 1e3
 
+    def _read_output(self) -> None:
+        """Collect the output line by line (also keeps a chatty handler from filling the pipe and blocking)."""
+        assert self.proc is not None and self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self._lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def new_log_lines(self, settle_s: float = 0.1) -> list[str]:
+        """The output lines written since the last call (the runtime's START/END/REPORT and the handler's)."""
+        time.sleep(settle_s)  # the runtime prints END/REPORT just after it answers
+        lines, self._seen = self._lines[self._seen:], len(self._lines)
+        return lines
+
     def logs(self) -> str:
-        if self.proc is None or self.proc.stdout is None:
-            return ""
-        return self.proc.stdout.read().decode(errors="replace") if self.proc.poll() is not None else ""
+        return "\n".join(self._lines)
 
     def __exit__(self, *exc) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -210,6 +236,7 @@ class LambdaEmulator:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+            self._reader.join(5)
 
 
 class SplitChain:
@@ -217,15 +244,14 @@ class SplitChain:
     emulator per part driven by the generated state machine (Task, Choice on `error`, Pass, Fail)."""
 
     def __init__(self, dist: Path, workdir: Path):
-        report = json.loads((dist / "report.json").read_text())
-        arts = [a for a in report["artifacts"] if a["target"] == "lambda-split"]
+        arts = [a for a in ArtifactRecord.read_all(dist / "report.json") if a.target == "lambda-split"]
         if not arts:
             raise UsageError(f"{dist}: no split model here; add optimize.split and a lambda-split target.")
         self.dist, self.workdir = dist, workdir
-        self.single = any(a["path"].endswith("/function.zip") for a in arts)
-        self.layers = tuple(a["path"] for a in arts if (a.get("details") or {}).get("kind") == "model-layer")
-        self.parts = {a["details"]["function"]: a["path"] for a in arts if (a.get("details") or {}).get("function")}
-        asl = next((a["path"] for a in arts if a["path"].endswith(".asl.json")), None)
+        self.single = any(a.path.endswith("/function.zip") for a in arts)
+        self.layers = tuple(a.path for a in arts if a.details.get("kind") == "model-layer")
+        self.parts = {a.details["function"]: a.path for a in arts if a.details.get("function")}
+        asl = next((a.path for a in arts if a.path.endswith(".asl.json")), None)
         self.machine = json.loads((dist / asl).read_text()) if asl else None
         self.emulators: dict = {}
 

@@ -38,3 +38,6 @@ LAMBDA_PROVISIONED_DURATION_PER_GB_S = {"x86_64": 0.0000097222, "arm64": 0.00000
 AZURE_PYTHONS = ("3.10", "3.11", "3.12")
 AZURE_OS = ("Azure Functions Linux (Debian)", (2, 31))
 AZURE_FLEX_INSTANCE_MB = (512, 2_048, 4_096)
+# The Functions library the app's requirements.txt pins: an app deployed without a remote build
+# (func azure functionapp publish --no-build, config-zip) states exactly what it was built against.
+AZURE_FUNCTIONS_PACKAGE = "azure-functions==1.26.0"

@@ -54,8 +54,9 @@ ADVICE = (
 MAX_MESSAGE = 300
 
 
-def first_message(exc: BaseException) -> str:
-    """The first meaningful line of a converter's error and, for failures we know, what to do; never a traceback.
+def describe(exc: BaseException) -> tuple[str, str]:
+    """A step's error as (type name, message): the first meaningful line of the error and, for failures we
+    know, what to do; never a traceback.
 
     MLIR diagnostics (`<unknown>:0: error: loc(...): text`) are reduced to their text. A message that carries a
     traceback (TensorFlow's "in user code:" errors re-raise the inner exception with its frames in the text) is
@@ -72,10 +73,18 @@ def first_message(exc: BaseException) -> str:
         text = (diagnostics or meaningful or lines or [""])[0]
     if not type(exc).__module__.startswith("modelpack."):  # modelpack's own errors are written to be read whole
         text = text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
-    message = f"{name}: {text}" if text else name
     whole = str(exc)
     advice = next((hint for marker, hint in ADVICE if marker in whole), None)
-    return f"{message} ({advice})" if advice else message
+    return name, (f"{text} ({advice})" if advice and text else text)
+
+
+def first_message(exc: BaseException) -> str:
+    """`describe(exc)` as one line, `Type: message` (the form reports show)."""
+    name, text = describe(exc)
+    if text:
+        return f"{name}: {text}"
+    advice = next((hint for marker, hint in ADVICE if marker in str(exc)), None)
+    return f"{name} ({advice})" if advice else name
 
 
 FRAME = re.compile(r'^File "[^"]*", line \d+')
@@ -149,6 +158,7 @@ def _child(jobs_file: str) -> None:
             result = {"ok": True, "details": step.run(job, state) or {}}
         except Exception as exc:  # a failing step is recorded, the next one runs
             result = {"ok": False, "error": first_message(exc), "error_type": type(exc).__name__,
+                      "message": describe(exc)[1],
                       "traceback": traceback.format_exc()}
         (out / RESULT).write_text(dumps_strict(result, default=str))
         sys.stdout.flush()

@@ -10,11 +10,12 @@ import threading
 from importlib import resources
 from pathlib import Path
 
+from modelpack.childproc import read
 from modelpack.errors import StepFailedError
 from modelpack.jsonio import dumps_strict
 
 PROBE = Path(__file__).with_name("probe.py")
-MARK = "MODELPACK_PROBE "
+MARKER = "MODELPACK_PROBE"
 
 
 def runtime_dir() -> str:
@@ -71,8 +72,8 @@ def run_probe(mode: str, spec: dict, work: Path, timeout_s: float = 900, control
         if thread:
             thread.join()
     proc.stdout, proc.stderr = stdout, stderr  # type: ignore[assignment]
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(MARK):
-            return json.loads(line[len(MARK):])
+    result = read(proc.stdout, MARKER, last=True)
+    if result is not None:
+        return result
     tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-1:] or [f"exit code {proc.returncode}"]
     raise StepFailedError(f"measuring {Path(spec['model']).name} failed: {tail[0][:400]}")

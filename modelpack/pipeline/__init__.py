@@ -1,6 +1,6 @@
 """The build: recipe in; converted, measured and judged variants, artifacts and a report out.
 
-DESIGN.md lists the stages in order; `modelpack.pipeline.stages.Builder.run` runs them and
+`build.STAGES` lists the stages in order (each a `stage.Stage`), `build.Builder.run` runs them and
 `modelpack.pipeline.entry` holds `build()` and `bench()`. TensorFlow never loads in this process: steps run in
 a worker process (modelpack.worker) and measurements in fresh probe processes (modelpack.measure.probe).
 This package file stays empty so importing `modelpack.pipeline.context` (targets do) loads nothing else.

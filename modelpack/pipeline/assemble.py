@@ -9,8 +9,20 @@ from modelpack.pipeline.state import BuildState
 from modelpack.report import BuildReport
 
 
+def assemble(state: BuildState) -> None:
+    """The report: the build's settings, every variant, the search, the selection, memory sizes and the split."""
+    report = new_report(state)
+    report.variants, report.search = state.variants, state.search
+    sel = state.selection
+    report.selected, report.selection_reason, report.closest, report.budgets = (
+        sel.selected, sel.reason, sel.closest, sel.budgets)
+    add_notes(state, report)
+    report.memory, report.split = state.memory, state.split
+    state.report = report
+
+
 def new_report(state: BuildState) -> BuildReport:
-    """The report's model, data and measurement settings; variants and the rest are filled in by the stages."""
+    """The report's model, data and measurement settings."""
     d = state.recipe.data
     samples = state.samples
     if samples.synthetic:

@@ -17,7 +17,9 @@ from modelpack.jsonio import dumps_strict
 from modelpack.modelfile import ModelFile
 from modelpack.output import sha256_file, write_zip
 from modelpack.recipe.models import Recipe
+from modelpack.recipe.targets import LambdaLayerSpec
 from modelpack.report import BuildReport
+from modelpack.targets.runtimes import Runtime
 from modelpack.ui import Reporter
 
 TREE_INFO = "modelpack-tree.json"
@@ -27,6 +29,19 @@ def load_outputs(path: Path) -> list[np.ndarray]:
     """The model outputs a step or probe saved as out_0, out_1, ... in an .npz file."""
     with np.load(path) as npz:
         return [npz[f"out_{i}"] for i in range(len(npz.files))]
+
+
+@dataclass(frozen=True)
+class BuiltLayer:
+    """The Lambda layer a lambda-layer target made, for the targets that declare they run on it."""
+
+    dir: Path  # the unzipped layer (python/ and, with model_in: layer, model/)
+    spec: LambdaLayerSpec
+    runtime: Runtime
+    interpreter: str | None  # a local Python of the layer's version, when one was found
+    can_run: bool  # the layer's code runs on this machine (interpreter found, same architecture)
+    unzipped_bytes: int
+    info: dict
 
 
 @dataclass
@@ -44,7 +59,7 @@ class BuildContext:
     reporter: Reporter = field(default_factory=Reporter)
     cache: Cache | None = None
     versions_key: str = ""
-    built: dict = field(default_factory=dict)  # what earlier targets of this build produced, by kind
+    layer: BuiltLayer | None = None  # set by the lambda-layer target, which those that use it are built after
     split_files: dict[int, Path] = field(default_factory=dict)  # part number -> converted part in the output
     split_outputs: Path | None = None  # the verified chain's outputs on the evaluation samples
     options: dict = field(default_factory=dict)  # command-line switches targets honour (images)

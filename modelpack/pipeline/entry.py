@@ -9,8 +9,7 @@ from pathlib import Path
 from modelpack.errors import ModelpackError
 from modelpack.outguard import check_output_dir
 from modelpack.output import atomic_output_dir
-from modelpack.pipeline.packaging import package
-from modelpack.pipeline.stages import Builder
+from modelpack.pipeline.build import Builder
 from modelpack.report import BuildReport
 from modelpack.ui import Reporter
 
@@ -47,7 +46,4 @@ def build(recipe_path: str | Path, out: str | Path | None = None, cache_dir: str
 
 def _build(builder: Builder, out_dir: Path, images: bool) -> BuildReport:
     with tempfile.TemporaryDirectory(prefix="modelpack-") as work, atomic_output_dir(out_dir) as staging:
-        report = builder.run(Path(work))
-        assert builder.state is not None  # run() sets it
-        package(builder.state, report, staging, images)
-    return report
+        return builder.run(Path(work), staging, images)

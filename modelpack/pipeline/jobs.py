@@ -12,8 +12,9 @@ from modelpack.jsonio import dumps_strict
 from modelpack.modelfile import ModelFile
 from modelpack.pipeline.fingerprint import file_digest
 from modelpack.pipeline.state import BuildState
+from modelpack.records import StepResult
 from modelpack.steps import STEPS, StepJob
-from modelpack.worker import run_jobs
+from modelpack.worker import RESULT, STARTED, run_jobs
 
 
 @dataclass
@@ -32,12 +33,6 @@ class Job:
     data: dict[str, str] = field(default_factory=dict)
 
 
-def failure(result: dict) -> str:
-    """A failed job's message without its error type (the type is `result["error_type"]`)."""
-    kind = result.get("error_type")
-    return result["error"].removeprefix(f"{kind}: ") if kind else result["error"]
-
-
 def step_data(state: BuildState, step_name: str) -> dict[str, str]:
     """The sample files a step declares it reads (data name -> path)."""
     step = STEPS.get(step_name)
@@ -53,13 +48,9 @@ def step_data(state: BuildState, step_name: str) -> dict[str, str]:
     return data
 
 
-def run_steps(state: BuildState, plan: list[Job]) -> dict[str, dict]:
-    """Run the jobs through the cache and the worker; return each result by label.
-
-    A result is the worker's (`ok`, `details` or `error`, `error_type`) plus `dir` (its output folder, None
-    when it failed) and `cached`.
-    """
-    done: dict[str, dict] = {}
+def run_steps(state: BuildState, plan: list[Job]) -> dict[str, StepResult]:
+    """Run the jobs through the cache and the worker; return each result by label."""
+    done: dict[str, StepResult] = {}
     keys: dict[str, str] = {}
     pending: list[tuple[str, str, StepJob]] = []
     for job in plan:
@@ -70,11 +61,12 @@ def run_steps(state: BuildState, plan: list[Job]) -> dict[str, dict]:
         keys[job.label] = key
         hit = state.cache.get(key)
         if hit is not None:
-            done[job.label] = {**json.loads((hit / "result.json").read_text()), "dir": str(hit), "cached": True}
+            done[job.label] = StepResult.from_json(json.loads((hit / RESULT).read_text()), hit, cached=True)
             continue
         out = state.work / "steps" / job.label
         shutil.rmtree(out, ignore_errors=True)
-        dep_dir = done.get(job.dep, {}).get("dir") if job.dep else None
+        dep = done.get(job.dep) if job.dep else None
+        dep_dir = str(dep.dir) if dep is not None and dep.dir is not None else None
         if job.dep and dep_dir is None:
             dep_dir = str(state.work / "steps" / job.dep)
         step_job = StepJob(job.step, str(source.path), source.format, str(out), job.options,
@@ -86,18 +78,18 @@ def run_steps(state: BuildState, plan: list[Job]) -> dict[str, dict]:
         for label, key, step_job in pending:
             res = results[step_job.out_dir]
             if res["ok"]:
-                (step_job.out / "result.json").write_text(dumps_strict(res))
-                (step_job.out / ".started").unlink(missing_ok=True)
+                (step_job.out / RESULT).write_text(dumps_strict(res))
+                (step_job.out / STARTED).unlink(missing_ok=True)
                 entry = state.cache.put(key, step_job.out)
-                done[label] = {**res, "dir": str(entry), "cached": False}
+                done[label] = StepResult.from_json(res, entry)
             else:
-                done[label] = {**res, "dir": None, "cached": False}
-    cached = [job.label for job in plan if done[job.label].get("cached")]
+                done[label] = StepResult.from_json(res)
+    cached = [job.label for job in plan if done[job.label].cached]
     if cached:
         state.reporter.info(f"reused cached {', '.join(cached)}")
     return done
 
 
-def run_step(state: BuildState, job: Job) -> dict:
+def run_step(state: BuildState, job: Job) -> StepResult:
     """Run one job; its result."""
     return run_steps(state, [job])[job.label]

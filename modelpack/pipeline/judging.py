@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from modelpack import budgets as budget_checks
 from modelpack.pipeline.jobs import Job, run_step
 from modelpack.pipeline.measuring import measure_one, set_accuracy_drop
 from modelpack.pipeline.state import BuildState
 from modelpack.recipe.models import Budgets
+from modelpack.records import Selection, VariantRecord
 from modelpack.select import select
 from modelpack.steps import STEPS
 from modelpack.steps.int8_mixed import MIXED
@@ -16,45 +15,35 @@ from modelpack.steps.int8_mixed import MIXED
 ACCURACY_BUDGETS = ("max_accuracy_drop", "min_agreement")
 
 
-@dataclass
-class Selection:
-    """The chosen variant (or none, and the closest one) and the budget rows of whichever is named."""
-
-    selected: str | None
-    reason: str
-    closest: str | None
-    budgets: list[dict]
-
-
-def check_budgets(variant: dict, budgets: Budgets) -> None:
+def check_budgets(variant: VariantRecord, budgets: Budgets) -> None:
     """Set the variant's `budgets` rows and whether it passed them all."""
-    variant["budgets"] = budget_checks.check(variant, budgets)
-    variant["budgets_passed"] = variant["status"] == "ok" and all(b["passed"] for b in variant["budgets"])
+    variant.budgets = budget_checks.check(variant, budgets)
+    variant.budgets_passed = variant.ok and all(b["passed"] for b in variant.budgets)
 
 
-def judge(state: BuildState, variants: list[dict]) -> tuple[list[dict], Selection]:
+def judge(state: BuildState) -> None:
     """Check every variant's budgets, search INT8 variants that miss an accuracy budget (the searched variants
-    join `variants`), then select among all of them. Returns the search records and the selection."""
+    join `state.variants`), then select among all of them."""
+    variants = state.variants
     for v in variants:
         check_budgets(v, state.recipe.budgets)
-    search = search_int8(state, variants)  # reads the plain INT8 variants' budget rows set above
+    state.search = search_int8(state, variants)  # reads the plain INT8 variants' budget rows set above
     chosen, reason, closest = select(variants, state.recipe.select)
     named = chosen or closest
-    rows = next((v["budgets"] for v in variants if v["name"] == named), []) if named else []
-    return search, Selection(chosen, reason, closest, rows)
+    rows = next((v.budgets for v in variants if v.name == named), []) if named else []
+    state.selection = Selection(chosen, reason, closest, rows)
 
 
-def plain_trial(variant: dict) -> dict:
+def plain_trial(variant: VariantRecord) -> dict:
     """The plain INT8 variant as the search's trial 0, from its full measurement."""
-    return {"trial": 0, "float_nodes": [], "accuracy": variant.get("accuracy"),
-            "accuracy_drop": variant.get("accuracy_drop"),
-            "agreement": (variant.get("fidelity") or {}).get("agreement"), "size_bytes": variant.get("size_bytes"),
-            "p50_ms": (variant.get("latency_ms") or {}).get("p50"),
-            "passed": all(b["passed"] for b in variant.get("budgets", []) if b["name"] in ACCURACY_BUDGETS),
+    return {"trial": 0, "float_nodes": [], "accuracy": variant.accuracy, "accuracy_drop": variant.accuracy_drop,
+            "agreement": variant.fidelity.get("agreement"), "size_bytes": variant.size_bytes,
+            "p50_ms": variant.p50_ms,
+            "passed": all(b["passed"] for b in variant.budgets if b["name"] in ACCURACY_BUDGETS),
             "measured": "full measurement"}
 
 
-def search_int8(state: BuildState, variants: list[dict]) -> list[dict]:
+def search_int8(state: BuildState, variants: list[VariantRecord]) -> list[dict]:
     """A mixed variant for each INT8 variant that misses an accuracy budget; one record per INT8 variant.
 
     Each plain variant must carry its budget rows already; a searched variant is measured, checked against
@@ -65,10 +54,10 @@ def search_int8(state: BuildState, variants: list[dict]) -> list[dict]:
     accuracy_budgets = {n for n in ACCURACY_BUDGETS if getattr(recipe.budgets, n) is not None}
     records = []
     for base, name in MIXED.items():
-        plain = next((v for v in variants if v["name"] == base and v["status"] == "ok"), None)
+        plain = next((v for v in variants if v.name == base and v.ok), None)
         if plain is None:
             continue
-        missed = [b["name"] for b in plain["budgets"] if b["name"] in accuracy_budgets and not b["passed"]]
+        missed = [b["name"] for b in plain.budgets if b["name"] in accuracy_budgets and not b["passed"]]
         record = {"variant": base, "result": None, "passed": None, "trials": [plain_trial(plain)]}
         if not accuracy_budgets:
             record["outcome"] = "not needed: the recipe sets no accuracy budget (max_accuracy_drop, min_agreement)"
@@ -87,16 +76,15 @@ def search_int8(state: BuildState, variants: list[dict]) -> list[dict]:
     return records
 
 
-def _search_one(state: BuildState, name: str, missed: list[str], base: str, record: dict) -> dict | None:
+def _search_one(state: BuildState, name: str, missed: list[str], base: str, record: dict) -> VariantRecord | None:
     """Run the search step `name`, fill in the record, and return the measured result (None if it failed)."""
     step = STEPS.get(name)
-    options = {**step().options(state.recipe), "inputs": [t["name"] for t in state.info["inputs"]],
-               "scored": state.scored}
+    options = {**step().options(state.recipe), "inputs": [t.name for t in state.inputs], "scored": state.scored}
     res = run_step(state, Job(name, name, options, step.REQUIRES))
-    if not res["ok"]:
-        record["outcome"] = f"the search failed: {res['error']}"
+    if not res.ok:
+        record["outcome"] = f"the search failed: {res.error}"
         return None
-    d = res["details"]
+    d = res.details
     floats = len(d["float_nodes"])
     record.update(result=name, passed=d["passed"], trials=d["trials"], setting=d["setting"],
                   float_nodes=d["float_nodes"], sensitivity=d["sensitivity"], stopped=d["stopped"])
@@ -107,5 +95,5 @@ def _search_one(state: BuildState, name: str, missed: list[str], base: str, reco
         f"{base} missed {', '.join(missed)}; no trial met the accuracy budgets in {len(d['trials'])} "
         f"trial(s) ({d['stopped'] or 'search space exhausted'}); {name} is the closest trial")
     mixed = measure_one(state, name, step, res, state.baseline_outputs(), state.source_outputs())
-    mixed["details"] = {k: d[k] for k in ("base_variant", "setting", "float_nodes", "passed")}
+    mixed.details = {k: d[k] for k in ("base_variant", "setting", "float_nodes", "passed")}
     return mixed

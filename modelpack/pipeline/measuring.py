@@ -17,76 +17,68 @@ from modelpack.output import sha256_file, tree_bytes, zipped_size
 from modelpack.pipeline.context import load_outputs
 from modelpack.pipeline.fingerprint import host_id
 from modelpack.pipeline.state import BuildState
+from modelpack.records import StepResult, VariantRecord
 from modelpack.steps import STEPS
 
 FP32_TOLERANCE = 1e-4
 
 
-def measure(state: BuildState, results: dict[str, dict]) -> list[dict]:
+def measure(state: BuildState) -> None:
     """The Keras baseline's record and one record per converted variant, with accuracy drops filled in."""
     baseline = state.baseline_outputs()
     source = state.source_outputs()
-    variants = [measure_one(state, "keras", None, {"ok": True}, baseline, baseline)]
-    for name, res in results.items():
+    variants = [measure_one(state, "keras", None, StepResult(ok=True), baseline, baseline)]
+    for name, res in state.converted.items():
         variants.append(measure_one(state, name, STEPS.get(name), res, baseline, source))
     for v in variants:
         set_accuracy_drop(v, variants[0])
-    return variants
+    state.variants = variants
 
 
-def set_accuracy_drop(variant: dict, keras: dict) -> None:
+def set_accuracy_drop(variant: VariantRecord, keras: VariantRecord) -> None:
     """The variant's accuracy drop from the Keras baseline, when both accuracies are known."""
-    if variant.get("accuracy") is not None and keras.get("accuracy") is not None:
-        variant["accuracy_drop"] = keras["accuracy"] - variant["accuracy"]
+    if variant.accuracy is not None and keras.accuracy is not None:
+        variant.accuracy_drop = keras.accuracy - variant.accuracy
 
 
-def measure_one(state: BuildState, name: str, step, res: dict, baseline: list[np.ndarray],
-                source: list[np.ndarray]) -> dict:
+def measure_one(state: BuildState, name: str, step, res: StepResult, baseline: list[np.ndarray],
+                source: list[np.ndarray]) -> VariantRecord:
     """Measure one variant; fidelity is against the float baseline, the fp32 check against its source."""
     fmt = "keras" if step is None else step.FORMAT
-    record = {
-        "name": name, "format": fmt, "quantization": "none" if step is None else step.QUANTIZATION,
-        "pruned": step is not None and state.prune_details is not None, "status": "ok", "error": None,
-        "cached": bool(res.get("cached")),
-        "size_bytes": None, "zipped_bytes": None, "accuracy": None, "accuracy_drop": None,
-        "fidelity": {"agreement": None, "max_abs_err": None, "mean_abs_err": None},
-        "latency_ms": None, "cold_start_ms": None, "peak_rss_mb": None,
-        "details": res.get("details") or {}, "budgets": [], "budgets_passed": False,
-    }
-    if not res.get("ok"):
-        record.update(status="failed", error=res.get("error"))
+    record = VariantRecord(name, fmt, "none" if step is None else step.QUANTIZATION,
+                           pruned=step is not None and state.prune_details is not None, cached=res.cached,
+                           details=res.details)
+    if not res.ok:
+        record.fail(res.error)
         return record
-    path = state.model.path if step is None else Path(res["dir"]) / step.FILE
+    path = state.model.path if step is None else res.dir / step.FILE
     ms = state.recipe.measure
     spec = state.probe_spec(path, fmt, out=str(state.work / f"out-{name}.npz"))
     try:
         warm, colds, outputs, zipped, reused = _measured(state, name, Path(path), spec, ms.cold_start.runs)
     except StepFailedError as exc:
-        record.update(status="failed", error=str(exc))
+        record.fail(str(exc))
         return record
-    record["measurement"] = "reused from cache" if reused else "measured"
+    record.measurement = "reused from cache" if reused else "measured"
     task, scored, eval_y = state.recipe.task, state.scored, state.samples.eval_y
     cold = metrics.median_of(colds)
-    record.update(
-        size_bytes=tree_bytes(Path(path)),
-        zipped_bytes=zipped,
-        accuracy=metrics.accuracy(outputs, eval_y, task, scored=scored),
-        fidelity=metrics.fidelity(outputs, baseline, task, scored, [o["name"] for o in state.info["outputs"]]),
-        latency_ms=metrics.latency_stats(warm["latency_ms"]),
-        cold_start_ms={"p50": cold["total_ms"], "import": cold["import_ms"], "load": cold["load_ms"],
-                       "first_inference": cold["first_ms"], "runs": len(colds)},
-        peak_rss_mb=max(c["peak_rss_mb"] for c in colds),
-    )
+    record.size_bytes = tree_bytes(Path(path))
+    record.zipped_bytes = zipped
+    record.accuracy = metrics.accuracy(outputs, eval_y, task, scored=scored)
+    record.fidelity = metrics.fidelity(outputs, baseline, task, scored, [o.name for o in state.outputs])
+    record.latency_ms = metrics.latency_stats(warm["latency_ms"])
+    record.cold_start_ms = {"p50": cold["total_ms"], "import": cold["import_ms"], "load": cold["load_ms"],
+                            "first_inference": cold["first_ms"], "runs": len(colds)}
+    record.peak_rss_mb = max(c["peak_rss_mb"] for c in colds)
     if ms.top_k and task == "classification":
-        record["accuracy_top_k"] = {"k": ms.top_k, "value": metrics.accuracy(outputs, eval_y, task, ms.top_k, scored)}
+        record.accuracy_top_k = {"k": ms.top_k, "value": metrics.accuracy(outputs, eval_y, task, ms.top_k, scored)}
     if task == "regression" and eval_y is not None:
-        record["regression"] = metrics.regression_errors(outputs, eval_y, scored)
+        record.regression = metrics.regression_errors(outputs, eval_y, scored)
     if step is not None and step.QUANTIZATION == "none":
         worst = max(float(np.max(np.abs(o - b) / (1 + np.abs(b)))) for o, b in zip(outputs, source))
         if not worst <= FP32_TOLERANCE:  # NaN fails too
-            record.update(status="failed", error=f"float32 conversion differs from its Keras source by {worst:.2e} "
-                                                 f"(tolerance {FP32_TOLERANCE:g})")
-    record["file"] = str(path)
+            record.fail(f"float32 conversion differs from its Keras source by {worst:.2e} (tolerance {FP32_TOLERANCE:g})")
+    record.file = Path(path)
     return record
 
 

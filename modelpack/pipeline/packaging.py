@@ -5,20 +5,27 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from modelpack import events
 from modelpack.cache import Cache, cache_key
-from modelpack.chart import write_chart, write_html, write_memory_chart
 from modelpack.errors import TargetError
 from modelpack.jsonio import dumps_strict
+from modelpack.nextsteps import with_next_steps
 from modelpack.output import normalize_modes, sha256_file, write_manifest
 from modelpack.pipeline.context import BuildContext
 from modelpack.pipeline.state import BuildState
-from modelpack.report import BuildReport, to_markdown
+from modelpack.records import ArtifactRecord
+from modelpack.render.charts import write_charts
+from modelpack.render.html import to_html
+from modelpack.render.markdown import to_markdown
+from modelpack.report import BuildReport
 from modelpack.targets import TARGETS
 from modelpack.targets import catalog as _catalog  # noqa: F401  (registers every target)
+from modelpack.targets.base import build_order
 
 
-def package(state: BuildState, report: BuildReport, staging: Path, images: bool) -> None:
-    """Write everything the report describes into `staging` (the output folder being built)."""
+def package(state: BuildState) -> None:
+    """Write everything the report describes into `state.staging` (the output folder being built)."""
+    report, staging, images = state.report, state.staging, state.images
     cache = state.cache if state.cache.enabled else None
     ctx = BuildContext(state.recipe, state.recipe_path, state.model, state.info, state.samples, state.work, report,
                        reporter=state.reporter, cache=cache, versions_key=cache_key(state.versions),
@@ -28,6 +35,8 @@ def package(state: BuildState, report: BuildReport, staging: Path, images: bool)
         ctx.split_outputs = state.split_outputs
         copy_split_parts(ctx, report, staging)
     build_targets(ctx, report, staging)
+    if report.selected is not None:
+        events.write(ctx, staging)  # sample requests in every format the handlers take
     write_reports(report, staging, state.recipe.budgets.model_dump(), ctx.cache)
     write_manifest(staging)
     normalize_modes(staging)  # the staging folder itself is a private temporary one
@@ -36,13 +45,12 @@ def package(state: BuildState, report: BuildReport, staging: Path, images: bool)
 def copy_variants(ctx: BuildContext, report: BuildReport, staging: Path) -> None:
     """Every converted variant that measured ok, under variants/; the report names it by its path there."""
     for v in report.variants:
-        if v["status"] == "ok" and v["name"] != "keras":
-            dest = staging / "variants" / f"{v['name']}{Path(v['file']).suffix}"
+        if v.ok and v.name != "keras":
+            dest = staging / "variants" / f"{v.name}{v.file.suffix}"
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(v["file"], dest)
-            ctx.variant_files[v["name"]] = dest
-            v["path"] = dest.relative_to(staging).as_posix()
-        v.pop("file", None)
+            shutil.copyfile(v.file, dest)
+            ctx.variant_files[v.name] = dest
+            v.path = dest.relative_to(staging).as_posix()
 
 
 def copy_split_parts(ctx: BuildContext, report: BuildReport, staging: Path) -> None:
@@ -58,8 +66,7 @@ def copy_split_parts(ctx: BuildContext, report: BuildReport, staging: Path) -> N
 
 def build_targets(ctx: BuildContext, report: BuildReport, staging: Path) -> None:
     """Every target of the recipe, layers before the functions that use them; none when nothing was selected."""
-    order = TARGETS.names()
-    targets = sorted(ctx.recipe.targets, key=lambda t: order.index(t.kind))
+    targets = build_order(ctx.recipe.targets, {name: TARGETS.get(name) for name in TARGETS.names()})
     if targets and report.selected is None:
         report.notes.append(f"Targets not built ({', '.join(t.identity() for t in targets)}): no variant "
                             "meets every budget, so there is nothing to package.")
@@ -74,15 +81,16 @@ def build_targets(ctx: BuildContext, report: BuildReport, staging: Path) -> None
                 raise TargetError(exc.message if exc.message.startswith(prefix) else prefix + exc.message) from None
             for art in artifacts:
                 path = staging / art.path
-                report.artifacts.append({"target": art.target, "path": art.path, "sha256": sha256_file(path),
-                                         "size_bytes": path.stat().st_size, "unzipped_bytes": art.unzipped_bytes,
-                                         **({"details": art.details} if art.details else {})})
+                report.artifacts.append(ArtifactRecord(art.target, art.path, sha256_file(path), path.stat().st_size,
+                                                       art.unzipped_bytes, art.details or {}).to_json())
 
 
 def write_reports(report: BuildReport, out_dir: Path, budgets: dict, cache: Cache | None) -> None:
-    """report.json, report.md, and report.html with its charts report.png and memory.png (drawn through `cache`)."""
-    (out_dir / "report.json").write_text(dumps_strict(report.to_json(), indent=2, sort_keys=True) + "\n")
-    (out_dir / "report.md").write_text(to_markdown(report))
-    chart = write_chart(report, out_dir / "report.png", budgets, cache)
-    write_memory_chart(report, out_dir / "memory.png", cache)
-    write_html(report, out_dir / "report.html", chart)
+    """report.json, report.md, the charts (report.png, cold.png, memory.png, drawn through `cache`) and
+    report.html with the charts inside it; every one rendered from the JSON document, the stable contract
+    (which lists every budget with its limit, so `budgets` is not needed to draw them)."""
+    doc = report.to_json()
+    (out_dir / "report.json").write_text(dumps_strict(doc, indent=2, sort_keys=True) + "\n")
+    (out_dir / "report.md").write_text(with_next_steps(to_markdown(doc), doc))
+    charts = write_charts(doc, out_dir, cache)
+    (out_dir / "report.html").write_text(to_html(doc, charts))

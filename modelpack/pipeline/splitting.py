@@ -12,32 +12,36 @@ from modelpack.measure import metrics
 from modelpack.modelfile import detect
 from modelpack.output import sha256_file, zipped_size
 from modelpack.pipeline.context import load_outputs
-from modelpack.pipeline.jobs import Job, failure, run_step, run_steps
+from modelpack.pipeline.jobs import Job, run_step, run_steps
 from modelpack.pipeline.state import BuildState
-from modelpack.report import BuildReport
+from modelpack.records import StepResult
 from modelpack.steps import STEPS
 from modelpack.steps.int8_mixed import MIXED
 
 SPLIT_FP32_TOLERANCE = 1e-5
 
 
-def split(state: BuildState, report: BuildReport) -> dict | None:
-    """The report's `split` section; sets `state.split_outputs` to the verified chain's outputs."""
+def split(state: BuildState) -> None:
+    """Set the report's `split` section and `state.split_outputs`, the verified chain's outputs."""
+    state.split = _split(state, state.selection.selected)
+
+
+def _split(state: BuildState, selected: str | None) -> dict | None:
     spec = state.recipe.optimize.split
     if spec is None:
         return None
-    if report.selected is None:
+    if selected is None:
         return {"status": "skipped", "reason": "no variant meets every budget, so there is nothing to split"}
     res = run_step(state, Job("cuts", "cuts"))
-    if not res["ok"]:
+    if not res.ok:
         raise _split_error(state, res)
-    points = json.loads((Path(res["dir"]) / "cuts.json").read_text())
+    points = json.loads((res.dir / "cuts.json").read_text())
     at = splitplan.choose(points, spec, state.origin)
     res = run_step(state, Job("split", "split", {"at": at}))
-    if not res["ok"]:
+    if not res.ok:
         raise _split_error(state, res)
-    folder, details = Path(res["dir"]), res["details"]
-    variant = next((base for base, mixed in MIXED.items() if mixed == report.selected), report.selected)
+    folder, details = res.dir, res.details
+    variant = next((base for base, mixed in MIXED.items() if mixed == selected), selected)
     step = STEPS.get(variant)
     plan = []
     for part in details["parts"]:
@@ -50,19 +54,19 @@ def split(state: BuildState, report: BuildReport) -> dict | None:
         plan.append(Job(f"part{k}/{variant}", variant, step().options(state.recipe),
                         f"part{k}/{step.REQUIRES}" if step.REQUIRES else None, source, data))
     converted = run_steps(state, plan)
-    failed = [label for label, r in converted.items() if not r["ok"]]
+    failed = [label for label, r in converted.items() if not r.ok]
     if failed:
-        raise StepFailedError(f"converting split part {failed[0]} failed: {converted[failed[0]]['error']}")
-    files = {f"part{p['part']}": str(Path(converted[f"part{p['part']}/{variant}"]["dir"]) / step.FILE)
+        raise StepFailedError(f"converting split part {failed[0]} failed: {converted[failed[0]].error}")
+    files = {f"part{p['part']}": str(converted[f"part{p['part']}/{variant}"].dir / step.FILE)
              for p in details["parts"]}
     verify = run_step(state, Job("split-verify", "split-verify",
                                  {"task": state.recipe.task, "parts": [p["input"] for p in details["parts"]]},
-                                 data={**files, "unsplit": str(state.work / f"out-{report.selected}.npz")}))
-    if not verify["ok"]:
-        raise StepFailedError(f"running the split parts in a chain failed: {verify['error']}")
-    state.split_outputs = Path(verify["dir"]) / "outputs.npz"
+                                 data={**files, "unsplit": str(state.work / f"out-{selected}.npz")}))
+    if not verify.ok:
+        raise StepFailedError(f"running the split parts in a chain failed: {verify.error}")
+    state.split_outputs = verify.dir / "outputs.npz"
     chained = load_outputs(state.split_outputs)
-    payloads = verify["details"]["payload_json_bytes"]
+    payloads = verify.details["payload_json_bytes"]
     parts = []
     for p in details["parts"]:
         path = Path(files[f"part{p['part']}"])
@@ -76,18 +80,18 @@ def split(state: BuildState, report: BuildReport) -> dict | None:
                   "request_json_bytes": payloads[i + 1]} for i, a in enumerate(at)],
         "keras_chain_max_abs_err": details["keras_chain_max_abs_err"],
         "keras_chain_ok": details["keras_chain_max_abs_err"] <= SPLIT_FP32_TOLERANCE,
-        "vs_unsplit": verify["details"]["vs_unsplit"],
+        "vs_unsplit": verify.details["vs_unsplit"],
         "accuracy": metrics.accuracy(chained, state.samples.eval_y, state.recipe.task, scored=state.scored),
         "layouts": split_layouts(parts, [payloads[i + 1] for i in range(len(at))]),
-        "note": (f"{report.selected} is a searched variant; its parts use plain {variant}"
-                 if variant != report.selected else ""),
+        "note": (f"{selected} is a searched variant; its parts use plain {variant}"
+                 if variant != selected else ""),
     }
 
 
-def _split_error(state: BuildState, res: dict) -> Exception:
-    if res.get("error_type") == "SplitError":
-        return InputError(f"{state.origin}: optimize.split: {failure(res)}.")
-    return StepFailedError(f"splitting failed: {res['error']}")
+def _split_error(state: BuildState, res: StepResult) -> Exception:
+    if res.is_error("SplitError"):
+        return InputError(f"{state.origin}: optimize.split: {res.message}.")
+    return StepFailedError(f"splitting failed: {res.error}")
 
 
 def split_layouts(parts: list[dict], payloads: list[int]) -> dict:

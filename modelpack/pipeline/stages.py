@@ -1,69 +1,20 @@
-"""The Builder: the stages of a build, in order; each stage reads and extends one BuildState."""
+"""The stages before measuring: model, inspection, data and baseline, the source model, conversion.
+
+Each is `stage(state) -> None`; modelpack.pipeline.build lists them with what they read and write."""
 
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 from modelpack import precheck
-from modelpack.cache import Cache
-from modelpack.data import TensorSpec, prepare
+from modelpack.data import prepare
 from modelpack.errors import InputError, StepFailedError
 from modelpack.modelfile import ModelFile, detect
-from modelpack.pipeline import assemble, judging, measuring, memory_tuning, splitting
-from modelpack.pipeline.fingerprint import npz_digest, versions
-from modelpack.pipeline.jobs import Job, failure, run_step, run_steps
+from modelpack.pipeline.fingerprint import npz_digest
+from modelpack.pipeline.jobs import Job, run_step, run_steps
 from modelpack.pipeline.state import BuildState
-from modelpack.recipe.loader import load_recipe
-from modelpack.report import BuildReport
 from modelpack.served import scored_output
 from modelpack.steps import STEPS
-from modelpack.ui import Reporter
-
-
-class Builder:
-    """Runs the stages in order; `modelpack.pipeline.entry.build()` and `bench()` are thin wrappers over it."""
-
-    def __init__(self, recipe_path: str | Path, cache_dir: str | Path | None, reporter: Reporter | None = None):
-        self.recipe_path = Path(recipe_path)
-        self.reporter = reporter or Reporter()
-        self.recipe = load_recipe(self.recipe_path)
-        self.cache = Cache(Path(cache_dir) if cache_dir else Path(), enabled=cache_dir is not None)
-        self.versions = versions()
-        self.state: BuildState | None = None  # the last run's state, which packaging reads
-
-    def protected_paths(self) -> dict[str, dict[str, Path]]:
-        """What an output folder must not be or contain (and, for folders modelpack reads, lie inside)."""
-        keep = {"the recipe's folder": self.recipe_path.resolve().parent, "the current directory": Path.cwd()}
-        no_inside = {}
-        model = Path(self.recipe.model.path)
-        (no_inside if model.is_dir() else keep)["the model"] = model
-        data = self.recipe.data.path
-        if data and os.path.lexists(data):
-            keep["the data"] = Path(data)
-        if self.cache.enabled:
-            no_inside["the cache"] = self.cache.root
-        return {"keep": keep, "no_inside": no_inside}
-
-    def run(self, work: Path) -> BuildReport:
-        """DESIGN.md steps 2–9: everything except writing the output (steps 10–11, packaging)."""
-        state = self.state = BuildState(self.recipe_path, self.recipe, self.reporter, self.cache, self.versions, work)
-        load_model(state)
-        inspect(state)
-        prepare_data(state)
-        prune(state)
-        converted = convert(state)
-        variants = measuring.measure(state, converted)
-        report = assemble.new_report(state)
-        report.variants = variants
-        report.search, selection = judging.judge(state, variants)
-        report.selected, report.selection_reason = selection.selected, selection.reason
-        report.closest, report.budgets = selection.closest, selection.budgets
-        assemble.add_notes(state, report)
-        report.memory = memory_tuning.tune_memory(state, report)
-        report.split = splitting.split(state, report)
-        return report
 
 
 def load_model(state: BuildState) -> None:
@@ -76,14 +27,14 @@ def load_model(state: BuildState) -> None:
 def inspect(state: BuildState) -> None:
     """Step 3, inspect in the worker: inputs, outputs, parameters."""
     res = run_step(state, Job("inspect", "inspect", source=state.model))
-    if not res["ok"] and res.get("error_type") == "UnservableInputError":
-        raise InputError(f"{state.model.path}: {failure(res)}")
-    if not res["ok"]:
+    if res.is_error("UnservableInputError"):
+        raise InputError(f"{state.model.path}: {res.message}")
+    if not res.ok:
         raise InputError(
-            f"{state.model.path}: the model could not be loaded ({res['error']}). "
+            f"{state.model.path}: the model could not be loaded ({res.error}). "
             "Check that it was saved with model.save() by a compatible Keras, or trust its code if it has custom layers."
         )
-    state.info = json.loads((Path(res["dir"]) / "info.json").read_text())
+    state.info = json.loads((res.dir / "info.json").read_text())
     state.scored = scored_output(state.recipe.task_output, state.info["outputs"], state.origin)
     outputs = state.info["outputs"]
     if state.recipe.optimize.split is not None and len(outputs) > 1:
@@ -97,8 +48,7 @@ def inspect(state: BuildState) -> None:
 def prepare_data(state: BuildState) -> None:
     """Steps 4 and 5, data and baseline: seeded splits checked against the model inputs, the float outputs."""
     recipe, work = state.recipe, state.work
-    specs = [TensorSpec.from_json(t) for t in state.info["inputs"]]
-    state.samples = prepare(recipe.data, specs, state.origin, recipe.task, state.arrays)
+    state.samples = prepare(recipe.data, state.inputs, state.origin, recipe.task, state.arrays)
     state.eval_npz = state.samples.save(work / "eval.npz", "eval")
     state.calib_npz = state.samples.save(work / "calibration.npz", "calibration")
     state.data_sha = {"evaluation": npz_digest(state.eval_npz), "calibration": npz_digest(state.calib_npz)}
@@ -110,27 +60,31 @@ def prepare_data(state: BuildState) -> None:
             )
         state.train_npz = state.samples.save(work / "train.npz", "train")
         state.data_sha["training"] = npz_digest(state.train_npz)
-    state.baseline_dir = Path(run_step(state, Job("baseline", "baseline", source=state.model))["dir"])
+    baseline = run_step(state, Job("baseline", "baseline", source=state.model))
+    if not baseline.ok:
+        raise StepFailedError(f"running the model on the evaluation samples failed: {baseline.error}")
+    state.baseline_dir = baseline.dir
     state.data_sha["baseline"] = npz_digest(state.baseline_dir / "outputs.npz")
 
 
-def prune(state: BuildState) -> None:
-    """Step 5b, pruning (optional): its output becomes the source of every variant."""
+def source_model(state: BuildState) -> None:
+    """Steps 5a and 5b: the Keras 3 port of a tf-keras model, then pruning (optional); the result is the source
+    of every variant."""
     state.source = keras3_source(state)
     if state.recipe.optimize.prune is None:
         return
     res = run_step(state, Job("prune", "prune", STEPS.get("prune")().options(state.recipe), source=state.model))
-    if not res["ok"]:
-        if res.get("error_type") == "PruneError":
-            raise InputError(f"{state.origin}: optimize.prune: {failure(res)}")
-        raise StepFailedError(f"pruning failed: {res['error']}")
-    state.prune_details = res["details"]
-    state.source = detect(Path(res["dir"]) / "model.keras")
+    if not res.ok:
+        if res.is_error("PruneError"):
+            raise InputError(f"{state.origin}: optimize.prune: {res.message}")
+        raise StepFailedError(f"pruning failed: {res.error}")
+    state.prune_details = res.details
+    state.source = detect(res.dir / "model.keras")
     # The pruned model's own outputs: what its float32 conversions must reproduce.
     out = run_step(state, Job("source-baseline", "baseline"))
-    if not out["ok"]:
-        raise StepFailedError(f"running the pruned model failed: {out['error']}")
-    state.source_baseline_dir = Path(out["dir"])
+    if not out.ok:
+        raise StepFailedError(f"running the pruned model failed: {out.error}")
+    state.source_baseline_dir = out.dir
 
 
 def keras3_source(state: BuildState) -> ModelFile:
@@ -140,16 +94,16 @@ def keras3_source(state: BuildState) -> ModelFile:
     if model.format not in ("tf-keras", "tf-keras-h5"):
         return model
     res = run_step(state, Job("keras3-port", "keras3-port", source=model))
-    if res["ok"]:
+    if res.ok:
         state.port_note = (f"tf-keras model: variants are converted from its Keras 3 copy (outputs within "
-                           f"{res['details']['max_abs_err']:.1e} on the evaluation samples).")
-        return detect(Path(res["dir"]) / "model.keras")
-    why = failure(res) if res.get("error_type") == "PortError" else res["error"]
+                           f"{res.details['max_abs_err']:.1e} on the evaluation samples).")
+        return detect(res.dir / "model.keras")
+    why = res.message if res.is_error("PortError") else res.error
     state.port_note = f"tf-keras model, used as it is: {why}."
     return model
 
 
-def convert(state: BuildState) -> dict[str, dict]:
+def convert(state: BuildState) -> None:
     """Step 6, variants: every requested converter (and what it requires), isolated, cached."""
     wanted = list(state.recipe.optimize.variants)
     plan: list[str] = []
@@ -161,4 +115,4 @@ def convert(state: BuildState) -> dict[str, dict]:
             plan.append(name)
     jobs = [Job(n, n, STEPS.get(n)().options(state.recipe), STEPS.get(n).REQUIRES) for n in plan]
     converted = run_steps(state, jobs)
-    return {n: converted[n] for n in wanted}
+    state.converted = {n: converted[n] for n in wanted}

@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from modelpack.cache import Cache
-from modelpack.data import Samples
+from modelpack.data import Samples, TensorSpec
 from modelpack.modelfile import ModelFile
 from modelpack.pipeline.context import load_outputs
 from modelpack.recipe.models import Recipe
+from modelpack.records import Selection, StepResult, VariantRecord
+from modelpack.report import BuildReport
 from modelpack.ui import Reporter
 
 
@@ -28,6 +30,8 @@ class BuildState:
     cache: Cache
     versions: dict[str, str | None]
     work: Path
+    staging: Path | None = None  # the output folder being written; None when only measuring (bench)
+    images: bool = False  # build container images for the image targets
     # load_model
     model: ModelFile = None  # type: ignore[assignment]
     arrays: dict | None = None
@@ -46,13 +50,35 @@ class BuildState:
     source_baseline_dir: Path | None = None  # the pruned model's own outputs
     prune_details: dict | None = None
     port_note: str | None = None
+    # convert
+    converted: dict[str, StepResult] = field(default_factory=dict)  # variant name -> its step's result
+    # measure
+    variants: list[VariantRecord] = field(default_factory=list)  # keras first, then the recipe's variants
+    # judge (searched INT8 variants join `variants`)
+    search: list[dict] = field(default_factory=list)
+    selection: Selection | None = None
+    # memory
+    memory: dict | None = None
     # split
+    split: dict | None = None
     split_outputs: Path | None = None
+    # report
+    report: BuildReport | None = None
 
     @property
     def origin(self) -> str:
         """The recipe file as errors name it."""
         return str(self.recipe_path)
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        """The model's inputs, as the inspect stage found them."""
+        return [TensorSpec.from_json(t) for t in self.info["inputs"]]
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        """The model's outputs, as the inspect stage found them."""
+        return [TensorSpec.from_json(t) for t in self.info["outputs"]]
 
     def baseline_outputs(self) -> list[np.ndarray]:
         """The float model's outputs on the evaluation samples: what fidelity is measured against."""
@@ -68,7 +94,7 @@ class BuildState:
         ms = self.recipe.measure
         return {
             "model": str(path), "kind": fmt, "format": self.model.format, "data": str(self.eval_npz),
-            "inputs": [t["name"] for t in self.info["inputs"]], "threads": ms.latency.threads,
+            "inputs": [t.name for t in self.inputs], "threads": ms.latency.threads,
             "warmup": ms.latency.warmup, "runs": ms.latency.runs, "batch": ms.latency.batch,
             "eval_batch": 64 if fmt == "keras" else 1, "out": out,
             "trust_code": self.recipe.model.trust_code, "custom_objects": self.recipe.model.custom_objects,

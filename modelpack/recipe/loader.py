@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -229,10 +230,13 @@ def _describe(err: dict, loc: Loc, data: dict) -> str:
         return msg + (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
     if kind == "missing":
         return "required field is missing"
-    if kind == "literal_error":
-        return f"{_short(value)} is not one of {ctx.get('expected', '').replace(chr(39), '')}"
+    if kind in ("literal_error", "enum"):
+        expected = ctx.get("expected", "")
+        return f"{_short(value)} is not one of {expected.replace(chr(39), '')}{_suggest(value, expected)}"
     if kind == "union_tag_invalid":
-        return f"unknown kind {_short(ctx.get('tag'))}; known kinds: {ctx.get('expected_tags', '').replace(chr(39), '')}"
+        tags = ctx.get("expected_tags", "")
+        return (f"unknown kind {_short(ctx.get('tag'))}; known kinds: {tags.replace(chr(39), '')}"
+                f"{_suggest(ctx.get('tag'), tags)}")
     if kind == "union_tag_not_found":
         return "missing `kind`; every target needs one"
     msg = err["msg"].removeprefix("Value error, ")
@@ -244,3 +248,10 @@ def _describe(err: dict, loc: Loc, data: dict) -> str:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _suggest(value: Any, expected: str) -> str:
+    """` (did you mean 'fastest'?)` when `value` is a near miss of one of the quoted choices in `expected`."""
+    choices = re.findall(r"'([^']*)'", expected)
+    hint = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.75) if isinstance(value, str) else []
+    return f" (did you mean '{hint[0]}'?)" if hint else ""

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from modelpack.recipe.base import Strict
+from modelpack.recipe.serving import ServingSpec
 from modelpack.recipe.targets import TargetSpec
 
 VARIANTS = (
@@ -278,6 +279,7 @@ class Recipe(Strict):
     budgets: Budgets = Field(default_factory=Budgets, description="Limits a variant must meet to be selected.")
     select: Literal[SELECT_POLICIES] = Field("fastest", description="How the winner is chosen among passing variants.")  # type: ignore[valid-type]
     targets: list[TargetSpec] = Field(default_factory=list, description="Artifacts to write for the winner.")
+    serving: ServingSpec = Field(default_factory=ServingSpec, description="Request formats the handlers accept.")
 
     @field_validator("task")
     @classmethod

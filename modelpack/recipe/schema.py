@@ -6,10 +6,13 @@ import json
 
 from modelpack.recipe.models import Recipe
 
+SCHEMA_ID = "urn:modelpack:recipe"  # stable name; editors find the file by the path on the recipe's first line
+
 
 def schema_text() -> str:
     schema = Recipe.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = SCHEMA_ID
     schema["title"] = "modelpack recipe"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from modelpack import limits
 from modelpack.recipe.base import Strict
+from modelpack.recipe.endpoint import Endpoint, EndpointOptions
 
 PythonVersion = Literal["3.10", "3.11", "3.12", "3.13", "3.14"]
 S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^\s]+)$")
@@ -58,7 +59,18 @@ class ResultCacheSpec(Strict):
     ttl_s: int = Field(300, ge=1, le=30 * 86_400, description="Seconds an entry is served.")
 
 
-class ServedSpec(TargetSpecBase):
+class ResponseSpec(TargetSpecBase):
+    """Limits and extras of the responses a target's handler gives, the same for every serving target."""
+
+    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
+    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
+
+    def response_options(self) -> dict:
+        """The handler config entries these fields become (modelpack.json)."""
+        return {"top_k": self.top_k, "max_batch": self.max_batch}
+
+
+class ServedSpec(ResponseSpec):
     """Options of targets whose handler serves the model."""
 
     SOURCE: ClassVar[tuple[re.Pattern, str]] = (S3_URL, "s3://bucket/key")
@@ -97,17 +109,17 @@ class MonitoringSpec(Strict):
     model_load_ms: float = Field(5000, gt=0, description="Alarm when a cold start's ModelLoadMs exceeds this.")
 
 
-class LambdaFunctionSpec(ServedSpec):
+class LambdaFunctionSpec(ServedSpec, EndpointOptions):
     """A Lambda function zip whose handler serves the selected variant."""
 
     kind: Literal["lambda-function"]
+    endpoint: Endpoint = Field("function-url", description="How the template exposes the function over HTTP: a "
+                               "function URL, an API Gateway HTTP API, or none.")
     load: Literal["lazy", "init"] = Field("lazy", description="Load the model on first request, or at init.")
     memory_mb: LambdaMemory | Literal["auto"] = Field(
         1024, description="MemorySize; 'auto' takes the balanced recommendation of measure.memory."
     )
     timeout_s: int = Field(30, ge=1, le=limits.LAMBDA_TIMEOUT_S, description="Timeout in seconds.")
-    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
-    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
     sam: bool = Field(True, description="Write template.yaml (AWS SAM) for the layer and the function.")
     provisioned_concurrency: int | None = Field(None, ge=1, description="ProvisionedConcurrencyConfig in the template.")
     warmer_schedule: str | None = Field(
@@ -117,10 +129,13 @@ class LambdaFunctionSpec(ServedSpec):
                                               "unless given.")
 
 
-class LambdaSplitSpec(TargetSpecBase):
+class LambdaSplitSpec(ResponseSpec, EndpointOptions):
     """Lambda packaging of a split model (needs optimize.split and a lambda-layer target)."""
 
     kind: Literal["lambda-split"]
+    endpoint: Endpoint | None = Field(
+        None, description="function-url or http-api on the function (single layout), http-api to the state machine "
+                          "(per-part layout), or none; default: function-url (single), http-api (per-part).")
     layout: Literal["single", "per-part"] = Field(
         "single", description="single: one function runs every part; per-part: a function per part chained by "
                               "a Step Functions state machine.")
@@ -128,11 +143,19 @@ class LambdaSplitSpec(TargetSpecBase):
         "function", description="single layout: parts inside the function zip, or one Lambda layer per part.")
     memory_mb: LambdaMemory = Field(1024, description="MemorySize of each function.")
     timeout_s: int = Field(30, ge=1, le=limits.LAMBDA_TIMEOUT_S, description="Timeout of each function, seconds.")
-    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to final responses.")
-    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
 
     def identity(self) -> str:
         return f"lambda-split({self.layout})"
+
+    @model_validator(mode="after")
+    def _state_machine_endpoint(self) -> LambdaSplitSpec:
+        if self.layout == "per-part" and self.endpoint == "function-url":
+            raise ValueError("a per-part layout is called through its state machine, which has no function URL; "
+                             "use endpoint: http-api (or none)")
+        return self
+
+    def effective_endpoint(self) -> str:
+        return self.endpoint or ("http-api" if self.layout == "per-part" else "function-url")
 
 
 class AzureFunctionsSpec(ServedSpec):
@@ -145,8 +168,6 @@ class AzureFunctionsSpec(ServedSpec):
     route: str = Field("predict", pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_/-]{0,63}$", description="POST route under /api/.")
     auth_level: Literal["anonymous", "function", "admin"] = Field("function", description="HTTP auth level.")
     app_name: str | None = Field(None, pattern=r"^[A-Za-z0-9-]{2,60}$", description="Function app name (for docs).")
-    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
-    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
     max_request_mb: float = Field(10, gt=0, le=100, description="Larger request bodies get 413.")
     versions: dict[str, str] = Field(default_factory=dict, description="Pinned runtime versions.")
     interpreter: str | None = Field(None, description="Python of the target version, for bytecode and verification.")
@@ -155,7 +176,7 @@ class AzureFunctionsSpec(ServedSpec):
         return f"azure-functions({self.python})"
 
 
-class ImageSpecBase(TargetSpecBase):
+class ImageSpecBase(ResponseSpec):
     """Options shared by both container images."""
 
     python: Literal["3.10", "3.11", "3.12", "3.13"] = Field("3.12", description="Python version of the base image.")
@@ -165,9 +186,11 @@ class ImageSpecBase(TargetSpecBase):
     build: bool | Literal["required"] = Field(
         False, description="Build and smoke-test the image; 'required' fails the build when no engine answers."
     )
-    top_k: int | None = Field(None, ge=1, le=100, description="Add the top-k classes to responses (classification).")
-    max_batch: int = Field(64, ge=1, le=100_000, description="Largest batch one request may send.")
     versions: dict[str, str] = Field(default_factory=dict, description="Pinned runtime versions.")
+    push: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?/[a-z0-9][a-z0-9._/-]*$",
+        description="Push the built image to <registry>/<repository> (tagged with the build's version); the report "
+                    "records the pushed digest.")
 
     def identity(self) -> str:
         return f"{self.kind}({self.python})"

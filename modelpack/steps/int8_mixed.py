@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from modelpack.records import Int8Setting
 from modelpack.steps.base import Step, StepJob
 from modelpack.steps.int8_search import (
     NOMINAL_INT8_DB,
@@ -70,17 +71,16 @@ class OnnxBackend(Backend):
         self.tmp = tmp
 
     def settings(self) -> list[dict]:
-        base = self.job.options["base"]
-        first = {"calibration": base["method"], "per_channel": base["per_channel"]}
-        rest = [{"calibration": m, "per_channel": pc} for m in self.job.options["methods"]
+        first = Int8Setting.from_options(self.job.options["base"]).to_trial()
+        rest = [Int8Setting(m, pc).to_trial() for m in self.job.options["methods"]
                 for pc in self.job.options["per_channel"]]
         return [first] + [s for s in rest if s != first]
 
     def quantize(self, setting: dict, keep_float: list[str], dest: Path) -> None:
         from modelpack.steps.onnx import quantize_qdq
 
-        quantize_qdq(self.pre, dest, self.job.data["calibration"], self.names, setting["calibration"],
-                     setting["per_channel"], exclude=keep_float)
+        quantize_qdq(self.pre, dest, self.job.data["calibration"], self.names, Int8Setting.from_trial(setting),
+                     exclude=keep_float)
 
     def sensitivity(self, setting: dict) -> list[dict]:
         """Float-model activations against the quantized model's dequantized ones, per activation."""
@@ -145,8 +145,7 @@ class OnnxInt8Mixed(_SearchStep):
     BASE = "onnx-int8"
 
     def base_options(self, recipe: Any) -> dict:
-        q = recipe.optimize.int8
-        return {"method": q.calibration_method, "per_channel": q.per_channel}
+        return Int8Setting.from_recipe(recipe.optimize.int8).to_options()
 
     def backend(self, job: StepJob, ctx: Any, tmp: Path) -> Backend:
         return OnnxBackend(job, tmp)
@@ -165,14 +164,15 @@ class TFLiteBackend(Backend):
 
     def settings(self) -> list[dict]:
         order = [True] + [pc for pc in self.job.options["per_channel"] if pc is not True]
-        return [{"per_channel": pc} for pc in order]
+        return [Int8Setting(None, pc).to_trial() for pc in order]
 
     def _converter(self, setting: dict, allow_float: bool):
         from modelpack.steps.tflite import configure_int8
 
         converter = self.make_converter()
         configure_int8(converter, self.job.data["calibration"], self.names, self.job.options["base"]["io"],
-                       allow_float=allow_float, per_channel=setting["per_channel"])
+                       allow_float=allow_float,
+                       per_channel=Int8Setting.from_trial(setting).per_channel)
         return converter
 
     def _debugger(self, setting: dict, options: Any, allow_float: bool):

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from modelpack.records import Int8Setting
 from modelpack.steps.base import Step, StepJob
 
 
@@ -148,15 +149,14 @@ class OnnxInt8(Step):
     USES_CALIBRATION = True
 
     def options(self, recipe: Any) -> dict:
-        q = recipe.optimize.int8
-        return {"method": q.calibration_method, "per_channel": q.per_channel}
+        return Int8Setting.from_recipe(recipe.optimize.int8).to_options()
 
     def run(self, job: StepJob, ctx: Any) -> dict:
         inputs = [t["name"] for t in ctx.model(job).inputs]
         with tempfile.TemporaryDirectory() as tmp:
             pre, names = preprocessed(Path(job.dep_dir) / self.FILE, Path(tmp), inputs)
             quantize_qdq(pre, job.out / self.FILE, job.data["calibration"], names,
-                         job.options["method"], job.options["per_channel"])
+                         Int8Setting.from_options(job.options))
         return dict(job.options)
 
 
@@ -180,7 +180,7 @@ def preprocessed(source: Path, tmp: Path, inputs: list[str]) -> tuple[Path, list
     return pre, list(inputs)
 
 
-def quantize_qdq(pre: Path, dest: Path, calibration_npz: str, names: list[str], method: str, per_channel: bool,
+def quantize_qdq(pre: Path, dest: Path, calibration_npz: str, names: list[str], setting: Int8Setting,
                  exclude: list[str] | tuple[str, ...] = ()) -> None:
     """Static QDQ INT8 of a pre-processed model; nodes in `exclude` stay float."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -195,10 +195,10 @@ def quantize_qdq(pre: Path, dest: Path, calibration_npz: str, names: list[str], 
         str(dest),
         CalibrationReader(calibration_npz, names),
         quant_format=QuantFormat.QDQ,
-        per_channel=per_channel,
+        per_channel=setting.per_channel,
         activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8,
-        calibrate_method=methods[method],
+        calibrate_method=methods[setting.calibration_method],
         nodes_to_exclude=list(exclude),
     )
 

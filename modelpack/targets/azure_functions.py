@@ -42,7 +42,7 @@ class AzureFunctionsTarget(Target):
 
         app = out_dir / "azure" / "functionapp"
         handler_files.write(ctx, app, ("azure", "function_app.py"), model_in_layer=False, source=spec.model_source,
-                            options={"top_k": spec.top_k, "max_batch": spec.max_batch, "load": "lazy",
+                            options={**spec.response_options(), "load": "lazy",
                                      "payload_limit_bytes": int(spec.max_request_mb * limits.MB),
                                      "azure": {"route": spec.route, "auth_level": spec.auth_level,
                                                "app_name": spec.app_name}, **serving_options.config(spec)})
@@ -50,13 +50,15 @@ class AzureFunctionsTarget(Target):
         shutil.copyfile(templates / "host.json", app / "host.json")
         shutil.copyfile(templates / "funcignore", app / ".funcignore")
         shutil.copytree(tree, app / SITE, ignore=sitepackages.bookkeeping(tree))
-        extras = serving_options.extra_packages(spec)
+        extras = serving_options.extra_packages(spec) + serving_options.image_packages(ctx)
         if extras:
             sitepackages.install_extra(app / SITE, extras, spec.python, "x86_64", glibc)
         installed = info["installed"]
+        if ctx.recipe.serving.image:
+            info["image_decoder_bytes"] = serving_options.decoder_bytes(app / SITE)
         (app / "requirements.txt").write_text(
             "".join(f"{name}=={installed[name]}\n" for name in sorted(installed))
-            + "".join(f"{e}\n" for e in extras) + "azure-functions\n"
+            + "".join(f"{e}\n" for e in extras) + f"{limits.AZURE_FUNCTIONS_PACKAGE}\n"
         )
         if spec.upload and spec.model_source:
             info["upload"] = serving_options.upload(spec.model_source, model)
@@ -74,5 +76,4 @@ class AzureFunctionsTarget(Target):
         if not any(fits.values()):
             ctx.report.notes.append(f"{spec.identity()}: the model's peak memory ({peak} MB + {HEADROOM_MB} MB worker "
                                     "headroom) fits no Flex Consumption instance size; use Premium or Dedicated.")
-        ctx.built["azure-functions"] = {"dir": app, "spec": spec, "interpreter": interpreter, "can_run": can_run}
         return [Artifact(self.NAME, "azure/functionapp.zip", unzipped, info)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -23,13 +24,39 @@ class Artifact:
 
 
 class Target:
-    """A build target: turns the selected variant into deployable files."""
+    """A build target: turns the selected variant into deployable files.
+
+    `NEEDS` names the target kinds whose output this one builds on (it refuses to build without them); `USES`
+    those it builds on when the recipe has them. Either way they are built first (`build_order`).
+    """
 
     NAME: ClassVar[str]
     Spec: ClassVar[type[TargetSpecBase]]
+    NEEDS: ClassVar[tuple[str, ...]] = ()
+    USES: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, spec: TargetSpecBase):
         self.spec = spec
 
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:
         raise NotImplementedError
+
+
+def build_order(specs: Sequence[TargetSpecBase], classes: Mapping[str, type[Target]]) -> list[TargetSpecBase]:
+    """The recipe's targets in the order they build: each after every target of a kind it needs or uses, and
+    otherwise in the order of `classes` (the registry's), so the report lists artifacts the same way each time."""
+    rank = list(classes)
+    pending = sorted(specs, key=lambda s: rank.index(s.kind))
+    ordered: list[TargetSpecBase] = []
+    while pending:
+        waiting = {p.kind for p in pending}
+        ready = next((s for s in pending if not waiting & set(_after(classes[s.kind]))), None)
+        if ready is None:
+            raise ValueError(f"targets wait for each other: {', '.join(sorted(waiting))}")
+        ordered.append(ready)
+        pending.remove(ready)
+    return ordered
+
+
+def _after(target: type[Target]) -> tuple[str, ...]:
+    return (*target.NEEDS, *target.USES)

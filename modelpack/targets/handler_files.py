@@ -7,10 +7,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from modelpack.errors import TargetError
 from modelpack.jsonio import dumps_strict
 from modelpack.output import sha256_file
 
-COMMON_FILES = ("model_runtime.py", "serving.py", "payload.py", "model_source.py", "result_cache.py")
+COMMON_FILES = ("model_runtime.py", "serving.py", "payload.py", "model_source.py", "result_cache.py", "routes.py",
+                "tensors.py", "oip.py")
+IMAGE_FILE = "images.py"  # only in packages built for image requests, beside Pillow
+PILLOW = "pillow"
 
 
 def template_dir(name: str) -> Path:
@@ -18,13 +22,15 @@ def template_dir(name: str) -> Path:
     return Path(str(resources.files("modelpack.serving") / name))
 
 
-def copy_code(dest: Path, entry: tuple[str, str]) -> None:
+def copy_code(dest: Path, entry: tuple[str, str], image: bool = False) -> None:
     """The entry template (handler or app) and the shared serving code."""
     dest.mkdir(parents=True, exist_ok=True)
     folder, filename = entry
     shutil.copyfile(template_dir(folder) / filename, dest / filename)
     for name in COMMON_FILES:
         shutil.copyfile(template_dir("common") / name, dest / name)
+    if image:
+        shutil.copyfile(template_dir("common") / IMAGE_FILE, dest / IMAGE_FILE)
 
 
 def write_config(ctx: Any, dest: Path, model: dict, options: dict, **overrides) -> dict:
@@ -37,11 +43,30 @@ def write_config(ctx: Any, dest: Path, model: dict, options: dict, **overrides) 
         "task": ctx.recipe.task,
         "task_output": ctx.recipe.task_output or ctx.info["outputs"][0]["name"],
         "threads": 1,
+        "image": image_config(ctx),
         **options,
         **overrides,
     }
     (dest / "modelpack.json").write_text(dumps_strict(config, indent=1, sort_keys=True) + "\n")
     return config
+
+
+def image_config(ctx: Any) -> dict | None:
+    """recipe serving.image for the handler config, checked against the model's single image input."""
+    image = ctx.recipe.serving.image
+    if image is None:
+        return None
+    inputs = ctx.info["inputs"]
+    shape = inputs[0]["shape"] if len(inputs) == 1 else []
+    channels = 1 if image.channels == "grayscale" else 3
+    nhwc, nchw = [image.size[0], image.size[1], channels], [channels, image.size[0], image.size[1]]
+    if len(shape) != 4 or [d if d is not None else w for d, w in zip(shape[1:], nhwc)] != nhwc and \
+            [d if d is not None else w for d, w in zip(shape[1:], nchw)] != nchw:
+        raise TargetError(f"serving.image: the model's input is {[i['shape'] for i in inputs]}, but images of "
+                          f"size {list(image.size)} with {channels} channel(s) give [batch, {image.size[0]}, "
+                          f"{image.size[1]}, {channels}]; set serving.image.size and channels to the model's input, "
+                          "or remove serving.image.")
+    return image.model_dump(mode="json")
 
 
 def write(ctx: Any, dest: Path, entry: tuple[str, str], *, model_in_layer: bool, options: dict,
@@ -50,7 +75,7 @@ def write(ctx: Any, dest: Path, entry: tuple[str, str], *, model_in_layer: bool,
     layer or is downloaded from `source` at cold start) the model; return the config.
 
     `model` defaults to the selected variant; `overrides` replace config entries (inputs, outputs, task...)."""
-    copy_code(dest, entry)
+    copy_code(dest, entry, image=ctx.recipe.serving.image is not None)
     model = model or ctx.selected_file
     model_rel = f"model/model{model.suffix}"
     if not model_in_layer and source is None:

@@ -13,16 +13,18 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from modelpack import engine, interpreters, limits, served
+from modelpack import childproc, engine, interpreters, limits, served
 from modelpack.errors import TargetError
 from modelpack.output import normalize_modes, sha256_file, tree_bytes
 from modelpack.recipe.targets import AzureImageSpec, ImageSpecBase, LambdaImageSpec
-from modelpack.targets import handler_files, sitepackages
+from modelpack.targets import handler_check, handler_files, image_push, serving_options, sitepackages
 from modelpack.targets.base import Artifact, Target
 from modelpack.targets.runtimes import selected_runtime
 
 if TYPE_CHECKING:
     from modelpack.pipeline.context import BuildContext
+
+SMOKE = "MODELPACK_SMOKE"
 
 class _ImageTarget(Target):
     """Shared by both images: only the template, the app layout, extras and the smoke command differ."""
@@ -72,12 +74,12 @@ class _ImageTarget(Target):
         context = out_dir / "images" / self.NAME
         app = context / self.APP_DIR
         handler_files.write(ctx, app, self.entry(), model_in_layer=False, options={
-            "top_k": spec.top_k, "max_batch": spec.max_batch, "load": "lazy",
+            **spec.response_options(), "load": "lazy",
             "payload_limit_bytes": limits.LAMBDA_SYNC_PAYLOAD_BYTES, **self.options(spec)})
         self.add_files(app)
         site = context / self.SITE_DIR
         shutil.copytree(tree, site, ignore=sitepackages.bookkeeping(tree))
-        extras = self.extras(base)
+        extras = self.extras(base) + serving_options.image_packages(ctx)
         if extras:
             sitepackages.install_extra(site, extras, spec.python, arch, glibc)
         dockerfile = (handler_files.template_dir(self.TEMPLATE) / "Dockerfile").read_text()
@@ -90,7 +92,23 @@ class _ImageTarget(Target):
                     context_bytes=tree_bytes(context), extras=list(extras), image=None)
         if spec.build or ctx.options.get("images"):
             info["image"] = self._build_image(ctx, spec, context, tag)
+        if spec.push:
+            info["push_to"] = spec.push
+            self._push(ctx, spec, info)
         return [Artifact(self.NAME, f"images/{self.NAME}/Dockerfile", None, info)]
+
+    def _push(self, ctx: BuildContext, spec: ImageSpecBase, info: dict) -> None:
+        if info["image"] is None:
+            ctx.report.notes.append(f"{spec.identity()}: push: {spec.push} skipped, no image was built (set "
+                                    "build: true or run modelpack build --images).")
+            return
+        client, why = engine.connect()
+        try:
+            info["image"]["push"] = image_push.push(client, info["tag"], spec.push) if client else None
+        except RuntimeError as exc:
+            raise TargetError(f"{exc}. Check that {spec.push.split('/')[0]} is reachable and you are logged in.") from None
+        if client is None:
+            raise TargetError(f"push: {why}")
 
     def _build_image(self, ctx: BuildContext, spec: ImageSpecBase, context: Path, tag: str) -> dict | None:
         client, why = engine.connect()
@@ -108,21 +126,17 @@ class _ImageTarget(Target):
         sample = served.sample(ctx)
         smoke = ctx.work / f"smoke-{self.NAME}"
         smoke.mkdir(exist_ok=True)
-        event = {"inputs": {k: v.tolist() for k, v in sample.items()}}
-        (smoke / "event.json").write_text(json.dumps(event))  # a file: events can be megabytes
+        (smoke / "event.json").write_text(json.dumps(handler_check.event(sample)))  # a file: events can be megabytes
         normalize_modes(smoke)  # read by the container's non-root user
         output, seconds = engine.run(client, tag, ["-c", self.smoke_script()], files=smoke, user=engine.NON_ROOT_USER)
-        # azure-functions routes print() through logging ("INFO: ..."), so find the marker anywhere in a line.
-        line = next((ln for ln in output.splitlines() if "MODELPACK_SMOKE " in ln), None)
-        if line is None:
+        answer = childproc.read(output, SMOKE)  # found after azure-functions' logging prefix too
+        if answer is None:
             raise TargetError(f"the smoke run in {tag} failed: {output.strip()[-300:]}")
-        answer = json.loads(line.split("MODELPACK_SMOKE ", 1)[1])
         if "predictions" not in answer and "outputs" not in answer:
             raise TargetError(f"the smoke run in {tag} answered {str(answer)[:300]}")
         names = [o["name"] for o in ctx.info["outputs"]]
-        err = served.max_abs_err(served.response_outputs(answer, names), ctx.selected_outputs_first())
-        if err is not None and not err <= 1e-5:
-            raise TargetError(f"the smoke run in {tag} predicted differently from the selected variant (by {err:.2e}).")
+        err = handler_check.agree(answer, names, ctx.selected_outputs_first(), f"the smoke run in {tag}'s prediction",
+                                  "the selected variant's")
         return {**built, "tag": tag, "smoke": {"ok": True, "seconds": round(seconds, 2), "max_abs_err_vs_variant": err,
                                                "network": "none", "user": engine.NON_ROOT_USER,
                                                "served_shapes": served.shapes(sample)}}
@@ -157,7 +171,7 @@ class LambdaImageTarget(_ImageTarget):
     def smoke_script(self) -> str:
         return ("import json, sys; sys.path.insert(0, '/var/task'); import handler; "
                 "r = handler.handler(json.load(open('/modelpack-smoke/event.json')), None); "
-                "print('MODELPACK_SMOKE ' + json.dumps(r))")
+                + childproc.write_source(SMOKE, "r"))
 
 
 class AzureImageTarget(_ImageTarget):
@@ -191,7 +205,7 @@ class AzureImageTarget(_ImageTarget):
                 "function_app.app.get_functions()}; "
                 "req = func.HttpRequest(method='POST', url='/api/predict', "
                 "body=open('/modelpack-smoke/event.json', 'rb').read(), headers={'content-type': 'application/json'}); "
-                "resp = fns['predict'](req); print('MODELPACK_SMOKE ' + json.dumps(json.loads(resp.get_body())))")
+                "resp = fns['predict'](req); " + childproc.write_source(SMOKE, "json.loads(resp.get_body())"))
 
 
 def _is_aws(base: str) -> bool:

@@ -21,41 +21,41 @@ class LambdaFunctionTarget(Target):
 
     NAME = "lambda-function"
     Spec = LambdaFunctionSpec
+    USES = ("lambda-layer",)  # its runtime, and the model with model_in: layer
 
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:
         spec: LambdaFunctionSpec = self.spec  # type: ignore[assignment]
         model = ctx.selected_file
-        layer = ctx.built.get("lambda-layer")
-        in_layer = bool(layer and layer["spec"].model_in == "layer")
+        layer = ctx.layer
+        in_layer = bool(layer and layer.spec.model_in == "layer")
         if in_layer and spec.model_source:
             raise TargetError("lambda-function: model_source downloads the model at cold start, but the lambda-layer "
                               "target carries it (model_in: layer); drop one of the two.")
         fn = ctx.work / "lambda-function"
         shutil.rmtree(fn, ignore_errors=True)
         config = handler_files.write(ctx, fn, ("lambda", "handler.py"), model_in_layer=in_layer, source=spec.model_source,
-                                     options={"top_k": spec.top_k, "max_batch": spec.max_batch, "load": spec.load,
+                                     options={**spec.response_options(), "load": spec.load,
                                               "payload_limit_bytes": limits.LAMBDA_SYNC_PAYLOAD_BYTES,
                                               **serving_options.config(spec)})
-        extras = serving_options.extra_packages(spec)
+        extras = serving_options.extra_packages(spec) + serving_options.image_packages(ctx)
         if extras:
-            python, arch = (layer["spec"].python, layer["spec"].arch) if layer else ("3.12", "x86_64")
+            python, arch = (layer.spec.python, layer.spec.arch) if layer else ("3.12", "x86_64")
             sitepackages.install_extra(fn, extras, python, arch, limits.LAMBDA_RUNTIMES[python][1])
         uploaded = serving_options.upload(spec.model_source, model) if spec.upload and spec.model_source else None
         unzipped = tree_bytes(fn)
-        total = unzipped + (layer["unzipped_bytes"] if layer else 0)
+        total = unzipped + (layer.unzipped_bytes if layer else 0)
         zip_path = ctx.zip_tree(fn, out_dir / "lambda" / "function.zip")
-        errors, warnings = lambda_limits.check(total, {"function.zip": zip_path.stat().st_size}, layers=1 if layer else 0)
-        if errors:
-            raise TargetError(f"lambda-function: {errors[0]}.")
-        ctx.report.notes += [f"lambda-function: {w}." for w in warnings]
+        lambda_limits.enforce(ctx, "lambda-function", total, {"function.zip": zip_path.stat().st_size},
+                              layers=1 if layer else 0)
         details = {"handler": "handler.handler", "load": spec.load, "unzipped_total_bytes": total,
                    "model_in": "source" if spec.model_source else ("layer" if in_layer else "function"),
                    "layers": 1 if layer else 0, **serving_options.describe(spec),
-                   **({"upload": uploaded} if uploaded else {}), **({"packages_added": list(extras)} if extras else {})}
+                   **({"upload": uploaded} if uploaded else {}), **({"packages_added": list(extras)} if extras else {}),
+                   **({"image_decoder_bytes": serving_options.decoder_bytes(fn)} if ctx.recipe.serving.image else {})}
         if layer is None:
             ctx.report.notes.append("lambda-function: no lambda-layer target in this recipe; attach a layer with "
                                     "numpy and the inference runtime when deploying.")
-        elif layer["can_run"]:
+        elif layer.can_run:
             sample = served.sample(ctx)
             extra_env = {}
             if spec.model_source:  # checked from a verified local copy; the download itself needs the cloud
@@ -63,17 +63,15 @@ class LambdaFunctionTarget(Target):
                 serving_options.seed_local_copy(model, config["model"]["sha256"], seeded)
                 extra_env["MODELPACK_MODEL_DIR"] = str(seeded)
             try:
-                check = handler_check.cold_start(fn, layer["dir"], layer["interpreter"], sample, extra_env=extra_env)
+                check = handler_check.cold_start(fn, layer.dir, layer.interpreter, sample, extra_env=extra_env)
             except RuntimeError as exc:
                 raise TargetError(str(exc)) from None
             names = [o["name"] for o in ctx.info["outputs"]]
-            err = served.max_abs_err(served.response_outputs(check.pop("response"), names), ctx.selected_outputs_first())
+            err = handler_check.agree(check.pop("response"), names, ctx.selected_outputs_first(),
+                                      "lambda-function: the handler's prediction", "the selected variant's")
             check["served_shapes"] = served.shapes(sample)
             if err is not None:
                 check["max_abs_err_vs_variant"] = err
-                if not err <= 1e-5:
-                    raise TargetError(f"lambda-function: the handler's prediction differs from the selected variant's "
-                                      f"by {err:.2e}; the packaged model does not behave as measured.")
             details["handler_cold_start_ms"] = check["cold_start_ms"]
             details["handler_check"] = {k: v for k, v in check.items() if k != "cold_start_ms"}
         artifacts = [Artifact(self.NAME, "lambda/function.zip", unzipped, details)]

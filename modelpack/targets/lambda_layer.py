@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from modelpack import interpreters, limits
 from modelpack.errors import TargetError
 from modelpack.output import tree_bytes
+from modelpack.pipeline.context import BuildContext, BuiltLayer
 from modelpack.recipe.targets import LambdaLayerSpec
 from modelpack.targets import lambda_limits, sitepackages
 from modelpack.targets.base import Artifact, Target
 from modelpack.targets.runtimes import selected_runtime
 
-if TYPE_CHECKING:
-    from modelpack.pipeline.context import BuildContext
 
 class LambdaLayerTarget(Target):
     """Lambda layer zip: runtime wheels for the target platform, slimmed, bytecode shipped, verified."""
@@ -49,12 +47,8 @@ class LambdaLayerTarget(Target):
         unzipped = tree_bytes(layer)
         zip_path = ctx.zip_tree(layer, out_dir / "lambda" / "layer.zip")
         zipped = zip_path.stat().st_size
-        errors, warnings = lambda_limits.check(unzipped, {"layer.zip": zipped}, layers=1)
-        if errors:
-            raise TargetError(f"{spec.identity()}: {errors[0]}.")
-        ctx.report.notes += [f"{spec.identity()}: {w}." for w in warnings]
+        lambda_limits.enforce(ctx, spec.identity(), unzipped, {"layer.zip": zipped}, layers=1)
         info.update(python=spec.python, arch=spec.arch, runtime=runtime.name, os=os_name, model_in=spec.model_in,
                     zipped_bytes=zipped, compatible_runtime=f"python{spec.python}")
-        ctx.built["lambda-layer"] = {"dir": layer, "spec": spec, "runtime": runtime, "interpreter": interpreter,
-                                     "can_run": can_run, "unzipped_bytes": unzipped, "info": info}
+        ctx.layer = BuiltLayer(layer, spec, runtime, interpreter, can_run, unzipped, info)
         return [Artifact(self.NAME, "lambda/layer.zip", unzipped, info)]

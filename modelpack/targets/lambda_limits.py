@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from modelpack import limits
+from modelpack.errors import TargetError
 
 
 def check(unzipped_total: int, zipped: dict[str, int], layers: int) -> tuple[list[str], list[str]]:
@@ -22,3 +23,12 @@ def check(unzipped_total: int, zipped: dict[str, int], layers: int) -> tuple[lis
                 "point Lambda at the object (for SAM: `sam deploy` does this through its S3 bucket)"
             )
     return errors, warnings
+
+
+def enforce(ctx, label: str, unzipped_total: int, zipped: dict[str, int], layers: int) -> None:
+    """`check`, then the first error stops the build as a TargetError and warnings go into the report's notes,
+    each prefixed with `label` (the target, and the part where there are several)."""
+    errors, warnings = check(unzipped_total, zipped, layers)
+    if errors:
+        raise TargetError(f"{label}: {errors[0]}.")
+    ctx.report.notes += [f"{label}: {w}." for w in warnings]

@@ -25,7 +25,7 @@ from modelpack.errors import TargetError
 from modelpack.jsonio import dumps_strict
 from modelpack.output import tree_bytes
 from modelpack.recipe.targets import LambdaSplitSpec
-from modelpack.targets import handler_check, handler_files, lambda_limits
+from modelpack.targets import handler_check, handler_files, lambda_limits, sam_endpoint
 from modelpack.targets.base import Artifact, Target
 
 if TYPE_CHECKING:
@@ -66,13 +66,14 @@ class LambdaSplitTarget(Target):
 
     NAME = "lambda-split"
     Spec = LambdaSplitSpec
+    NEEDS = ("lambda-layer",)  # the part functions run on its runtime
 
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:
         spec: LambdaSplitSpec = self.spec  # type: ignore[assignment]
         split = ctx.report.split
         if not split or split.get("status") != "ok":
             raise TargetError("lambda-split: there are no parts to package; add optimize.split to the recipe.")
-        layer = ctx.built.get("lambda-layer")
+        layer = ctx.layer
         if layer is None:
             raise TargetError("lambda-split: add a lambda-layer target; the part functions run on its runtime.")
         parts = [dict(p, local=ctx.split_files[p["part"]]) for p in split["parts"]]
@@ -89,7 +90,7 @@ class LambdaSplitTarget(Target):
         return artifacts
 
     def _options(self, spec: LambdaSplitSpec, final: bool) -> dict:
-        return {"top_k": spec.top_k if final else None, "max_batch": spec.max_batch, "load": "lazy",
+        return {**spec.response_options(), **({} if final else {"top_k": None}), "load": "lazy",
                 "payload_limit_bytes": limits.LAMBDA_SYNC_PAYLOAD_BYTES}
 
     def _single(self, ctx, spec, parts, layer, work, out_dir) -> list[Artifact]:
@@ -116,18 +117,16 @@ class LambdaSplitTarget(Target):
             entries.append({"path": rel, "sha256": p["sha256"], "in_layer": in_layers, "input": p["input"]})
         combined = hashlib.sha256("".join(e["sha256"] for e in entries).encode()).hexdigest()
         handler_files.write_config(ctx, fn, {"path": "", "sha256": combined, "in_layer": in_layers, "split": True},
-                                   self._options(spec, final=True), parts=entries)
+                                   self._options(spec, final=True), parts=entries,
+                                   image=None)  # split chains take tensors; images need Pillow beside them
         path = ctx.zip_tree(fn, out_dir / DIR / "function.zip")
         zips[path.name] = path.stat().st_size
-        total = tree_bytes(fn) + layer["unzipped_bytes"] + sum(a.unzipped_bytes or 0 for a in artifacts)
+        total = tree_bytes(fn) + layer.unzipped_bytes + sum(a.unzipped_bytes or 0 for a in artifacts)
         layers = 1 + (len(parts) if in_layers else 0)
-        errors, warnings = lambda_limits.check(total, zips, layers=layers)
-        if errors:
-            raise TargetError(f"lambda-split: {errors[0]}.")
-        ctx.report.notes += [f"lambda-split: {w}." for w in warnings]
+        lambda_limits.enforce(ctx, "lambda-split", total, zips, layers=layers)
         details = {"layout": "single", "parts_in": spec.parts_in, "parts": len(parts), "unzipped_total_bytes": total,
                    "layers": layers, "handler": "handler.handler"}
-        if layer["can_run"]:
+        if layer.can_run:
             details["handler_check"] = self._check(ctx, fn, layer, work, [a for a in artifacts], out_dir)
         artifacts.insert(0, Artifact(self.NAME, f"{DIR}/function.zip", tree_bytes(fn), details))
         artifacts.append(self._template(ctx, spec, layer, out_dir, parts, single=True))
@@ -137,19 +136,17 @@ class LambdaSplitTarget(Target):
         """Cold start of the chaining handler in fresh processes; its answer must equal the verified chain's."""
         opt = work / "opt"
         opt.mkdir()
-        (opt / "python").symlink_to(Path(layer["dir"]) / "python", target_is_directory=True)
+        (opt / "python").symlink_to(Path(layer.dir) / "python", target_is_directory=True)
         for art in part_layers:
             shutil.unpack_archive(out_dir / art.path, opt, "zip")
         sample = served.sample(ctx)
         try:
-            check = handler_check.cold_start(fn, opt, layer["interpreter"], sample)
+            check = handler_check.cold_start(fn, opt, layer.interpreter, sample)
         except RuntimeError as exc:
             raise TargetError(f"lambda-split: {exc}") from None
         expected = np.load(ctx.split_outputs)["out_0"][:1].astype(np.float64)
-        err = served.max_abs_err(served.response_outputs(check["response"], ["output_0"]), [expected])
-        if not err <= 1e-5:
-            raise TargetError(f"lambda-split: the chaining handler's prediction differs from the verified chain's by "
-                              f"{err:.2e}.")
+        err = handler_check.agree(check["response"], ["output_0"], [expected],
+                                  "lambda-split: the chaining handler's prediction", "the verified chain's")
         return {"cold_start_ms": check["cold_start_ms"], "max_abs_err_vs_chain": err, "runs": check["runs"],
                 "model_loads": check["model_loads"], "model_load_ms": check["model_load_ms"],
                 "served_shapes": served.shapes(sample)}
@@ -163,13 +160,10 @@ class LambdaSplitTarget(Target):
             inputs = ctx.info["inputs"] if k == 1 else [{"name": p["input"], "shape": p["input_shape"], "dtype": dtype}]
             outputs = ctx.info["outputs"] if final else [{"name": "output_0", "shape": p["output_shape"], "dtype": dtype}]
             handler_files.write(ctx, fn, ("lambda", "handler.py"), model_in_layer=False, model=p["local"],
-                                options=self._options(spec, final), inputs=inputs, outputs=outputs, part=k)
+                                options=self._options(spec, final), inputs=inputs, outputs=outputs, part=k, image=None)
             path = ctx.zip_tree(fn, out_dir / DIR / f"part{k}.zip")
-            total = tree_bytes(fn) + layer["unzipped_bytes"]
-            errors, warnings = lambda_limits.check(total, {path.name: path.stat().st_size}, layers=1)
-            if errors:
-                raise TargetError(f"lambda-split: part {k}: {errors[0]}.")
-            ctx.report.notes += [f"lambda-split: part {k}: {w}." for w in warnings]
+            total = tree_bytes(fn) + layer.unzipped_bytes
+            lambda_limits.enforce(ctx, f"lambda-split: part {k}", total, {path.name: path.stat().st_size}, layers=1)
             artifacts.append(Artifact(self.NAME, f"{DIR}/part{k}.zip", tree_bytes(fn),
                                       {"layout": "per-part", "part": k, "function": f"{part_name(k)}Function",
                                        "request_json_bytes": p.get("request_json_bytes"), "unzipped_total_bytes": total}))
@@ -180,12 +174,13 @@ class LambdaSplitTarget(Target):
         return artifacts
 
     def _template(self, ctx, spec, layer, out_dir: Path, parts: list[dict], single: bool) -> Artifact:
-        python, arch = layer["spec"].python, layer["spec"].arch
+        python, arch = layer.spec.python, layer.spec.arch
         base = {"Handler": "handler.handler", "Runtime": f"python{python}", "Architectures": [arch],
                 "MemorySize": spec.memory_mb, "Timeout": spec.timeout_s, "Layers": [{"Ref": "RuntimeLayer"}]}
         resources: dict = {"RuntimeLayer": {"Type": "AWS::Serverless::LayerVersion", "Properties": {
-            "LayerName": f"{ctx.recipe.name}-{layer['runtime'].name}", "ContentUri": "../layer.zip",
+            "LayerName": f"{ctx.recipe.name}-{layer.runtime.name}", "ContentUri": "../layer.zip",
             "CompatibleRuntimes": [f"python{python}"], "CompatibleArchitectures": [arch]}}}
+        outputs: dict = {}
         if single:
             fn = {**base, "CodeUri": "function.zip", "Description": f"modelpack: {ctx.recipe.name}, {len(parts)} parts"}
             if spec.parts_in == "layers":
@@ -193,7 +188,9 @@ class LambdaSplitTarget(Target):
                     resources[f"{part_name(p['part'])}Layer"] = {"Type": "AWS::Serverless::LayerVersion", "Properties": {
                         "LayerName": f"{ctx.recipe.name}-part{p['part']}", "ContentUri": f"part{p['part']}-layer.zip"}}
                     fn["Layers"].append({"Ref": f"{part_name(p['part'])}Layer"})
+            sam_endpoint.attach_to_function(spec, spec.effective_endpoint(), "ModelFunction", fn, resources, outputs)
             resources["ModelFunction"] = {"Type": "AWS::Serverless::Function", "Properties": fn}
+            functions = ["ModelFunction"]
         else:
             for p in parts:
                 resources[f"{part_name(p['part'])}Function"] = {"Type": "AWS::Serverless::Function", "Properties": {
@@ -205,8 +202,15 @@ class LambdaSplitTarget(Target):
                     "Fn::GetAtt": [f"{part_name(p['part'])}Function", "Arn"]} for p in parts},
                 "Policies": [{"LambdaInvokePolicy": {"FunctionName": {"Ref": f"{part_name(p['part'])}Function"}}}
                              for p in parts]}}
+            functions = [f"{part_name(p['part'])}Function" for p in parts]
+            if spec.effective_endpoint() == "http-api":
+                sam_endpoint.attach_to_state_machine(spec, "ModelChain", resources, outputs)
+            outputs["StateMachineArn"] = {"Description": "State machine ARN", "Value": {"Ref": "ModelChain"}}
+        sam_endpoint.function_outputs(functions, "RuntimeLayer", outputs)
         template = {"AWSTemplateFormatVersion": "2010-09-09", "Transform": "AWS::Serverless-2016-10-31",
-                    "Description": f"modelpack build of {ctx.recipe.name} (split, {spec.layout})", "Resources": resources}
+                    "Description": f"modelpack build of {ctx.recipe.name} (split, {spec.layout})", "Resources": resources,
+                    "Outputs": outputs}
         path = out_dir / DIR / "template.yaml"
         path.write_text(yaml.safe_dump(template, sort_keys=False))
-        return Artifact(self.NAME, f"{DIR}/template.yaml", None, {"kind": "sam-template"})
+        return Artifact(self.NAME, f"{DIR}/template.yaml", None,
+                        {"kind": "sam-template", "endpoint": spec.effective_endpoint(), "auth": spec.auth})

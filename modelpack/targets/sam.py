@@ -7,13 +7,13 @@ from typing import Any
 
 import yaml
 
-from modelpack.targets import monitoring
+from modelpack.targets import monitoring, sam_endpoint
 from modelpack.targets.base import Artifact
 
 
-def write(ctx: Any, spec: Any, layer: dict | None, path: Path) -> Artifact:
-    python = layer["spec"].python if layer else "3.12"
-    arch = layer["spec"].arch if layer else "x86_64"
+def write(ctx: Any, spec: Any, layer: Any, path: Path) -> Artifact:
+    python = layer.spec.python if layer else "3.12"
+    arch = layer.spec.arch if layer else "x86_64"
     resources: dict = {}
     memory = spec.memory_mb
     if memory == "auto":
@@ -35,8 +35,8 @@ def write(ctx: Any, spec: Any, layer: dict | None, path: Path) -> Artifact:
         resources["RuntimeLayer"] = {
             "Type": "AWS::Serverless::LayerVersion",
             "Properties": {
-                "LayerName": f"{ctx.recipe.name}-{layer['runtime'].name}",
-                "Description": f"{layer['runtime'].name} and numpy for python{python} {arch} (modelpack)",
+                "LayerName": f"{ctx.recipe.name}-{layer.runtime.name}",
+                "Description": f"{layer.runtime.name} and numpy for python{python} {arch} (modelpack)",
                 "ContentUri": "layer.zip",
                 "CompatibleRuntimes": [f"python{python}"],
                 "CompatibleArchitectures": [arch],
@@ -62,6 +62,9 @@ def write(ctx: Any, spec: Any, layer: dict | None, path: Path) -> Artifact:
         env["REDIS_URL"] = {"Ref": "RedisUrl"}
     if env:
         fn["Environment"] = {"Variables": env}
+    outputs: dict = {}
+    sam_endpoint.attach_to_function(spec, spec.endpoint, "ModelFunction", fn, resources, outputs)
+    sam_endpoint.function_outputs(["ModelFunction"], "RuntimeLayer" if layer else None, outputs)
     resources["ModelFunction"] = {"Type": "AWS::Serverless::Function", "Properties": fn}
     resources.update(monitoring.resources(ctx, spec, "ModelFunction"))  # opt-in alarms and dashboard
     template = {
@@ -70,8 +73,9 @@ def write(ctx: Any, spec: Any, layer: dict | None, path: Path) -> Artifact:
         "Description": f"modelpack build of {ctx.recipe.name}",
         **({"Parameters": parameters} if parameters else {}),
         "Resources": resources,
-        "Outputs": {"ModelFunctionArn": {"Value": {"Fn::GetAtt": ["ModelFunction", "Arn"]}}},
+        "Outputs": outputs,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(template, sort_keys=False))
-    return Artifact("lambda-function", path.relative_to(path.parents[1]).as_posix(), None, {"kind": "sam-template"})
+    return Artifact("lambda-function", path.relative_to(path.parents[1]).as_posix(), None,
+                    {"kind": "sam-template", "endpoint": spec.endpoint, "auth": spec.auth})

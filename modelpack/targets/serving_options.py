@@ -98,3 +98,17 @@ def describe(spec: ServedSpec) -> dict[str, Any]:
     if spec.cache:
         out["cache"] = spec.cache.model_dump()
     return out
+
+
+def image_packages(ctx: Any) -> tuple[str, ...]:
+    """Pillow, only for a recipe whose handlers decode images (serving.image)."""
+    return ("pillow",) if ctx.recipe.serving.image is not None else ()
+
+
+def decoder_bytes(site: Path) -> int:
+    """Bytes the image decoder (Pillow, its bundled libraries and metadata) adds to a package."""
+    total = 0
+    for pattern in ("PIL", "pillow.libs", "pillow-*.dist-info"):
+        for root in site.glob(pattern):
+            total += sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+    return total

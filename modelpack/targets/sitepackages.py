@@ -6,10 +6,8 @@ One implementation for every zip target (Lambda layer, Azure .python_packages, i
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from modelpack import served
+from modelpack.childproc import pip, pip_tail, read, scrubbed_env, write_source
 from modelpack.errors import TargetError
 from modelpack.measure.runner import runtime_dir
 from modelpack.output import tree_bytes
@@ -45,11 +44,8 @@ def _pip_args(python: str, arch: str, glibc: tuple[int, int], deps: bool = False
 def newest_fitting(package: str, python: str, arch: str, glibc: tuple[int, int]) -> str | None:
     """The newest version of `package` with a wheel for this target, asked of pip without installing."""
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed", "--report", "-",
-             "--target", tmp, *_pip_args(python, arch, glibc), package],
-            capture_output=True, text=True, check=False,
-        )
+        proc = pip(["install", "--quiet", "--dry-run", "--ignore-installed", "--report", "-", "--target", tmp,
+                    *_pip_args(python, arch, glibc), package])
     try:
         return json.loads(proc.stdout)["install"][0]["metadata"]["version"]
     except (ValueError, KeyError, IndexError):
@@ -87,12 +83,9 @@ def install(runtime: Runtime, python: str, arch: str, glibc: tuple[int, int], pi
     return _installed(dest)
 
 
-def _pip_target(dest: Path, python: str, arch: str, glibc: tuple[int, int], specs: list[str]):
-    return subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check",
-         "--target", str(dest), *_pip_args(python, arch, glibc), *specs],
-        capture_output=True, text=True, check=False,
-    )
+def _pip_target(dest: Path, python: str, arch: str, glibc: tuple[int, int], specs: list[str], deps: bool = False):
+    return pip(["install", "--quiet", "--no-compile", "--target", str(dest), *_pip_args(python, arch, glibc, deps),
+                *specs])
 
 
 def _installed(dest: Path) -> dict[str, str]:
@@ -126,6 +119,8 @@ class Verification:
     error: str | None = None
 
 
+VERIFIED, FAILED = "MODELPACK_VERIFY", "MODELPACK_VERIFY_FAILED"
+
 _CHECK = r"""
 import json, os, sys, time
 try:
@@ -140,30 +135,28 @@ try:
     out = m.predict(feed)
 except BaseException as exc:  # the runtime's own words, first line, whatever failed
     first = (str(exc).strip().splitlines() or [""])[0]
-    print("MODELPACK_VERIFY_FAILED " + json.dumps(f"{type(exc).__name__}: {first}"))
+    failure = f"{type(exc).__name__}: {first}"
+    """ + write_source(FAILED, "failure") + """
     raise SystemExit(1)
 mods = sorted({os.path.realpath(getattr(mod, "__file__", "") or "") for mod in list(sys.modules.values())})
 mods = [os.path.relpath(f, tree) for f in mods if f.startswith(tree + os.sep)]
-print("MODELPACK_VERIFY " + json.dumps({"modules": mods, "output": [np.asarray(o).tolist() for o in out],
-                                        "import_ms": import_ms}))
-"""
+result = {"modules": mods, "output": [np.asarray(o).tolist() for o in out], "import_ms": import_ms}
+""" + write_source(VERIFIED, "result") + "\n"
 
 
 def verify(tree: Path, interpreter: str, model: Path, sample: Path) -> Verification:
     """Run one inference on `sample` (an .npz of named input arrays) with the target interpreter seeing only
     `tree`, numpy and model_runtime.py."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    env.update(PYTHONPATH=os.pathsep.join([str(tree), runtime_dir()]), PYTHONDONTWRITEBYTECODE="1",
-               PYTHONNOUSERSITE="1", OMP_NUM_THREADS="1")
+    env = scrubbed_env([str(tree), runtime_dir()])
     with tempfile.TemporaryDirectory() as cwd:
         proc = subprocess.run([interpreter, "-S", "-c", _CHECK, str(tree), str(model), str(sample)],
                               capture_output=True, text=True, env=env, cwd=cwd, timeout=300, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith("MODELPACK_VERIFY "):
-            data = json.loads(line[len("MODELPACK_VERIFY "):])
-            return Verification(True, data["modules"], data["output"], data["import_ms"])
-        if line.startswith("MODELPACK_VERIFY_FAILED "):
-            return Verification(False, error=json.loads(line[len("MODELPACK_VERIFY_FAILED "):])[:400])
+    data = read(proc.stdout, VERIFIED)
+    if data is not None:
+        return Verification(True, data["modules"], data["output"], data["import_ms"])
+    failure = read(proc.stdout, FAILED)
+    if failure is not None:
+        return Verification(False, error=failure[:400])
     error = first_error_line(proc.stderr) if proc.stderr.strip() else f"exit code {proc.returncode}"
     return Verification(False, error=error[:400])
 
@@ -269,14 +262,9 @@ def install_extra(dest: Path, packages: tuple[str, ...], python: str, arch: str,
     Installed beside the tree and merged without replacing anything, so the slimmed, verified runtime stays.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check",
-             "--target", tmp, *_pip_args(python, arch, glibc, deps=True), *packages],
-            capture_output=True, text=True, check=False,
-        )
+        proc = _pip_target(Path(tmp), python, arch, glibc, list(packages), deps=True)
         if proc.returncode != 0:
-            raise TargetError(f"cannot install {', '.join(packages)} for Python {python} ({arch}): "
-                              f"{proc.stderr.strip()[-300:]}")
+            raise TargetError(f"cannot install {', '.join(packages)} for Python {python} ({arch}): {pip_tail(proc)}")
         for item in sorted(Path(tmp).iterdir()):
             if not (dest / item.name).exists() and item.name != "bin":
                 shutil.move(str(item), dest / item.name)

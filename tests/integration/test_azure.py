@@ -8,58 +8,33 @@ import zipfile
 
 import numpy as np
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from modelpack.azure_invoke import AzureApp
 from modelpack.cli import cli
-from modelpack.interpreters import host_python
-from tests.conftest import DIGITS
+from tests.conftest import digits_samples, variant_predictions
 
 pytestmark = pytest.mark.slow
 
 
-def write_recipe(path):
-    data = yaml.safe_load((DIGITS / "recipe.yaml").read_text())
-    data["model"]["path"] = str(DIGITS / "model.keras")
-    data["data"]["path"] = str(DIGITS / "digits.npz")
-    data["measure"] = {"latency": {"warmup": 2, "runs": 10}, "cold_start": {"runs": 1}}
-    data["optimize"] = {"variants": ["tflite-int8"]}
-    data["targets"] = [{"kind": "azure-functions", "python": host_python(), "route": "score", "top_k": 2,
-                        "max_request_mb": 0.05, "max_batch": 8}]
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def build(recipe, out, cache):
-    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(out), "--cache-dir", str(cache)])
-    assert result.exit_code == 0, result.output
-    return json.loads((out / "report.json").read_text())
-
-
 @pytest.fixture(scope="module")
-def dist(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("azure")
-    recipe = write_recipe(tmp / "recipe.yaml")
-    return {"out": tmp / "out", "report": build(recipe, tmp / "out", tmp / "cache"), "recipe": recipe, "tmp": tmp}
+def dist(digits_dist):
+    """The shared digits build: its azure-functions target serves route `score`, top_k 2, at most 8 samples
+    and 0.05 MB a request."""
+    return digits_dist
 
 
 @pytest.fixture(scope="module")
 def app(dist, tmp_path_factory):
-    return AzureApp(dist["out"], tmp_path_factory.mktemp("wwwroot"))
-
-
-def samples(n):
-    with np.load(DIGITS / "digits.npz") as npz:
-        return npz["x"][:n]
+    return AzureApp(dist.out, tmp_path_factory.mktemp("wwwroot"))
 
 
 def test_package_layout(dist):
-    art = dist["report"]["artifacts"][0]
+    art = dist.artifact("azure-functions")
     assert art["path"] == "azure/functionapp.zip" and art["details"]["verified"] is True
     assert art["details"]["bytecode"] > 50 and art["details"]["route"] == "/api/score"
     assert set(art["details"]["flex_instance_fits"]) == {"512", "2048", "4096"}
-    with zipfile.ZipFile(dist["out"] / art["path"]) as zf:
+    with zipfile.ZipFile(dist.out / art["path"]) as zf:
         names = set(zf.namelist())
         host = json.loads(zf.read("host.json"))
         reqs = zf.read("requirements.txt").decode().splitlines()
@@ -67,31 +42,26 @@ def test_package_layout(dist):
                  "modelpack.json", "model/model.tflite", ".python_packages/lib/site-packages/numpy/__init__.pyc"):
         assert name in names, name
     assert "local.settings.json" not in names
-    assert (dist["out"] / "azure" / "functionapp" / "local.settings.json").exists()
+    assert (dist.out / "azure" / "functionapp" / "local.settings.json").exists()
     assert host["version"] == "2.0" and host["extensionBundle"]["id"] == "Microsoft.Azure.Functions.ExtensionBundle"
     assert any(r.startswith("numpy==") for r in reqs) and any(r.startswith("ai-edge-litert==") for r in reqs)
+    assert any(r.startswith("azure-functions==") for r in reqs)
+    settings = json.loads((dist["out"] / "azure" / "functionapp" / "local.settings.json").read_text())
+    assert "AzureWebJobsFeatureFlags" not in settings["Values"]
     site = ".python_packages/lib/site-packages/"
     assert not any(n.startswith((site + "tensorflow/", site + "keras/", site + "modelpack/")) for n in names)
 
 
 def test_predictions_match_variant_and_health(dist, app):
-    import sys
-
-    from tests.integration.test_lambda import SRC
-
-    sys.path.insert(0, str(SRC / "modelpack" / "serving" / "common"))
-    import model_runtime
-
-    x = samples(4)
-    model = model_runtime.load(str(dist["out"] / "variants" / "tflite-int8.tflite"))
-    expected = np.concatenate([model.predict({"image": x[i : i + 1]})[0] for i in range(len(x))])
+    x = digits_samples(4)
+    expected = variant_predictions(dist, x)
     out = app.call([
         {"function": "health", "method": "GET", "route": "health"},
         {"route": "score", "body": {"instances": x.tolist()}},
         {"route": "score", "body": {"inputs": {"image": x[:1].tolist()}}},
     ])
     health, rows, columnar = out["results"]
-    assert out["functions"] == ["health", "predict"]
+    assert out["functions"] == ["health", "inference_protocol", "predict"]
     assert health["status"] == 200 and health["body"]["status"] == "ok"
     assert rows["status"] == 200 and rows["mimetype"] == "application/json"
     assert np.max(np.abs(np.asarray(rows["body"]["predictions"]) - expected)) <= 1e-6
@@ -104,12 +74,12 @@ def test_http_errors_are_json(app):
     out = app.call([
         {"route": "score", "body": "{not json"},
         {"route": "score", "body": {"instances": [[1, 2, 3]]}},
-        {"route": "score", "body": {"instances": samples(1).tolist(), "inputs": 1}},
+        {"route": "score", "body": {"instances": digits_samples(1).tolist(), "inputs": 1}},
         {"route": "score", "body": {"instances": [[[[float("nan")]] * 8] * 8]}},
         {"route": "score", "body": " " * 60_000},
-        {"route": "score", "body": {"instances": samples(9).tolist()}},
+        {"route": "score", "body": {"instances": digits_samples(9).tolist()}},
         {"route": "score", "body": "x", "headers": {"content-type": "text/plain"}},
-        {"route": "score", "body": {"instances": samples(1).tolist()}},
+        {"route": "score", "body": {"instances": digits_samples(1).tolist()}},
     ])["results"]
     statuses = [r["status"] for r in out]
     assert statuses == [400, 400, 400, 400, 413, 413, 415, 200]
@@ -119,19 +89,19 @@ def test_http_errors_are_json(app):
 
 
 def test_concurrent_first_requests_load_once(app):
-    out = app.call([{"route": "score", "body": {"instances": samples(1).tolist()}, "concurrent": 32}])
+    out = app.call([{"route": "score", "body": {"instances": digits_samples(1).tolist()}, "concurrent": 32}])
     assert out["loads"] == 1
     assert [r["status"] for r in out["results"]] == [200] * 32
 
 
-def test_two_clean_builds_give_the_same_zip(dist, tmp_path):
-    again = build(dist["recipe"], tmp_path / "out", tmp_path / "fresh-cache")
-    assert again["artifacts"][0]["sha256"] == dist["report"]["artifacts"][0]["sha256"]
+def test_two_clean_builds_give_the_same_zip(dist, digits_rebuild):
+    again = next(a for a in digits_rebuild["artifacts"] if a["target"] == "azure-functions")
+    assert again["sha256"] == dist.artifact("azure-functions")["sha256"]
 
 
 def test_invoke_cli_for_azure(dist, tmp_path):
     event = tmp_path / "body.json"
-    event.write_text(json.dumps({"instances": samples(1).tolist()}))
-    result = CliRunner().invoke(cli, ["invoke", str(dist["out"]), "--target", "azure", "--event", str(event)])
+    event.write_text(json.dumps({"instances": digits_samples(1).tolist()}))
+    result = CliRunner().invoke(cli, ["invoke", str(dist.out), "--target", "azure", "--event", str(event)])
     assert result.exit_code == 0, result.output
     assert "HTTP 200" in result.output and '"predictions"' in result.output

@@ -11,13 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from click.testing import CliRunner
 
 from modelpack.azure_invoke import AzureApp
-from modelpack.cli import cli
 from modelpack.interpreters import host_python
-from tests.conftest import DIGITS, free_port, wait_for_port
+from tests.conftest import DIGITS, free_port, run_build, wait_for_port, write_digits_recipe
 
 pytestmark = pytest.mark.slow
 AZURITE = Path(os.environ.get("MODELPACK_AZURITE", "~/.cache/modelpack/azurite")).expanduser()
@@ -53,18 +50,14 @@ def container(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def dist(container, tmp_path_factory):
+def dist(container, digits_dist, tmp_path_factory):
+    """The session build's variant with the Azure app loading it from Blob Storage; built with the session's
+    cache, so conversion and measuring are reused."""
     tmp = tmp_path_factory.mktemp("azure-blob")
-    data = yaml.safe_load((DIGITS / "recipe.yaml").read_text())
-    data.update(model={"path": str(DIGITS / "model.keras")}, optimize={"variants": ["tflite-int8"]},
-                measure={"latency": {"warmup": 2, "runs": 10}, "cold_start": {"runs": 1}},
-                targets=[{"kind": "azure-functions", "python": host_python(), "model_source": SOURCE, "upload": True,
-                          "cache": {"kind": "memory", "max_items": 16, "ttl_s": 60}}])
-    data["data"]["path"] = str(DIGITS / "digits.npz")
-    recipe = tmp / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump(data, sort_keys=False))
-    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(tmp / "out"), "--cache-dir", str(tmp / "cache")])
-    assert result.exit_code == 0, result.output
+    recipe = write_digits_recipe(tmp / "recipe.yaml", optimize={"variants": ["tflite-fp32"]}, targets=[
+        {"kind": "azure-functions", "python": host_python(), "model_source": SOURCE, "upload": True,
+         "cache": {"kind": "memory", "max_items": 16, "ttl_s": 60}}])
+    run_build(recipe, tmp / "out", digits_dist.cache)
     return tmp / "out"
 
 
@@ -96,7 +89,7 @@ def test_package_adds_the_blob_client_and_leaves_the_model_out(dist, container):
     assert any(n.startswith(".python_packages/lib/site-packages/azure/storage/blob/") for n in names)
     assert "azure-storage-blob==" in requirements
     uploaded = container.get_blob_client("digits/model.tflite").download_blob().readall()
-    assert uploaded == (dist / "variants" / "tflite-int8.tflite").read_bytes()
+    assert uploaded == (dist / "variants" / "tflite-fp32.tflite").read_bytes()
 
 
 def test_app_downloads_the_model_and_caches_results(dist, tmp_path):
@@ -110,7 +103,7 @@ def test_app_downloads_the_model_and_caches_results(dist, tmp_path):
 
 
 def test_tampered_and_missing_blobs_are_refused(dist, container, tmp_path):
-    good = (dist / "variants" / "tflite-int8.tflite").read_bytes()
+    good = (dist / "variants" / "tflite-fp32.tflite").read_bytes()
     bad = bytearray(good)
     bad[len(bad) // 2] ^= 0xFF
     try:

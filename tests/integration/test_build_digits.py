@@ -9,6 +9,8 @@ from click.testing import CliRunner
 
 from modelpack.cli import cli
 from modelpack.output import sha256_file
+from tests.conftest import DIGITS, FIXTURES, write_digits_recipe
+from tests.report_shape import differences, shape
 
 pytestmark = pytest.mark.slow
 
@@ -16,16 +18,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("digits")
-    import yaml
-
-    from tests.conftest import DIGITS
-
-    data = yaml.safe_load((DIGITS / "recipe.yaml").read_text())
-    data["model"]["path"] = str(DIGITS / "model.keras")
-    data["data"]["path"] = str(DIGITS / "digits.npz")
-    data["measure"] = {"latency": {"warmup": 2, "runs": 20}, "cold_start": {"runs": 1}}
-    recipe = tmp / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump(data, sort_keys=False))
+    # The shipped recipe whole (every variant and target), with fewer measurement runs.
+    recipe = write_digits_recipe(tmp / "recipe.yaml",
+                                 measure={"latency": {"warmup": 2, "runs": 20}, "cold_start": {"runs": 1}})
     out, cache = tmp / "out", tmp / "cache"
     result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(out), "--cache-dir", str(cache)])
     return {"result": result, "out": out, "cache": cache, "recipe": recipe, "tmp": tmp}
@@ -77,6 +72,36 @@ def test_report_contract(built):
     assert report["selected"] in by and report["selected"] != "keras"
     assert report["selected"] and by[report["selected"]]["budgets_passed"]
     assert {b["name"] for b in report["budgets"]} == {"max_accuracy_drop", "min_agreement", "max_zip_mb", "max_p95_ms"}
+
+
+def test_report_keeps_its_shape(built):
+    """report.json of the shipped example, timings, sizes and digests aside, matches the committed golden file:
+    a renamed, dropped or added key, or a changed non-timing value, fails here. After an intended change, write
+    the new golden file with `tests.report_shape.shape(report)` and say why in the commit."""
+    report = json.loads((built["out"] / "report.json").read_text())
+    golden = json.loads((FIXTURES / "reports" / "digits.golden.json").read_text())
+    assert differences(golden, shape(report)) == []
+
+
+def test_report_matches_its_json_schema(built):
+    import jsonschema
+
+    from modelpack.report import SCHEMA_FILE, SCHEMA_VERSION
+
+    report = json.loads((built["out"] / "report.json").read_text())
+    schema = json.loads(SCHEMA_FILE.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert report["schema_version"] == SCHEMA_VERSION == schema["properties"]["schema_version"]["const"]
+    jsonschema.validate(report, schema, cls=jsonschema.Draft202012Validator)
+    broken = {**report, "variants": [{**report["variants"][0], "latency_ms": "fast"}]}
+    assert not jsonschema.Draft202012Validator(schema).is_valid(broken)
+
+
+def test_report_reads_back_into_records(built):
+    from modelpack.report import BuildReport
+
+    report = json.loads((built["out"] / "report.json").read_text())
+    assert BuildReport.from_json(report).to_json() == report
 
 
 def test_manifest_matches_files(built):
@@ -161,7 +186,6 @@ def test_int8_io_is_dequantized_before_comparison(built, tmp_path):
 
 
 def test_bench_model_without_recipe(built):
-    from tests.conftest import DIGITS
 
     result = CliRunner().invoke(cli, ["bench", str(DIGITS / "model.keras"), "--data", str(DIGITS / "digits.npz"),
                                       "--variants", "tflite-int8,onnx-fp32", "--json",
@@ -175,13 +199,16 @@ def test_bench_model_without_recipe(built):
 
 
 def test_bench_table_and_bad_variant(built):
-    from tests.conftest import DIGITS
 
     bad = CliRunner().invoke(cli, ["bench", str(DIGITS / "model.keras"), "--variants", "tflite-int4"])
     assert bad.exit_code == 2 and "'tflite-int4' is not one of" in bad.output
 
 
-def test_html_report_and_chart(built):
+def test_html_report_and_chart(built, tmp_path):
+    from tests.integration.test_report_browser import check_in_browser
+
     page = (built["out"] / "report.html").read_text()
-    assert "<img src='report.png'" in page and "<td>tflite-int8</td>" in page
-    assert (built["out"] / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<img src='data:image/png;base64," in page and "<td>tflite-int8</td>" in page
+    for chart in ("report.png", "cold.png"):  # memory.png needs measure.memory, which this build leaves out
+        assert (built["out"] / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    check_in_browser(built["out"] / "report.html", tmp_path, charts=("report", "cold"))  # the example's own

@@ -7,22 +7,18 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from modelpack.cli import cli
 from modelpack.interpreters import host_arch, host_python
 from modelpack.invoke import LambdaEmulator
-from tests.conftest import DIGITS, free_port, wait_for_port
+from tests.conftest import DIGITS, free_port, run_build, serving_module, wait_for_port, write_digits_recipe
 
 pytestmark = pytest.mark.slow
-SRC = Path(__file__).resolve().parents[2]
 SOURCE = "s3://models/digits/model.tflite"
 
 
@@ -64,28 +60,21 @@ def redis_server():
         stop()
 
 
-def _build(tmp: Path, cache: dict, name: str) -> tuple[Path, dict]:
-    data = yaml.safe_load((DIGITS / "recipe.yaml").read_text())
-    data.update(name="digits",
-                model={"path": str(DIGITS / "model.keras")},
-                optimize={"variants": ["tflite-int8"]},
-                measure={"latency": {"warmup": 2, "runs": 10}, "cold_start": {"runs": 1}},
-                targets=[{"kind": "lambda-layer", "python": host_python(), "arch": host_arch()},
-                         {"kind": "lambda-function", "model_source": SOURCE, "upload": True, "cache": cache}])
-    data["data"]["path"] = str(DIGITS / "digits.npz")
-    recipe = tmp / f"{name}.yaml"
-    recipe.write_text(yaml.safe_dump(data, sort_keys=False))
+def _build(tmp: Path, cache: dict, name: str, shared_cache: Path) -> tuple[Path, dict]:
+    """The session build's recipe (same variant, same layer) with the model in S3 and a result cache; built with
+    the session's cache, so only the function is new."""
+    recipe = write_digits_recipe(tmp / f"{name}.yaml", optimize={"variants": ["tflite-fp32"]}, targets=[
+        {"kind": "lambda-layer", "python": host_python(), "arch": host_arch()},
+        {"kind": "lambda-function", "model_source": SOURCE, "upload": True, "cache": cache}])
     out = tmp / name
-    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(out), "--cache-dir", str(tmp / "cache")])
-    assert result.exit_code == 0, result.output
-    return out, json.loads((out / "report.json").read_text())
+    return out, run_build(recipe, out, shared_cache)
 
 
 @pytest.fixture(scope="module")
-def built(s3, tmp_path_factory):
+def built(s3, digits_dist, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("options")
-    memory = _build(tmp, {"kind": "memory", "max_items": 8, "ttl_s": 1}, "memory")
-    redis = _build(tmp, {"kind": "redis", "ttl_s": 2}, "redis")
+    memory = _build(tmp, {"kind": "memory", "max_items": 8, "ttl_s": 1}, "memory", digits_dist.cache)
+    redis = _build(tmp, {"kind": "redis", "ttl_s": 2}, "redis", digits_dist.cache)
     return {"memory": memory, "redis": redis}
 
 
@@ -95,10 +84,7 @@ def _x(i: int = 0) -> list:
 
 
 def _expected(out: Path, x: list) -> np.ndarray:
-    sys.path.insert(0, str(SRC / "modelpack" / "serving" / "common"))
-    import model_runtime
-
-    return model_runtime.load(str(out / "variants" / "tflite-int8.tflite")).predict({"image": np.asarray(x, np.float32)})[0]
+    return serving_module("model_runtime").load(str(out / "variants" / "tflite-fp32.tflite")).predict({"image": np.asarray(x, np.float32)})[0]
 
 
 def _log_lines(emu: LambdaEmulator) -> list[dict]:
@@ -113,7 +99,7 @@ def _log_lines(emu: LambdaEmulator) -> list[dict]:
 
 
 def _restore(s3, out: Path) -> None:
-    s3.put_object(Bucket="models", Key="digits/model.tflite", Body=(out / "variants" / "tflite-int8.tflite").read_bytes())
+    s3.put_object(Bucket="models", Key="digits/model.tflite", Body=(out / "variants" / "tflite-fp32.tflite").read_bytes())
 
 
 def test_package_leaves_the_model_and_boto3_out_and_uploads_it(built, s3):
@@ -164,7 +150,7 @@ def test_cold_start_downloads_verifies_keeps_and_caches(built, tmp_path, monkeyp
 def test_tampered_object_is_refused(built, s3, tmp_path, monkeypatch):
     out, _ = built["memory"]
     monkeypatch.setenv("MODELPACK_MODEL_DIR", str(tmp_path / "model-dir"))
-    data = bytearray((out / "variants" / "tflite-int8.tflite").read_bytes())
+    data = bytearray((out / "variants" / "tflite-fp32.tflite").read_bytes())
     data[len(data) // 2] ^= 0xFF
     s3.put_object(Bucket="models", Key="digits/model.tflite", Body=bytes(data))
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -19,72 +20,36 @@ from click.testing import CliRunner
 from modelpack.cli import cli
 from modelpack.interpreters import host_arch, host_python
 from modelpack.invoke import LambdaEmulator, safe_extract
-from tests.conftest import DIGITS
+from tests.conftest import Dist, digits_samples, run_build, variant_predictions, write_digits_recipe
+from tests.integration.test_sam_templates import sam_cli
 
 pytestmark = pytest.mark.slow
-SRC = Path(__file__).resolve().parents[2]
 
 
-def write_recipe(path: Path, variants: list[str], **target_opts) -> Path:
-    data = yaml.safe_load((DIGITS / "recipe.yaml").read_text())
-    data["model"]["path"] = str(DIGITS / "model.keras")
-    data["data"]["path"] = str(DIGITS / "digits.npz")
-    data["measure"] = {"latency": {"warmup": 2, "runs": 10}, "cold_start": {"runs": 1}}
-    data["optimize"] = {"variants": variants}
-    data["targets"] = [
-        {"kind": "lambda-layer", "python": host_python(), "arch": host_arch(), **target_opts},
-        {"kind": "lambda-function", "top_k": 3, "max_batch": 16, "memory_mb": 512, "warmer_schedule": "rate(5 minutes)"},
-    ]
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def build(recipe: Path, out: Path, cache: Path) -> dict:
-    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(out), "--cache-dir", str(cache)])
-    assert result.exit_code == 0, result.output
-    return json.loads((out / "report.json").read_text())
-
-
-def _dist(variant: str, tmp_path_factory) -> dict:
-    tmp = tmp_path_factory.mktemp(f"lambda-{variant}")
-    recipe = write_recipe(tmp / "recipe.yaml", [variant])
-    report = build(recipe, tmp / "out", tmp / "cache")
-    return {"out": tmp / "out", "report": report, "tmp": tmp, "recipe": recipe, "variant": variant}
+def lambda_targets(**layer_opts) -> list[dict]:
+    """The targets of the shared digits build (tests/conftest.py::digits_dist), Lambda only."""
+    return [{"kind": "lambda-layer", "python": host_python(), "arch": host_arch(), **layer_opts},
+            {"kind": "lambda-function", "top_k": 3, "max_batch": 16, "memory_mb": 512,
+             "warmer_schedule": "rate(5 minutes)"}]
 
 
 @pytest.fixture(scope="module")
-def tflite_dist(tmp_path_factory):
-    return _dist("tflite-int8", tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def onnx_dist(tmp_path_factory):
-    return _dist("onnx-fp32", tmp_path_factory)
+def onnx_dist(tmp_path_factory) -> Dist:
+    tmp = tmp_path_factory.mktemp("lambda-onnx")
+    recipe = write_digits_recipe(tmp / "recipe.yaml", optimize={"variants": ["onnx-fp32"]}, targets=lambda_targets())
+    return Dist(tmp / "out", recipe, tmp / "cache", run_build(recipe, tmp / "out", tmp / "cache"), "onnx-fp32")
 
 
 @pytest.fixture(params=["tflite", "onnx"])
-def dist(request):
-    return request.getfixturevalue(f"{request.param}_dist")
-
-
-def samples(n: int) -> np.ndarray:
-    with np.load(DIGITS / "digits.npz") as npz:
-        return npz["x"][:n]
-
-
-def variant_predictions(dist, x: np.ndarray) -> np.ndarray:
-    sys.path.insert(0, str(SRC / "modelpack" / "serving" / "common"))
-    import model_runtime
-
-    model = model_runtime.load(str(dist["out"] / "variants" / (dist["variant"] + (".onnx" if "onnx" in dist["variant"] else ".tflite"))))
-    return np.concatenate([model.predict({"image": x[i : i + 1]})[0] for i in range(len(x))])
+def dist(request) -> Dist:
+    return request.getfixturevalue("digits_dist" if request.param == "tflite" else "onnx_dist")
 
 
 def test_layer_and_function_artifacts(dist):
-    arts = {a["path"]: a for a in dist["report"]["artifacts"]}
+    arts = {a["path"]: a for a in dist.report["artifacts"] if a["target"].startswith("lambda")}
     assert set(arts) == {"lambda/layer.zip", "lambda/function.zip", "lambda/template.yaml"}
     layer = arts["lambda/layer.zip"]["details"]
-    runtime = "litert" if dist["variant"].startswith("tflite") else "onnxruntime"
+    runtime = "litert" if dist.variant.startswith("tflite") else "onnxruntime"
     assert layer["runtime"] == runtime and layer["verified"] is True
     assert layer["bytecode"] > 50  # sourceless .pyc for the modules inference imports
     assert arts["lambda/layer.zip"]["unzipped_bytes"] < layer["naive_unzipped_bytes"]
@@ -94,7 +59,7 @@ def test_layer_and_function_artifacts(dist):
     assert 0 < fn["handler_cold_start_ms"]["total_ms"] < 5000
     import zipfile
 
-    with zipfile.ZipFile(dist["out"] / "lambda" / "layer.zip") as zf:
+    with zipfile.ZipFile(dist.out / "lambda" / "layer.zip") as zf:
         names = zf.namelist()
     assert all(n.startswith("python/") for n in names)
     pkg = "ai_edge_litert" if runtime == "litert" else "onnxruntime"
@@ -103,12 +68,12 @@ def test_layer_and_function_artifacts(dist):
 
 
 def test_invoke_under_emulator_matches_variant(dist, tmp_path):
-    x = samples(5)
+    x = digits_samples(5)
     expected = variant_predictions(dist, x)
     http = {"version": "2.0", "routeKey": "POST /predict", "rawPath": "/predict", "isBase64Encoded": True,
             "headers": {"content-type": "application/json"}, "requestContext": {"http": {"method": "POST"}},
             "body": base64.b64encode(json.dumps({"inputs": x[:2].tolist()}).encode()).decode()}
-    with LambdaEmulator(dist["out"], tmp_path) as emu:
+    with LambdaEmulator(dist.out, tmp_path) as emu:
         warm, _ = emu.invoke({"warmer": True})
         direct, _ = emu.invoke({"instances": x.tolist()})
         via_http, _ = emu.invoke(http)
@@ -116,7 +81,7 @@ def test_invoke_under_emulator_matches_variant(dist, tmp_path):
         bad_json, _ = emu.invoke({**http, "isBase64Encoded": False, "body": "{not json"})
         bad_b64, _ = emu.invoke({**http, "body": "@@@"})
         too_big, _ = emu.invoke({**http, "isBase64Encoded": False, "body": " " * 6_000_001})
-        batch, _ = emu.invoke({"instances": samples(17).tolist()})
+        batch, _ = emu.invoke({"instances": digits_samples(17).tolist()})
         after, _ = emu.invoke({"instances": x[:1].tolist()})
     assert warm == {"warmed": True, "model": "digits"}
     assert np.max(np.abs(np.asarray(direct["predictions"]) - expected)) <= 1e-6
@@ -143,8 +108,8 @@ def _run_in_handler_env(function_dir: Path, layer_dir: Path, code: str) -> dict:
 
 def extracted(dist, tmp_path) -> tuple[Path, Path]:
     task, opt = tmp_path / "task", tmp_path / "opt"
-    safe_extract(dist["out"] / "lambda" / "function.zip", task)
-    safe_extract(dist["out"] / "lambda" / "layer.zip", opt)
+    safe_extract(dist.out / "lambda" / "function.zip", task)
+    safe_extract(dist.out / "lambda" / "layer.zip", opt)
     return task, opt
 
 
@@ -152,7 +117,7 @@ def test_32_concurrent_cold_requests_load_once(dist, tmp_path):
     """32 threads hit a cold environment at once with different samples and batch sizes (so some take the
     one-sample path and some resize the interpreter): one load, and every thread gets its own answer."""
     task, opt = extracted(dist, tmp_path)
-    x = samples(40)
+    x = digits_samples(40)
     batches = [(i, 1 + i % 3) for i in range(32)]
     events = json.dumps([{"instances": x[i : i + n].tolist()} for i, n in batches])
     code = f"""
@@ -184,7 +149,7 @@ def test_tampered_model_is_refused(dist, tmp_path):
     model.write_bytes(bytes(data))
     code = f"""
 import json, handler
-print(json.dumps(handler.handler({{"instances": {samples(1).tolist()!r}}}, None)))
+print(json.dumps(handler.handler({{"instances": {digits_samples(1).tolist()!r}}}, None)))
 """
     run = _run_in_handler_env(task, opt, code)
     assert run["result"]["statusCode"] == 500 and "integrity" in run["result"]["error"]
@@ -195,8 +160,8 @@ def test_log_line_is_embedded_metric_format(dist, tmp_path):
     task, opt = extracted(dist, tmp_path)
     code = f"""
 import json, handler
-handler.handler({{"instances": {samples(1).tolist()!r}}}, None)
-handler.handler({{"instances": {samples(1).tolist()!r}}}, None)
+handler.handler({{"instances": {digits_samples(1).tolist()!r}}}, None)
+handler.handler({{"instances": {digits_samples(1).tolist()!r}}}, None)
 print(json.dumps({{}}))
 """
     lines = [json.loads(ln) for ln in _run_in_handler_env(task, opt, code)["stdout"].splitlines()[:2]]
@@ -208,30 +173,31 @@ print(json.dumps({{}}))
 
 
 def test_sam_template_passes_cfn_lint(dist):
-    template = dist["out"] / "lambda" / "template.yaml"
+    template = dist.out / "lambda" / "template.yaml"
     proc = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(template)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     fn = yaml.safe_load(template.read_text())["Resources"]["ModelFunction"]["Properties"]
     assert fn["MemorySize"] == 512 and fn["Runtime"] == f"python{host_python()}" and fn["Handler"] == "handler.handler"
     assert fn["Events"]["Warmer"]["Properties"]["Schedule"] == "rate(5 minutes)"
+    assert fn["FunctionUrlConfig"] == {"AuthType": "AWS_IAM"}
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"}
+    proc = subprocess.run([sam_cli(), "validate", "--lint", "-t", str(template)], capture_output=True, text=True,
+                          check=False, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_two_clean_builds_give_identical_zips(tflite_dist, tmp_path):
-    dist = tflite_dist
-    again = build(dist["recipe"], tmp_path / "out", tmp_path / "fresh-cache")
-    first = {a["path"]: a["sha256"] for a in dist["report"]["artifacts"]}
-    second = {a["path"]: a["sha256"] for a in again["artifacts"]}
-    assert first == second
+def test_two_clean_builds_give_identical_zips(digits_dist, digits_rebuild):
+    first = {a["path"]: a["sha256"] for a in digits_dist.report["artifacts"]}
+    second = {a["path"]: a["sha256"] for a in digits_rebuild["artifacts"]}
+    assert first == second and "lambda/layer.zip" in first and "azure/functionapp.zip" in first
 
 
 def test_wrong_platform_wheel_names_newest_that_installs(onnx_dist, tmp_path):
-    dist = onnx_dist
-    recipe = write_recipe(tmp_path / "r.yaml", ["onnx-fp32"])
-    data = yaml.safe_load(recipe.read_text())
-    data["targets"][0].update(python="3.11", versions={"onnxruntime": "1.32.0"})
-    recipe.write_text(yaml.safe_dump(data))
+    targets = lambda_targets(versions={"onnxruntime": "1.32.0"})
+    targets[0]["python"] = "3.11"
+    recipe = write_digits_recipe(tmp_path / "r.yaml", optimize={"variants": ["onnx-fp32"]}, targets=targets)
     result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(tmp_path / "o"),
-                                      "--cache-dir", str(dist["tmp"] / "cache")])
+                                      "--cache-dir", str(onnx_dist.cache)])
     assert result.exit_code == 3, result.output
     assert "Amazon Linux 2" in result.output and "glibc 2.26" in result.output
     assert "onnxruntime==1.32.0 has no wheel for it; the newest that installs is 1.16.3" in result.output
@@ -249,3 +215,36 @@ def test_invoke_refuses_zip_slip(tmp_path):
     with pytest.raises(UsageError, match="outside the extraction directory"):
         safe_extract(evil, Path(tempfile.mkdtemp(dir=tmp_path)))
     assert not (tmp_path / "outside.txt").exists()
+
+
+def test_invoke_cli_json_lines_from_stdin_with_logs(digits_dist):
+    """`invoke --json --logs --event -`: one JSON object per event on stdout (jq reads it), logs on stderr."""
+    x = digits_samples(2).tolist()
+    events = json.dumps({"instances": x[:1]}) + "\n" + json.dumps({"instances": x[1:]}) + "\n"
+    result = CliRunner().invoke(cli, ["invoke", str(digits_dist.out), "--event", "-", "--json", "--logs"],
+                                input=events)
+    assert result.exit_code == 0, result.output
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [a["event"] for a in answers] == ["stdin:1", "stdin:2"]
+    assert [a["cold"] for a in answers] == [True, False] and all(a["status"] == "ok" for a in answers)
+    assert all(a["ms"] > 0 and len(a["response"]["predictions"]) == 1 for a in answers)
+    logged = [json.loads(line[5:]) for line in result.stderr.splitlines() if line.startswith("log: {")]
+    assert [entry["cold"] for entry in logged] == [True, False]  # the handler's own metric lines
+    assert "log: START RequestId" in result.stderr
+
+
+def test_built_dist_publishes_to_loopback_aws(onnx_dist):
+    """The real build: layer, function with the template's settings, version, alias and IAM function URL."""
+    from tests.integration.aws_loopback import client, modelpack, moto_server
+
+    with moto_server() as aws:
+        proc = modelpack("publish", str(onnx_dist.out), env=aws)
+        assert proc.returncode == 0, proc.stderr
+        lam = client("lambda", aws)
+        conf = lam.get_function_configuration(FunctionName="digits", Qualifier="live")
+        assert conf["MemorySize"] == 512 and conf["Handler"] == "handler.handler"
+        assert conf["Layers"][0]["Arn"] in proc.stdout
+        url = lam.get_function_url_config(FunctionName="digits", Qualifier="live")
+        assert url["AuthType"] == "AWS_IAM" and f"endpoint: {url['FunctionUrl']}" in proc.stdout
+    report_md = (onnx_dist.out / "report.md").read_text()
+    assert "## Next steps" in report_md and "modelpack publish . --target lambda" in report_md

@@ -9,21 +9,16 @@ import yaml
 from click.testing import CliRunner
 
 from modelpack.cli import cli
-from tests.conftest import DIGITS
+from tests.conftest import SMALL_MEASURE, write_digits_recipe
 
 pytestmark = pytest.mark.slow
 
 
 def test_memory_table_chart_and_auto_size(tmp_path):
-    data = yaml.safe_load((DIGITS / "recipe.yaml").read_text())
-    data["model"]["path"] = str(DIGITS / "model.keras")
-    data["data"]["path"] = str(DIGITS / "digits.npz")
-    data["optimize"] = {"variants": ["tflite-int8"]}
-    data["measure"] = {"latency": {"warmup": 2, "runs": 10}, "cold_start": {"runs": 1},
-                       "memory": {"sizes_mb": [256, 1769], "runs": 50, "cold_runs": 2}}
-    data["targets"] = [{"kind": "lambda-function", "memory_mb": "auto"}]
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump(data))
+    recipe = write_digits_recipe(
+        tmp_path / "recipe.yaml", optimize={"variants": ["tflite-int8"]},
+        measure={**SMALL_MEASURE, "memory": {"sizes_mb": [256, 1769], "runs": 50, "cold_runs": 2}},
+        targets=[{"kind": "lambda-function", "memory_mb": "auto"}])
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(out), "--no-cache"])
     assert result.exit_code == 0, result.output
@@ -38,5 +33,6 @@ def test_memory_table_chart_and_auto_size(tmp_path):
     template = yaml.safe_load((out / "lambda" / "template.yaml").read_text())
     assert template["Resources"]["ModelFunction"]["Properties"]["MemorySize"] == rec["balanced"]
     md = (out / "report.md").read_text()
-    assert "### Memory size and cost" in md and "CPU share emulated" in md and "memory.png" in md
+    assert "### Memory size and cost" in md and "CPU share emulated" in md and "memory.png" not in md
+    assert "id='memory-chart'><img src='data:image/png;base64," in (out / "report.html").read_text()
     assert (out / "memory.png").read_bytes()[:4] == b"\x89PNG"

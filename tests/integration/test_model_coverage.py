@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +25,11 @@ from modelpack.invoke import LambdaEmulator
 from modelpack.steps import StepJob
 from modelpack.targets.handler_files import copy_code
 from modelpack.worker import run_jobs
-from tests.redteam.test_hostile_events import fresh_import
+from tests.conftest import serving_module
 
 pytestmark = pytest.mark.slow
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 TFLITE = ["tflite-fp32", "tflite-dynamic", "tflite-fp16", "tflite-int8"]
-RUNTIME = Path(__file__).resolve().parents[2] / "modelpack" / "serving" / "common"
 
 
 def _recipe(tmp: Path, name: str, model: Path, variants: list[str], **optimize) -> Path:
@@ -47,12 +45,7 @@ def _recipe(tmp: Path, name: str, model: Path, variants: list[str], **optimize) 
 
 def _runtime():
     """The serving runtime the handlers ship (modelpack/serving/common/model_runtime.py)."""
-    sys.path.insert(0, str(RUNTIME))
-    try:
-        import model_runtime
-    finally:
-        sys.path.remove(str(RUNTIME))
-    return model_runtime
+    return serving_module("model_runtime")
 
 
 def _batch_equals_one_at_a_time(path: Path, named: dict[str, np.ndarray]) -> np.ndarray:
@@ -284,7 +277,7 @@ def test_dict_input_model_builds_and_serves_named_instances(tmp_path):
     assert np.max(np.abs(np.asarray(body["predictions"]) - np.asarray(expected))) <= 1e-5
 
 
-def test_conv1d_over_any_length_is_served_at_every_valid_length(tmp_path):
+def test_conv1d_over_any_length_is_served_at_every_valid_length(tmp_path, import_fresh):
     """The runtime allocates at the first request's shape, not the default length 1 the convolution cannot take;
     a too-short sequence is a clear error and leaves the model serving."""
     import keras
@@ -316,7 +309,7 @@ def test_conv1d_over_any_length_is_served_at_every_valid_length(tmp_path):
             (fn / "model" / "model.tflite").read_bytes()).hexdigest(), "in_layer": False},
         "inputs": [{"name": "series", "shape": [None, None, 3], "dtype": "float32"}],
         "outputs": [{"name": "output_0", "shape": [None, 2], "dtype": "float32"}]}))
-    handler = fresh_import(fn, "handler")
+    handler = import_fresh(fn, "handler")
     short = handler.handler({"instances": [[[0.0, 0.0, 0.0]] * 2]}, None)
     assert short["statusCode"] == 400 and "(1, 2, 3)" in short["error"]
     ok = handler.handler({"instances": series.tolist()}, None)

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from modelpack.cli import cli
 from modelpack.steps import StepJob
 from modelpack.worker import run_jobs
-from tests.conftest import DIGITS
+from tests.conftest import DIGITS, children
 
 pytestmark = pytest.mark.slow
 
@@ -48,18 +48,6 @@ def test_prune_without_training_samples_is_a_recipe_error(digits_recipe, tmp_pat
     assert not (tmp_path / "o").exists()
 
 
-def _worker_pids() -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if b"modelpack.worker" in (proc / "cmdline").read_bytes():
-                    pids.append(int(proc.name))
-            except OSError:
-                pass
-    return pids
-
-
 def test_killed_converter_fails_only_its_job(tmp_path):
     model = str(DIGITS / "model.keras")
     jobs = [StepJob("inspect", model, "keras3", str(tmp_path / name)) for name in ("first", "second")]
@@ -70,8 +58,9 @@ def test_killed_converter_fails_only_its_job(tmp_path):
     while not (tmp_path / "first" / ".started").exists():
         assert time.time() < deadline
         time.sleep(0.05)
-    for pid in _worker_pids():
-        os.kill(pid, signal.SIGKILL)
+    workers = children(os.getpid(), b"modelpack.worker")  # this test's own worker, no other process's
+    assert len(workers) == 1, workers
+    os.kill(workers[0], signal.SIGKILL)
     runner.join(300)
     first, second = results[jobs[0].out_dir], results[jobs[1].out_dir]
     assert first["ok"] is False and "crashed" in first["error"] and "-9" in first["error"]

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from modelpack.cli import cli
 from modelpack.interpreters import host_arch, host_python
 from modelpack.invoke import SplitChain
-from tests.conftest import DIGITS, FIXTURES
+from tests.conftest import DIGITS, FIXTURES, serving_module
 
 pytestmark = pytest.mark.slow
 RESIDUAL = FIXTURES / "residual" / "model.keras"
@@ -143,10 +143,7 @@ def test_per_part_functions_run_through_the_state_machine(residual, tmp_path):
 
 
 def _variant_predictions(path: Path, name: str, x: np.ndarray) -> np.ndarray:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "modelpack" / "serving" / "common"))
-    import model_runtime
-
-    model = model_runtime.load(str(path))
+    model = serving_module("model_runtime").load(str(path))
     return np.concatenate([model.predict({name: x[i : i + 1]})[0] for i in range(len(x))])
 
 

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from tests.conftest import free_port, wait_for_port
-from tests.redteam.test_hostile_events import GOOD, fresh_import, function_dir, log_lines, strict
+from tests.redteam.test_hostile_events import GOOD, function_dir, log_lines, strict
 
 
 @pytest.fixture
@@ -28,12 +28,12 @@ def redis_url():
 
 
 @pytest.fixture
-def cached(tmp_path, redis_url, monkeypatch, capsys):
+def cached(tmp_path, redis_url, monkeypatch, capsys, import_fresh):
     """A handler with `cache: {kind: redis}`, its redis client, and its (only) key after one request."""
     import redis
 
     monkeypatch.setenv("REDIS_URL", redis_url)
-    handler = fresh_import(function_dir(tmp_path / "fn", cache={"kind": "redis", "ttl_s": 60}), "handler")
+    handler = import_fresh(function_dir(tmp_path / "fn", cache={"kind": "redis", "ttl_s": 60}), "handler")
     first = handler.handler({"instances": GOOD}, None)
     assert "predictions" in first
     client = redis.Redis.from_url(redis_url)
@@ -152,9 +152,9 @@ def _two_output_dir(dest):
     return dest
 
 
-def test_row_and_columnar_answers_of_a_two_output_model_are_cached_apart(tmp_path, capsys):
+def test_row_and_columnar_answers_of_a_two_output_model_are_cached_apart(tmp_path, capsys, import_fresh):
     """The same arrays asked in row and in columnar form get their own answer shapes, from the cache too."""
-    handler = fresh_import(_two_output_dir(tmp_path / "fn"), "handler")
+    handler = import_fresh(_two_output_dir(tmp_path / "fn"), "handler")
     rows = handler.handler({"instances": GOOD}, None)
     columns = handler.handler({"inputs": GOOD}, None)
     assert set(rows) >= {"predictions"} and set(rows["predictions"][0]) == {"cls", "val"}

@@ -24,7 +24,7 @@ from modelpack.errors import UsageError
 from modelpack.interpreters import host_arch, host_python
 from modelpack.invoke import UnzipBudget, raised, safe_extract
 from modelpack.output import normalize_modes
-from tests.conftest import DIGITS, ROOT
+from tests.conftest import DIGITS, ROOT, SMALL_MEASURE, digits_data
 
 BASE = "localhost/modelpack-base:bookworm"
 CAP = limits.LAMBDA_UNZIPPED_TOTAL_BYTES
@@ -162,27 +162,14 @@ def test_repository_names_no_package_mirror():
 # ---------------------------------------------------------------- one digits build for the rest
 
 @pytest.fixture(scope="module")
-def engine_host():
-    """The project's engine script (installs and starts podman if needed, makes the local base image)."""
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "container-engine.sh")], capture_output=True, text=True,
-                          check=False, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    old = os.environ.get("DOCKER_HOST")
-    os.environ["DOCKER_HOST"] = proc.stdout.strip().rsplit("=", 1)[-1]
-    yield os.environ["DOCKER_HOST"]
-    if old is None:
-        os.environ.pop("DOCKER_HOST", None)
-    else:
-        os.environ["DOCKER_HOST"] = old
+def engine_host(container_engine):
+    return container_engine
 
 
 def _recipe(path: Path, memory_runs: int) -> Path:
-    data = yaml.safe_load((DIGITS / "recipe.yaml").read_text())
-    data["model"]["path"] = str(DIGITS / "model.keras")
-    data["data"]["path"] = str(DIGITS / "digits.npz")
-    data["measure"] = {"latency": {"warmup": 2, "runs": 10}, "cold_start": {"runs": 1},
-                       "memory": {"sizes_mb": [256, 512, 1769], "runs": memory_runs, "cold_runs": 1}}
-    data["optimize"] = {"variants": ["tflite-int8"], "split": {"parts": 2}}
+    data = digits_data(measure={**SMALL_MEASURE, "memory": {"sizes_mb": [256, 512, 1769], "runs": memory_runs,
+                                                            "cold_runs": 1}},
+                       optimize={"variants": ["tflite-fp32"], "split": {"parts": 2}})
     image = {"python": host_python(), "base_image": BASE, "glibc": "2.36", "build": True}
     data["targets"] = [
         {"kind": "lambda-layer", "python": host_python(), "arch": host_arch()},
@@ -197,12 +184,16 @@ def _recipe(path: Path, memory_runs: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def built(engine_host, tmp_path_factory):
+def built(engine_host, digits_dist, tmp_path_factory):
+    """The session build's variant split in two, with every target; built with the session's cache, so the
+    conversion, its measurements and the Lambda and Azure site-packages are reused."""
     tmp = tmp_path_factory.mktemp("faults")
     recipe = _recipe(tmp / "recipe.yaml", 40)
-    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(tmp / "out"), "--cache-dir", str(tmp / "c")])
+    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(tmp / "out"),
+                                      "--cache-dir", str(digits_dist.cache)])
     assert result.exit_code == 0, result.output
-    return {"out": tmp / "out", "tmp": tmp, "report": json.loads((tmp / "out" / "report.json").read_text())}
+    return {"out": tmp / "out", "tmp": tmp, "report": json.loads((tmp / "out" / "report.json").read_text()),
+            "cache": digits_dist.cache}
 
 
 def _copy(built, tmp_path: Path, *parts: str) -> Path:
@@ -346,7 +337,7 @@ def test_auto_memory_is_the_same_on_fresh_measurements(built):
     """Fresh memory measurements (a different run count, so nothing is reused) write the same template."""
     tmp = built["tmp"]
     recipe = _recipe(tmp / "recipe-again.yaml", 41)
-    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(tmp / "again"), "--cache-dir", str(tmp / "c")])
+    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(tmp / "again"), "--cache-dir", str(built["cache"])])
     assert result.exit_code == 0, result.output
     again = json.loads((tmp / "again" / "report.json").read_text())
     assert again["memory"]["rows"] != built["report"]["memory"]["rows"]  # measured anew

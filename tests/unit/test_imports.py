@@ -42,7 +42,7 @@ def test_reading_a_recipe_loads_no_target_or_tensorflow(loaded, when):
     targets = [m for m in modules if m.startswith("modelpack.targets") and m not in TARGET_INFRASTRUCTURE]
     assert targets == [], f"{when} loaded target implementations: {targets}"
     assert not [m for m in modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras")]
-    assert "modelpack.pipeline.stages" not in modules
+    assert "modelpack.pipeline.stages" not in modules and "modelpack.pipeline.build" not in modules
 
 
 def test_every_registered_target_builds_from_its_recipe_spec():

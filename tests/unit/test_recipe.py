@@ -86,7 +86,9 @@ def test_starter_recipe_written_by_init_parses(tmp_path):
     result = runner.invoke(cli, ["init", str(tmp_path)])
     assert result.exit_code == 0, result.output
     text = (tmp_path / "recipe.yaml").read_text()
-    assert text.startswith("# modelpack recipe")
+    assert text.startswith("# yaml-language-server: $schema=recipe.schema.json\n# modelpack recipe")
+    schema = json.loads((tmp_path / "recipe.schema.json").read_text())
+    assert schema["$id"] == "urn:modelpack:recipe" and "targets" in schema["properties"]
     # Validation then names the missing example files, nothing else.
     result = runner.invoke(cli, ["validate", str(tmp_path / "recipe.yaml")])
     assert result.exit_code == 2
@@ -109,3 +111,31 @@ def test_readme_commands_match_ci():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "modelpack build recipes/digits/recipe.yaml" in readme
     assert "    .venv/bin/python -m pytest\n" in readme and ".venv/bin/python -m pytest" in ci
+
+
+def test_init_example_targets_validate_when_uncommented(tmp_path):
+    """Every commented example target in the starter recipe is a valid target as written."""
+    from tests.conftest import DIGITS
+
+    assert CliRunner().invoke(cli, ["init", str(tmp_path)]).exit_code == 0
+    lines = (tmp_path / "recipe.yaml").read_text().splitlines()
+    examples = [line[1:] for line in lines if line.startswith("#   - {kind:")]
+    assert len(examples) >= 5
+    text = "\n".join(line for line in lines if not line.startswith("targets: []"))
+    text = text.replace("# targets:", "targets:\n" + "\n".join(examples))
+    text = text.replace("path: model.keras", f"path: {DIGITS / 'model.keras'}").replace(
+        "path: data.npz", f"path: {DIGITS / 'digits.npz'}")
+    (tmp_path / "recipe.yaml").write_text(text)
+    result = CliRunner().invoke(cli, ["validate", "--json", str(tmp_path / "recipe.yaml")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) | {"targets": len(json.loads(result.output)["targets"])} == {
+        "ok": True, "recipe": str(tmp_path / "recipe.yaml"), "name": "my-model", "targets": len(examples),
+        "variants": ["tflite-fp32", "tflite-dynamic", "tflite-fp16", "tflite-int8", "onnx-fp32", "onnx-dynamic",
+                     "onnx-int8"]}
+
+
+def test_misspelled_enum_value_gets_a_suggestion(digits_recipe):
+    result = CliRunner().invoke(cli, ["validate", str(digits_recipe(select="fastests"))])
+    assert result.exit_code == 2
+    assert "select: 'fastests' is not one of smallest, fastest, coldest-start or most-accurate " \
+        "(did you mean 'fastest'?)" in result.output

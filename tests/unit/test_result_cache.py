@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
+import pytest
 
-from tests.conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "modelpack" / "serving" / "common"))
-import result_cache  # noqa: E402
+from tests.conftest import serving_module
 
 
-def test_request_key_depends_on_values_dtype_shape_and_model():
+@pytest.fixture(scope="module")
+def result_cache():
+    return serving_module("result_cache")
+
+
+def test_request_key_depends_on_values_dtype_shape_and_model(result_cache):
     a = {"x": np.zeros((1, 4), np.float32)}
     key = result_cache.request_key("m1", a)
     assert key == result_cache.request_key("m1", {"x": np.zeros((1, 4), np.float32)})
@@ -23,7 +25,7 @@ def test_request_key_depends_on_values_dtype_shape_and_model():
     assert key != result_cache.request_key("m1", {"x": np.ones((1, 4), np.float32)})
 
 
-def test_memory_cache_evicts_least_recently_used():
+def test_memory_cache_evicts_least_recently_used(result_cache):
     cache = result_cache.MemoryCache(max_items=2, ttl_s=60)
     cache.put("a", {"v": 1})
     cache.put("b", {"v": 2})
@@ -33,7 +35,7 @@ def test_memory_cache_evicts_least_recently_used():
     assert (cache.counters.hits, cache.counters.misses) == (3, 1)
 
 
-def test_memory_cache_honours_ttl():
+def test_memory_cache_honours_ttl(result_cache):
     cache = result_cache.MemoryCache(max_items=10, ttl_s=0.05)
     cache.put("a", {"v": 1})
     assert cache.get("a") == {"v": 1}
@@ -41,7 +43,7 @@ def test_memory_cache_honours_ttl():
     assert cache.get("a") is None
 
 
-def test_redis_without_url_warns_once_and_serves_uncached():
+def test_redis_without_url_warns_once_and_serves_uncached(result_cache):
     warnings = []
     cache = result_cache.make({"kind": "redis", "ttl_s": 5}, "0" * 64, warnings.append)
     assert cache.get("k") is None
@@ -50,7 +52,7 @@ def test_redis_without_url_warns_once_and_serves_uncached():
     assert len(warnings) == 1 and "REDIS_URL is not set" in warnings[0]
 
 
-def test_redis_unreachable_degrades_and_backs_off():
+def test_redis_unreachable_degrades_and_backs_off(result_cache):
     warnings = []
     cache = result_cache.RedisCache("redis://127.0.0.1:1/0", 5, "p:", warnings.append)
     started = time.perf_counter()

@@ -10,6 +10,7 @@ non-numeric input is refused before numpy sees it.
 from __future__ import annotations
 
 import json
+from array import array
 from itertools import chain
 
 import numpy as np
@@ -164,14 +165,58 @@ def walk(value, spec: dict, max_batch: int) -> tuple[list, tuple]:
 
 
 def _array(value, spec: dict, max_batch: int) -> np.ndarray:
-    name, want, dtype = spec["name"], spec["shape"], np.dtype(spec["dtype"])
+    name, want = spec["name"], spec["shape"]
     if value is None:
         raise RequestError(f"input '{name}' is missing")
+    if np.dtype(spec["dtype"]).kind == "f" and len(want) > 1:
+        fast = _float_rows(value, spec, max_batch)
+        if fast is not None:
+            return checked(fast, spec)
     leaves, shape = walk(value, spec, max_batch)
     try:
         arr = np.array(leaves).reshape(shape)
     except (ValueError, TypeError, OverflowError):
         raise RequestError(f"input '{name}' is not a rectangular array of shape {shape_text(want)}") from None
+    return checked(arr, spec)
+
+
+def _float_rows(value, spec: dict, max_batch: int) -> np.ndarray | None:
+    """The common case for a float input, without a flat list of leaves: check every level but the leaves as
+    walk() does, then read the leaves straight into a float64 buffer, which refuses any leaf that is not a
+    number. None when the value is not a plain rectangular list of numbers: walk() then names the problem."""
+    want = spec["shape"]
+    if type(value) is not list or not value or len(value) > max_batch:
+        return None
+    level = value
+    for depth in range(1, len(want)):
+        if set(map(type, level)) != LIST:
+            return None
+        lengths = set(map(len, level))
+        if len(lengths) != 1 or (want[depth] is not None and want[depth] not in lengths):
+            return None
+        if depth < len(want) - 1:
+            level = list(chain.from_iterable(level))
+    # array("d") takes floats, ints and bools and refuses anything else (strings, None, lists) with TypeError;
+    # fromlist converts a whole list in one C loop.
+    buffer = array("d")
+    try:
+        buffer.fromlist(list(chain.from_iterable(level)))
+    except (TypeError, OverflowError):
+        return None
+    flat = np.frombuffer(buffer, dtype=np.float64)
+    if flat.size and np.abs(flat).max() >= 2.0 ** 63:
+        return None  # maybe an integer beyond 64 bits: walk() and numpy tell it apart from a large float
+    shape = [len(value)]
+    inner = value
+    for _ in range(1, len(want)):
+        inner = inner[0]
+        shape.append(len(inner))
+    return flat.reshape(shape)
+
+
+def checked(arr: np.ndarray, spec: dict) -> np.ndarray:
+    """A numeric array in the input's own dtype: integers within range and whole, floats finite in that dtype."""
+    name, dtype = spec["name"], np.dtype(spec["dtype"])
     if arr.dtype.kind not in "biuf":  # integers beyond 64 bits become Python objects
         raise RequestError(f"input '{name}' holds integers too large for {dtype.name}")
     if arr.dtype == bool:
@@ -179,14 +224,19 @@ def _array(value, spec: dict, max_batch: int) -> np.ndarray:
     if np.issubdtype(dtype, np.integer):
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
             raise RequestError(f"input '{name}' must hold integers ({dtype.name})")
+        if arr.size and arr.dtype.kind in "iu" and np.can_cast(arr.dtype, dtype):
+            return arr if arr.dtype == dtype else arr.astype(dtype)
         info = np.iinfo(dtype)
         if arr.size and (arr.min() < info.min or arr.max() > info.max):
             raise RequestError(f"input '{name}' has values outside the {dtype.name} range")
         return arr.astype(dtype)
-    with np.errstate(over="ignore", invalid="ignore"):
-        cast = arr.astype(dtype)
+    if arr.dtype == dtype:
+        cast = arr
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            cast = arr.astype(dtype)
     # Finiteness in the model's own dtype: 1e39 is a finite float64 but infinity as float32.
-    if cast.dtype.kind == "f" and not np.all(np.isfinite(cast)):
+    if cast.dtype.kind == "f" and not np.isfinite(cast).all():
         limit = float(np.finfo(cast.dtype).max)
         raise RequestError(f"input '{name}' has values that are not finite as {dtype.name} (NaN, infinity, or "
                            f"beyond ±{limit:.3g})")

@@ -250,19 +250,21 @@ def predict(holder: ModelHolder, request: dict) -> tuple[dict, float | None, str
     came from the cache) and the cache outcome ("hit", "miss", or None without a cache)."""
     config = holder.config
     arrays = to_arrays(request, config["inputs"], int(config.get("max_batch", 1024)))
+    # A columnar request to a model with several outputs is answered in another shape: it has its own key.
+    return predict_arrays(holder, arrays, "inputs" in request and len(config["outputs"]) > 1)
+
+
+def batch_size(arrays: dict) -> int:
     batch = {len(a) for a in arrays.values()}
     if len(batch) != 1:
         raise RequestError(f"all inputs must have the same batch size; got {sorted(batch)}")
-    size = batch.pop()
+    return batch.pop()
+
+
+def infer(holder: ModelHolder, arrays: dict) -> tuple[list, float]:
+    """The model's outputs (checked finite) for checked input arrays, and the inference time in ms."""
+    batch_size(arrays)
     model = holder.get()
-    key = None
-    # A columnar request to a model with several outputs is answered in another shape: it has its own key.
-    columnar = "inputs" in request and len(config["outputs"]) > 1
-    if holder.cache is not None:
-        key = holder.cache_key(config["model"]["sha256"] + ("|outputs" if columnar else ""), arrays)
-        cached = holder.cache.get(key, lambda body: entry_problem(body, config, size, columnar))
-        if cached is not None:
-            return cached, None, "hit"
     t = time.perf_counter()
     try:
         outputs = model.predict(arrays)
@@ -270,6 +272,22 @@ def predict(holder: ModelHolder, request: dict) -> tuple[dict, float | None, str
         raise RequestError(str(exc)) from None
     infer_ms = (time.perf_counter() - t) * 1e3
     check_outputs(outputs)
+    return outputs, infer_ms
+
+
+def predict_arrays(holder: ModelHolder, arrays: dict, columnar: bool = False
+                   ) -> tuple[dict, float | None, str | None]:
+    """predict() for arrays already checked against the input spec (JSON, .npy, .npz or image requests)."""
+    config = holder.config
+    size = batch_size(arrays)
+    holder.get()
+    key = None
+    if holder.cache is not None:
+        key = holder.cache_key(config["model"]["sha256"] + ("|outputs" if columnar else ""), arrays)
+        cached = holder.cache.get(key, lambda body: entry_problem(body, config, size, columnar))
+        if cached is not None:
+            return cached, None, "hit"
+    outputs, infer_ms = infer(holder, arrays)
     names = [o["name"] for o in config["outputs"]]
     if len(outputs) == 1:
         body = {"predictions": np.asarray(outputs[0]).tolist()}

@@ -2,7 +2,9 @@
 
 The model loads once per execution environment: lazily on the first request (default), or at import
 when modelpack.json says "load": "init" (provisioned concurrency, SnapStart). Accepts API Gateway
-(REST and HTTP APIs), Function URL and direct invocations; warmer events load the model and return.
+(REST and HTTP APIs), Function URL and direct invocations; HTTP events are dispatched on their path by
+routes.py (TensorFlow Serving predict in JSON, .npy or .npz; the Open Inference Protocol under /v2/);
+warmer events load the model and return.
 Import never raises: a failure at init is logged as one JSON line and reported by every request (so the
 environment never enters a crash loop). Every malformed event gets a 4xx JSON error; every body and log
 line is strict JSON. Depends only on numpy, the inference runtime and the standard library.
@@ -23,6 +25,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 NAME = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "model")
 INIT_ERROR: str | None = None
 _state = {"cold": True}
+HEADERS = ("content-type", "accept", "inference-header-content-length")
+STRICT_B64 = sys.version_info >= (3, 11)  # binascii's strict mode: validates while it decodes
 
 
 def _dumps(obj) -> str:
@@ -34,6 +38,7 @@ def _error_line(key: str, message: str) -> None:
 
 
 try:
+    import routes
     import serving
 
     CONFIG = serving.load_config(HERE)
@@ -62,18 +67,25 @@ def _is_warmer(event: dict) -> bool:
     )
 
 
-def _http_request(event: dict) -> dict:
-    """The request inside an HTTP event, every field checked: no event shape raises past this point."""
-    if not isinstance(event.get("requestContext", {}), dict):
+def _http_request(event: dict) -> tuple[str, str, dict, str | bytes]:
+    """Method, path, headers (lower-case names) and body of an HTTP event, every field checked: no event shape
+    raises past this point. A base64 body (binary content over a Function URL or API Gateway) is decoded once."""
+    context = event.get("requestContext", {})
+    if not isinstance(context, dict):
         raise serving.RequestError("requestContext must be a JSON object")
-    headers = event.get("headers") or {}
-    if not isinstance(headers, dict):
+    raw = event.get("headers") or {}
+    if not isinstance(raw, dict):
         raise serving.RequestError("headers must be a JSON object of strings")
-    ctype = next((v for k, v in headers.items() if isinstance(k, str) and k.lower() == "content-type"), None)
-    if ctype is not None and not isinstance(ctype, str):
-        raise serving.RequestError("the content-type header must be a string")
-    if (ctype or "application/json").split(";")[0].strip().lower() not in ("application/json", "text/json", ""):
-        raise serving.RequestError("send the request as application/json", status=415)
+    headers = {}
+    for key, value in raw.items():
+        if isinstance(key, str) and key.lower() in HEADERS:
+            if not isinstance(value, str):
+                raise serving.RequestError(f"the {key[:40]} header must be a string")
+            headers[key.lower()] = value
+    http = context.get("http") if isinstance(context.get("http"), dict) else {}
+    method, path = http.get("method") or event.get("httpMethod") or "POST", event.get("rawPath") or event.get("path")
+    if not isinstance(method, str) or not isinstance(path, (str, type(None))):
+        raise serving.RequestError("the request's method and path must be strings")
     encoded = event.get("isBase64Encoded")
     if encoded is not None and not isinstance(encoded, bool):
         raise serving.RequestError("isBase64Encoded must be true or false")
@@ -83,18 +95,28 @@ def _http_request(event: dict) -> dict:
     if not isinstance(body, (str, bytes, bytearray)):
         raise serving.RequestError(f"body must be a string holding the request's JSON text, not {type(body).__name__}")
     if encoded:
-        try:
-            body = base64.b64decode(body, validate=True)
+        if len(body) > PAYLOAD_LIMIT * 4 // 3 + 4:
+            raise serving.RequestError(f"request body is over the limit of {PAYLOAD_LIMIT} bytes", status=413)
+        try:  # straight from the event's text: no ASCII copy first, one decoded buffer
+            body = binascii.a2b_base64(body, strict_mode=True) if STRICT_B64 else base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError, TypeError):
             raise serving.RequestError("body is marked base64 but does not decode") from None
     # A string body is parsed as it is: encoding it first would copy the whole body.
-    return serving.parse_body(bytes(body) if isinstance(body, bytearray) else body, PAYLOAD_LIMIT, HOLDER.bounds)
+    return method, path or "/", headers, bytes(body) if isinstance(body, bytearray) else body
 
 
 def _respond(event: dict, status: int, body: dict) -> dict:
     if _is_http(event):
         return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": _dumps(body)}
     return body if status == 200 else {**body, "statusCode": status}
+
+
+def _http_answer(reply) -> dict:
+    headers = {"Content-Type": reply.content_type, **reply.headers}
+    if isinstance(reply.body, bytes):  # binary answers travel base64-encoded, as Lambda requires
+        return {"statusCode": reply.status, "headers": headers, "isBase64Encoded": True,
+                "body": base64.b64encode(reply.body).decode("ascii")}
+    return {"statusCode": reply.status, "headers": headers, "body": reply.body}
 
 
 def _log(cold: bool, status: int, infer_ms: float | None, kind: str, cache: str | None = None) -> None:
@@ -133,12 +155,15 @@ def _warm() -> dict:
     return {"warmed": True, "model": NAME}
 
 
-def _serve(event: dict, kind: str) -> tuple[int, dict, float | None, str | None]:
+def _serve(event: dict, kind: str) -> tuple[int, object, float | None, str | None]:
+    """Status, answer (a dict for a direct event, a routes.Reply for HTTP), inference ms and cache outcome."""
     try:
+        if kind == "http":
+            reply = routes.handle(HOLDER, *_http_request(event), PAYLOAD_LIMIT)
+            return reply.status, reply, reply.infer_ms, reply.cache
         # Lambda refuses direct invocations over its payload limit before the handler runs; measuring the
         # event again would serialise all of it (tens of ms for one image) on every request.
-        request = _http_request(event) if kind == "http" else event
-        body, infer_ms, cache = serving.predict(HOLDER, request)
+        body, infer_ms, cache = serving.predict(HOLDER, event)
         return 200, body, infer_ms, cache
     except serving.RequestError as exc:
         return exc.status, {"error": str(exc)}, None, None
@@ -165,4 +190,6 @@ def handler(event, context):
         return _respond(event, 500, {"error": INIT_ERROR})
     status, body, infer_ms, cache = _serve(event, kind)
     _log(cold, status, infer_ms, kind, cache)
+    if isinstance(body, routes.Reply):
+        return _http_answer(body)
     return _respond(event, status, body)

@@ -1,0 +1,89 @@
+"""The build as its stages, in order: what each reads and writes of the BuildState, and what it is for.
+
+`Builder.run` runs them; `modelpack bench` stops before the last (packaging). A unit test checks that every
+stage reads only what the stages before it write.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from modelpack.cache import Cache
+from modelpack.pipeline import assemble, judging, measuring, memory_tuning, packaging, splitting, stages
+from modelpack.pipeline.fingerprint import versions
+from modelpack.pipeline.stage import Stage
+from modelpack.pipeline.state import BuildState
+from modelpack.recipe.loader import load_recipe
+from modelpack.report import BuildReport
+from modelpack.ui import Reporter
+
+# Set before the first stage runs.
+GIVEN = ("recipe_path", "recipe", "reporter", "cache", "versions", "work", "staging", "images")
+
+# What the job runner reads for a step after the data stage (modelpack.pipeline.jobs): the model it converts,
+# the sample files the step declares and their digests.
+JOB_DATA = ("data_sha", "calib_npz", "eval_npz", "baseline_dir", "train_npz")
+JOB_INPUTS = ("source", *JOB_DATA)
+# What measuring a model file reads (BuildState.probe_spec) besides the recipe.
+PROBE_INPUTS = ("model", "info", "eval_npz")
+
+STAGES: tuple[Stage, ...] = (
+    Stage("model", "check the model file and the data", ("recipe",), ("model", "arrays"), stages.load_model),
+    Stage("inspect", "read the model's inputs and outputs", ("model",), ("info", "scored"), stages.inspect),
+    Stage("data", "split the samples and run the float model on them", ("model", "info", "arrays"),
+          ("samples", "eval_npz", "calib_npz", "train_npz", "data_sha", "baseline_dir"), stages.prepare_data),
+    Stage("source", "choose the model variants come from (Keras 3 port, pruning)", ("model", *JOB_DATA),
+          ("source", "source_baseline_dir", "prune_details", "port_note"), stages.source_model),
+    Stage("convert", "convert the variants", JOB_INPUTS, ("converted",), stages.convert),
+    Stage("measure", "measure size, accuracy, fidelity, latency and cold start of every variant",
+          ("converted", "samples", "scored", "data_sha", "prune_details", "baseline_dir", "source_baseline_dir",
+           *PROBE_INPUTS), ("variants",), measuring.measure),
+    Stage("judge", "check budgets, search INT8 settings, select a variant",
+          ("variants", "info", "scored", "source_baseline_dir", *JOB_INPUTS, *PROBE_INPUTS),
+          ("variants", "search", "selection"), judging.judge),
+    Stage("memory", "time the selected variant at each memory size", ("variants", "selection", *PROBE_INPUTS),
+          ("memory",), memory_tuning.tune_memory),
+    Stage("split", "split the selected variant into parts", ("selection", "samples", "scored", *JOB_INPUTS),
+          ("split", "split_outputs"), splitting.split),
+    Stage("report", "assemble the report", ("model", "info", "samples", "variants", "search", "selection", "memory",
+                                            "split", "port_note", "prune_details"), ("report",), assemble.assemble),
+    Stage("package", "write the variants, targets and reports",
+          ("report", "model", "info", "samples", "split_outputs"), (), packaging.package),
+)
+MEASURE_ONLY = STAGES[:-1]
+
+
+class Builder:
+    """Runs the stages in order; `modelpack.pipeline.entry.build()` and `bench()` are thin wrappers over it."""
+
+    def __init__(self, recipe_path: str | Path, cache_dir: str | Path | None, reporter: Reporter | None = None):
+        self.recipe_path = Path(recipe_path)
+        self.reporter = reporter or Reporter()
+        self.recipe = load_recipe(self.recipe_path)
+        self.cache = Cache(Path(cache_dir) if cache_dir else Path(), enabled=cache_dir is not None)
+        self.versions = versions()
+
+    def protected_paths(self) -> dict[str, dict[str, Path]]:
+        """What an output folder must not be or contain (and, for folders modelpack reads, lie inside)."""
+        keep = {"the recipe's folder": self.recipe_path.resolve().parent, "the current directory": Path.cwd()}
+        no_inside = {}
+        model = Path(self.recipe.model.path)
+        (no_inside if model.is_dir() else keep)["the model"] = model
+        data = self.recipe.data.path
+        if data and os.path.lexists(data):
+            keep["the data"] = Path(data)
+        if self.cache.enabled:
+            no_inside["the cache"] = self.cache.root
+        return {"keep": keep, "no_inside": no_inside}
+
+    def run(self, work: Path, staging: Path | None = None, images: bool = False) -> BuildReport:
+        """Every stage, packaging into `staging` last; without `staging`, everything but packaging."""
+        state = BuildState(self.recipe_path, self.recipe, self.reporter, self.cache, self.versions, work,
+                           staging, images)
+        plan = STAGES if staging is not None else MEASURE_ONLY
+        for index, stage in enumerate(plan, 1):
+            with self.reporter.stage(index, len(plan), stage.name, stage.purpose):
+                stage.run(state)
+        assert state.report is not None  # the report stage always runs
+        return state.report

@@ -1,0 +1,32 @@
+"""The recipe's `serving` section: how handlers turn requests other than tensors into the model's input."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from modelpack.recipe.base import Strict
+
+IMAGE_MAX_PIXELS = 40_000_000  # a 40-megapixel photo decodes to 120 MB of RGB; bigger is refused by default
+
+
+class ImageSpec(Strict):
+    """Accept image/jpeg and image/png bodies (and {"b64": ...} strings in JSON) for a single-image-input model."""
+
+    size: tuple[int, int] = Field(description="Height and width the image is resized to (the model's input).")
+    resize: Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"] = Field(
+        "bilinear", description="Resampling filter of the resize.")
+    channels: Literal["rgb", "bgr", "grayscale"] = Field(
+        "rgb", description="Channel order handed to `scale` (caffe converts RGB to BGR itself, as Keras does).")
+    scale: Literal["raw", "unit", "tf", "torch", "caffe"] = Field(
+        "unit", description="Pixel scaling as keras.applications' preprocess_input modes: raw 0..255, unit [0, 1], "
+                            "tf [-1, 1], torch ImageNet mean/std, caffe BGR minus ImageNet means.")
+    max_pixels: int = Field(IMAGE_MAX_PIXELS, ge=1, le=400_000_000,
+                            description="Images with more pixels are refused (413) before they are decoded.")
+
+
+class ServingSpec(Strict):
+    """What the generated handlers accept beyond JSON and binary tensors."""
+
+    image: ImageSpec | None = Field(None, description="Decode and preprocess images; ships Pillow in the package.")

@@ -1,0 +1,192 @@
+"""`modelpack serve` in front of a built digits package, driven by clients modelpack did not write: NVIDIA's
+tritonclient (Open Inference Protocol, JSON and binary) and plain urllib for TF Serving JSON, .npy and .npz.
+Every format must give the JSON path's predictions; bad bodies get a 4xx JSON error through the server too.
+One build serves the whole module (Lambda layer + function and the Azure app)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from tests.conftest import DIGITS, free_port, wait_for_port
+
+pytestmark = pytest.mark.slow
+SAMPLES = np.load(DIGITS / "digits.npz")["x"][:3].astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from modelpack.cli import cli
+    from modelpack.interpreters import host_arch, host_python
+
+    tmp = tmp_path_factory.mktemp("serve-build")
+    data = yaml.safe_load((DIGITS / "recipe.yaml").read_text())
+    data["model"]["path"] = str(DIGITS / "model.keras")
+    data["data"]["path"] = str(DIGITS / "digits.npz")
+    data["measure"] = {"latency": {"warmup": 2, "runs": 10}, "cold_start": {"runs": 1}}
+    data["optimize"] = {"variants": ["tflite-fp32"]}
+    data["targets"] = [{"kind": "lambda-layer", "python": host_python(), "arch": host_arch()},
+                       {"kind": "lambda-function", "max_batch": 4},
+                       {"kind": "azure-functions", "python": host_python(), "max_batch": 4}]
+    data["serving"] = {"image": {"size": [8, 8], "channels": "grayscale", "scale": "unit", "max_pixels": 100_000}}
+    recipe = tmp / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(tmp / "out"), "--cache-dir", str(tmp / "c")])
+    assert result.exit_code == 0, result.output
+    return tmp / "out"
+
+
+@pytest.fixture(scope="module", params=["lambda", "azure"])
+def server(request, built, tmp_path_factory):
+    """`modelpack serve` as a user runs it; its log (the handler's JSON lines) goes to a file."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "modelpack", "serve", str(built), "--target", request.param,
+                                 "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, 120)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    assert proc.returncode in (130, 143), log.read_text()[-2000:]  # stopped by a signal, cleaned up
+
+
+def post(url: str, body: bytes, ctype: str, **headers):
+    """Status, headers (case-insensitive) and body of one POST."""
+    req = urllib.request.Request(url, data=body, method="POST", headers={"content-type": ctype, **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+def npy(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array, allow_pickle=False)
+    return out.getvalue()
+
+
+def test_every_format_predicts_as_json_does(server):
+    import tritonclient.http as triton
+
+    url = f"http://{server}/predict"
+    status, _, body = post(url, json.dumps({"instances": SAMPLES.tolist()}).encode(), "application/json")
+    assert status == 200, body
+    reference = np.array(json.loads(body)["predictions"], dtype=np.float32)
+    assert reference.shape == (3, 10)
+
+    status, _, body = post(url, npy(SAMPLES), "application/x-npy")
+    np.testing.assert_allclose(json.loads(body)["predictions"], reference, rtol=1e-5)
+    archive = io.BytesIO()
+    np.savez(archive, image=SAMPLES)
+    status, _, body = post(url, archive.getvalue(), "application/x-npz")
+    assert status == 200, body
+    np.testing.assert_allclose(json.loads(body)["predictions"], reference, rtol=1e-5)
+    status, headers, body = post(url, npy(SAMPLES), "application/x-npy", accept="application/x-npy")
+    assert status == 200 and headers["Content-Type"] == "application/x-npy"
+    np.testing.assert_allclose(np.load(io.BytesIO(body), allow_pickle=False), reference, rtol=1e-5)
+
+    client = triton.InferenceServerClient(url=server)
+    assert client.is_server_ready()
+    meta = client.get_model_metadata("digits")
+    assert meta["inputs"][0]["shape"] == [-1, 8, 8, 1] and meta["inputs"][0]["datatype"] == "FP32"
+    out_name = meta["outputs"][0]["name"]
+    for binary in (False, True):
+        tensor = triton.InferInput(meta["inputs"][0]["name"], list(SAMPLES.shape), "FP32")
+        tensor.set_data_from_numpy(SAMPLES, binary_data=binary)
+        result = client.infer("digits", [tensor], outputs=[triton.InferRequestedOutput(out_name, binary_data=binary)])
+        np.testing.assert_allclose(result.as_numpy(out_name), reference, rtol=1e-5)
+    tensor = triton.InferInput(meta["inputs"][0]["name"], list(SAMPLES.shape), "FP32")
+    tensor.set_data_from_numpy(SAMPLES, binary_data=True)
+    np.testing.assert_allclose(client.infer("digits", [tensor]).as_numpy(out_name), reference, rtol=1e-5)
+    client.close()
+
+
+def encoded(pixels: np.ndarray, fmt: str) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format=fmt)
+    return out.getvalue()
+
+
+def test_images_and_sample_events_predict_as_json_does(server, built):
+    from PIL import Image
+
+    url = f"http://{server}/predict"
+    report = json.loads((built / "report.json").read_text())
+    decoders = {}  # a target may write several artifacts (function.zip and template.yaml): any of them says it
+    for art in report["artifacts"]:
+        size = (art.get("details") or {}).get("image_decoder_bytes")
+        decoders[art["target"]] = decoders.get(art["target"]) or size
+    assert decoders["lambda-function"] > 1_000_000 and decoders["azure-functions"] > 1_000_000, decoders
+    assert decoders["lambda-layer"] is None  # Pillow goes beside the handler, not into the runtime layer
+    events = built / "events"
+    assert sorted(p.name for p in events.iterdir()) == ["function-url-npy.json", "image.png", "oip.json",
+                                                        "predict.json", "predict.npy"]
+    status, _, body = post(url, (events / "predict.json").read_bytes(), "application/json")
+    assert status == 200, body
+    reference = json.loads(body)["predictions"]
+    status, _, body = post(url, (events / "predict.npy").read_bytes(), "application/x-npy")
+    np.testing.assert_allclose(json.loads(body)["predictions"], reference, rtol=1e-5)
+    status, _, body = post(f"http://{server}/v2/models/digits/infer", (events / "oip.json").read_bytes(),
+                           "application/json")
+    assert status == 200 and np.allclose(np.reshape(json.loads(body)["outputs"][0]["data"], (2, 10)), reference,
+                                         rtol=1e-5)
+    pixels = np.rint(SAMPLES[1, :, :, 0] * 255).astype(np.uint8)
+    for fmt, ctype in (("PNG", "image/png"), ("JPEG", "image/jpeg")):
+        data = encoded(pixels, fmt)
+        decoded = np.asarray(Image.open(io.BytesIO(data)).convert("L"), dtype=np.float32)[None, :, :, None] / 255
+        status, _, body = post(url, json.dumps({"instances": decoded.tolist()}).encode(), "application/json")
+        want = json.loads(body)["predictions"]
+        status, _, body = post(url, data, ctype)
+        assert status == 200, body
+        np.testing.assert_allclose(json.loads(body)["predictions"], want, rtol=1e-5, atol=1e-6)
+    for name, body, ctype in (("corrupt JPEG", encoded(pixels, "JPEG")[:30] + b"\0" * 40, "image/jpeg"),
+                              ("too many pixels", encoded(np.zeros((400, 400), np.uint8), "PNG"), "image/png")):
+        status, _, answer = post(url, body, ctype)
+        assert 400 <= status < 500 and json.loads(answer)["error"], (name, status, answer)
+
+
+def test_invoke_sends_the_function_url_npy_event(built):
+    from modelpack.cli import cli
+
+    result = CliRunner().invoke(cli, ["invoke", str(built), "--event", str(built / "events" / "function-url-npy.json")])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output.split("\n", 1)[1])
+    assert answer["statusCode"] == 200 and len(json.loads(answer["body"])["predictions"]) == 2
+
+
+def _object_npy() -> bytes:
+    header = "{'descr': '|O', 'fortran_order': False, 'shape': (1, 8, 8, 1), }\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + b"\0" * 64
+
+
+def test_bad_bodies_are_4xx_json_through_the_server(server):
+    url = f"http://{server}/predict"
+    header = json.dumps({"inputs": [{"name": "x", "shape": [1, 8, 8, 1], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": 256}}]}).encode()
+    cases = {
+        "truncated npy": (url, npy(SAMPLES)[:-7], "application/x-npy", {}),
+        "object dtype": (url, _object_npy(), "application/x-npy", {}),
+        "wrong shape": (url, npy(SAMPLES.reshape(3, 64)), "application/x-npy", {}),
+        "wrong dtype": (url, npy(SAMPLES.astype(np.complex64)), "application/x-npy", {}),
+        "OIP header length past the body": (f"http://{server}/v2/models/digits/infer", header + b"\0" * 256,
+                                            "application/octet-stream",
+                                            {"Inference-Header-Content-Length": str(len(header) + 9999)}),
+    }
+    for name, (target, body, ctype, headers) in cases.items():
+        status, _, answer = post(target, body, ctype, **headers)
+        assert 400 <= status < 500 and json.loads(answer)["error"], (name, status, answer)
