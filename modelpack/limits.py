@@ -29,6 +29,9 @@ LAMBDA_RUNTIMES = {
 LAMBDA_PRICE_PER_GB_S = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
 LAMBDA_PRICE_PER_REQUEST = 0.20 / 1_000_000
 LAMBDA_BILLING_MS = 1  # duration is billed per started ms, at least one
+# Provisioned concurrency, us-east-1, USD: per GB-s kept ready, and the duration price of what it serves.
+LAMBDA_PROVISIONED_PER_GB_S = {"x86_64": 0.0000041667, "arm64": 0.0000033334}
+LAMBDA_PROVISIONED_DURATION_PER_GB_S = {"x86_64": 0.0000097222, "arm64": 0.0000077778}
 
 # Azure Functions (Linux). The Python 3.10/3.11 worker images are Debian 11 (glibc 2.31); 3.12 is newer,
 # so 2.31 is the wheel ceiling that fits every supported version.

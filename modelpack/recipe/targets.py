@@ -96,6 +96,19 @@ class ServedSpec(ResponseSpec):
         return self
 
 
+class MonitoringSpec(Strict):
+    """CloudWatch alarms and a dashboard for the function, added to template.yaml."""
+
+    alarms: bool = Field(True, description="Alarms on errors, throttles, p99 duration, cold-start rate and model load time.")
+    dashboard: bool = Field(True, description="A CloudWatch dashboard with the function's and the handler's metrics.")
+    topic: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$",
+                              description="SNS topic ARN the alarms notify; default: alarms without actions.")
+    p99_ms: float | None = Field(None, gt=0, description="p99 Duration alarm threshold, ms; default: the recipe's "
+                                 "max_p99_ms, else max_p95_ms budget (no alarm without either).")
+    cold_start_rate: float = Field(0.2, gt=0, le=1, description="Alarm when this share of invocations starts cold (15 min).")
+    model_load_ms: float = Field(5000, gt=0, description="Alarm when a cold start's ModelLoadMs exceeds this.")
+
+
 class LambdaFunctionSpec(ServedSpec, EndpointOptions):
     """A Lambda function zip whose handler serves the selected variant."""
 
@@ -112,6 +125,8 @@ class LambdaFunctionSpec(ServedSpec, EndpointOptions):
     warmer_schedule: str | None = Field(
         None, pattern=r"^(rate|cron)\(.+\)$", description="Schedule event that keeps the function warm, e.g. rate(5 minutes)."
     )
+    monitoring: MonitoringSpec | None = Field(None, description="CloudWatch alarms and dashboard in template.yaml; off "
+                                              "unless given.")
 
 
 class LambdaSplitSpec(ResponseSpec, EndpointOptions):

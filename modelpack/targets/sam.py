@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from modelpack.targets import sam_endpoint
+from modelpack.targets import monitoring, sam_endpoint
 from modelpack.targets.base import Artifact
 
 
@@ -66,6 +66,7 @@ def write(ctx: Any, spec: Any, layer: Any, path: Path) -> Artifact:
     sam_endpoint.attach_to_function(spec, spec.endpoint, "ModelFunction", fn, resources, outputs)
     sam_endpoint.function_outputs(["ModelFunction"], "RuntimeLayer" if layer else None, outputs)
     resources["ModelFunction"] = {"Type": "AWS::Serverless::Function", "Properties": fn}
+    resources.update(monitoring.resources(ctx, spec, "ModelFunction"))  # opt-in alarms and dashboard
     template = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": "AWS::Serverless-2016-10-31",
