@@ -46,7 +46,7 @@ def test_package_layout(dist):
     assert host["version"] == "2.0" and host["extensionBundle"]["id"] == "Microsoft.Azure.Functions.ExtensionBundle"
     assert any(r.startswith("numpy==") for r in reqs) and any(r.startswith("ai-edge-litert==") for r in reqs)
     assert any(r.startswith("azure-functions==") for r in reqs)
-    settings = json.loads((dist["out"] / "azure" / "functionapp" / "local.settings.json").read_text())
+    settings = json.loads((dist.out / "azure" / "functionapp" / "local.settings.json").read_text())
     assert "AzureWebJobsFeatureFlags" not in settings["Values"]
     site = ".python_packages/lib/site-packages/"
     assert not any(n.startswith((site + "tensorflow/", site + "keras/", site + "modelpack/")) for n in names)
