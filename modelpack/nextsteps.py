@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-EVENT = "event.json"  # a request body the user writes, e.g. {"instances": [[...]]}
+EVENT = Path("events") / "predict.json"  # the sample request every build writes into its dist
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,17 @@ def _q(path: Path | str) -> str:
     return shlex.quote(str(path))
 
 
-def _call(endpoint: str, auth: str) -> Step | None:
+def _event(dist: Path) -> str:
+    return _q(dist / EVENT)
+
+
+def _serve(dist: Path, target: str) -> Step:
+    flag = "" if target == "lambda" else f" --target {target}"
+    return Step("Serve it over HTTP on 127.0.0.1:8080 for curl and real clients (POST /predict, /v2/...)",
+                (f"modelpack serve {_q(dist)}{flag}",))
+
+
+def _call(endpoint: str, auth: str, dist: Path) -> Step | None:
     if endpoint == "none":
         return None
     sign = ""
@@ -34,20 +44,20 @@ def _call(endpoint: str, auth: str) -> Step | None:
         sign = (f'--aws-sigv4 "aws:amz:$AWS_REGION:{service}" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" '
                 '-H "x-amz-security-token: $AWS_SESSION_TOKEN" ')
     return Step("Call the endpoint (ENDPOINT_URL: printed by publish, or the stack's EndpointUrl output)",
-                (f"curl {sign}-H 'content-type: application/json' -d @{EVENT} \"$ENDPOINT_URL\"",))
+                (f"curl {sign}-H 'content-type: application/json' -d @{_event(dist)} \"$ENDPOINT_URL\"",))
 
 
 def _lambda_function(art: dict, name: str, dist: Path) -> list[Step]:
     if art["path"] != "lambda/template.yaml":
         return [Step("Run the function locally under the Lambda emulator",
-                     (f"modelpack invoke {_q(dist)} --event {EVENT}",))]
+                     (f"modelpack invoke {_q(dist)} --event {_event(dist)}",)), _serve(dist, "lambda")]
     details = art.get("details") or {}
     steps = [Step("Deploy with AWS SAM (creates the layer, function, role and endpoint)",
                   (f"sam deploy --template-file {_q(dist / art['path'])} --stack-name {_q(name)} --resolve-s3 "
                    "--capabilities CAPABILITY_IAM",)),
              Step("Or publish without CloudFormation (layer version, function, version, alias 'live', URL)",
                   (f"modelpack publish {_q(dist)} --target lambda --region \"$AWS_REGION\"",))]
-    call = _call(details.get("endpoint", "none"), details.get("auth", "iam"))
+    call = _call(details.get("endpoint", "none"), details.get("auth", "iam"), dist)
     return steps + ([call] if call else [])
 
 
@@ -56,16 +66,17 @@ def _lambda_split(art: dict, name: str, dist: Path) -> list[Step]:
         return []
     details = art.get("details") or {}
     steps = [Step("Run the split model's chain locally", (f"modelpack invoke {_q(dist)} --target lambda-split "
-                                                          f"--event {EVENT}",)),
+                                                          f"--event {_event(dist)}",)),
              Step("Deploy the split model with AWS SAM",
                   (f"sam deploy --template-file {_q(dist / art['path'])} --stack-name {_q(name + '-split')} "
                    "--resolve-s3 --capabilities CAPABILITY_IAM",))]
-    call = _call(details.get("endpoint", "none"), details.get("auth", "iam"))
+    call = _call(details.get("endpoint", "none"), details.get("auth", "iam"), dist)
     return steps + ([call] if call else [])
 
 
 def _azure_functions(art: dict, name: str, dist: Path) -> list[Step]:
-    return [Step("Call the function app locally", (f"modelpack invoke {_q(dist)} --target azure --event {EVENT}",)),
+    return [Step("Call the function app locally", (f"modelpack invoke {_q(dist)} --target azure --event {_event(dist)}",)),
+            _serve(dist, "azure"),
             Step("Deploy the zip (dependencies included, no remote build)",
                  (f"az functionapp deployment source config-zip -g \"$RESOURCE_GROUP\" -n \"$APP_NAME\" "
                   f"--src {_q(dist / art['path'])}",
@@ -119,8 +130,8 @@ def next_steps_markdown(report_json: dict, dist: Path) -> str:
     if not steps:
         return ""
     where = "this report's folder" if str(dist) == "." else f"the folder that holds `{dist}`"
-    parts = ["## Next steps", "", f"Run from {where}; `{EVENT}` is a request body such as "
-             "`{\"instances\": [...]}`.", ""]
+    parts = ["## Next steps", "", f"Run from {where}; `{EVENT}` is the sample request the build wrote "
+             "(`events/` has it in every format).", ""]
     for step in steps:
         parts += [f"{step.title}:", "", "```bash", *step.commands, "```", ""]
     return "\n".join(parts)

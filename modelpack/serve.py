@@ -56,7 +56,7 @@ else:
     import function_app
     functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
     def call(req, body):
-        path = req["path"][4:] if req["path"].startswith("/api/") else req["path"].lstrip("/")
+        path = req["path"][len("/api/"):] if req["path"].startswith("/api/") else req["path"].lstrip("/")
         params = {}
         if path.startswith("v2/") or path == "v2":
             name, params = "inference_protocol", {"path": path[3:]}

@@ -60,7 +60,7 @@ class Reporter:
         if self.quiet:
             return
         console = self._progress.console if self._progress is not None else self.console
-        console.print(f"[dim]{self._stamp()}[/] {escape(message)}", markup=True)
+        console.print(f"[dim]{self._stamp()}[/] {escape(message)}", markup=True, soft_wrap=True)
 
     def debug(self, message: str) -> None:
         """Detail only -v users want (what was reused, where files went)."""
@@ -114,7 +114,8 @@ class Reporter:
         except BaseException:
             self._stop_progress()
             raise
-        progress.console.print(f"[dim]{self._stamp()}[/] {escape(label)}: done in {time.perf_counter() - t:.1f} s")
+        progress.console.print(f"[dim]{self._stamp()}[/] {escape(label)}: done in {time.perf_counter() - t:.1f} s",
+                               soft_wrap=True)
         progress.update(self._task, completed=index)
         if index >= total:
             self._stop_progress()

@@ -33,7 +33,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("inspect", "read the model's inputs and outputs", ("model",), ("info", "scored"), stages.inspect),
     Stage("data", "split the samples and run the float model on them", ("model", "info", "arrays"),
           ("samples", "eval_npz", "calib_npz", "train_npz", "data_sha", "baseline_dir"), stages.prepare_data),
-    Stage("source", "choose the model variants come from (Keras 3 port, pruning)", ("model", *JOB_DATA),
+    Stage("source", "choose the model the variants come from (Keras 3 copy, pruning)", ("model", *JOB_DATA),
           ("source", "source_baseline_dir", "prune_details", "port_note"), stages.source_model),
     Stage("convert", "convert the variants", JOB_INPUTS, ("converted",), stages.convert),
     Stage("measure", "measure size, accuracy, fidelity, latency and cold start of every variant",

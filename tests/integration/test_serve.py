@@ -112,6 +112,16 @@ def test_every_format_predicts_as_json_does(server):
     tensor.set_data_from_numpy(SAMPLES, binary_data=True)
     np.testing.assert_allclose(client.infer("digits", [tensor]).as_numpy(out_name), reference, rtol=1e-5)
     client.close()
+    # The Azure app's own paths carry its /api/ prefix; serve takes them with and without it.
+    for path in ("/api/v2/health/ready", "/api/v2/models/digits", "/v2/health/ready"):
+        with urllib.request.urlopen(f"http://{server}{path}", timeout=60) as resp:
+            assert resp.status == 200, path
+    status, _, body = post(f"http://{server}/api/v2/models/digits/infer", json.dumps({"inputs": [
+        {"name": meta["inputs"][0]["name"], "shape": list(SAMPLES.shape), "datatype": "FP32",
+         "data": SAMPLES.ravel().tolist()}]}).encode(), "application/json")
+    assert status == 200, body
+    np.testing.assert_allclose(np.reshape(json.loads(body)["outputs"][0]["data"], reference.shape), reference,
+                               rtol=1e-5)
 
 
 def encoded(pixels: np.ndarray, fmt: str) -> bytes:

@@ -65,6 +65,18 @@ def test_progress_in_a_log_is_timestamped_lines():
     assert "\x1b[" not in out
 
 
+def test_progress_lines_in_a_log_are_never_wrapped():
+    """A CI log keeps one timestamped line per message, however narrow the console thinks it is."""
+    out = io.StringIO()
+    reporter = Reporter(Console(file=out, width=40, color_system=None))
+    purpose = "measure size, accuracy, fidelity, latency and cold start of every variant"
+    with reporter.stage(6, 11, "measure", purpose):
+        pass
+    lines = out.getvalue().splitlines()
+    assert lines and all(line.startswith("[") for line in lines), lines
+    assert any(purpose in line for line in lines)
+
+
 def test_progress_on_a_terminal_shows_n_of_m_elapsed_and_estimate():
     out = _progress_output(Console(file=io.StringIO(), width=160, force_terminal=True, color_system=None))
     assert "[1/2] stage 1 [x]" in out and "inner step" in out and "1/2" in out and "left ~" in out

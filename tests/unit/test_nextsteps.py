@@ -30,7 +30,9 @@ def test_commands_name_the_dist_and_every_target():
     assert "func azure functionapp publish \"$APP_NAME\" --no-build" in text
     assert "docker build -t digits-lambda-image:0.1.0-abc 'out dir/digits/images/lambda-image'" in text
     assert "modelpack publish 'out dir/digits' --target azure-image --repository \"reg:5000/az\"" in text
-    public = [line for line in text.splitlines() if "curl" in line]
+    assert "modelpack serve 'out dir/digits'\n" in text and "modelpack serve 'out dir/digits' --target azure" in text
+    assert "modelpack invoke 'out dir/digits' --event 'out dir/digits/events/predict.json'" in text
+    public = [line for line in text.splitlines() if line.lstrip().startswith("curl")]
     assert len(public) == 2 and "aws-sigv4" not in public[1]  # the split target's HTTP API is public
 
 
