@@ -117,6 +117,10 @@ def now_hour() -> int:
     return int(time.time() * 1000) // tt.HOUR * tt.HOUR
 
 
+def now_minute() -> int:
+    return int(time.time() * 1000) // tt.MINUTE * tt.MINUTE
+
+
 def test_steady_high_concurrency_is_provisioned(built, handler_lines, moto_url):
     publish(moto_url, "steady", tt.steady(handler_lines, now_hour() - 6 * tt.HOUR, 6, level=8))
     code, answer = run_tune(built, "steady", "--since", "7h", url=moto_url)
@@ -130,7 +134,9 @@ def test_steady_high_concurrency_is_provisioned(built, handler_lines, moto_url):
 
 
 def test_daily_pattern_gets_a_schedule(built, handler_lines, moto_url):
-    publish(moto_url, "daily", tt.daily(handler_lines, now_hour() - 48 * tt.HOUR, 2, peak=6))
+    # The traffic runs up to the present minute: `--since 2d` ends now, and an hour of the day whose last
+    # minutes held no data would rightly look idle (tests/unit/test_tune_units.py sweeps the time of day).
+    publish(moto_url, "daily", tt.daily(handler_lines, now_minute() - 48 * tt.HOUR, 2, peak=6))
     code, answer = run_tune(built, "daily", "--since", "2d", url=moto_url)
     assert code == 0, answer
     pc = recs(answer)["provisioned_concurrency"]

@@ -98,3 +98,25 @@ def test_bad_log_line_names_the_line(tmp_path):
     log.write_text('{"timestamp": 1, "message": "a"}\nnot json\n')
     with pytest.raises(UsageError, match=r"x.jsonl:2: not a JSON object"):
         sources.from_log_file(log)
+
+
+@pytest.mark.parametrize("hour", range(0, 24, 1))
+def test_daily_schedule_does_not_depend_on_the_hour_tune_runs(hour):
+    """Two days of 08:00-20:00 UTC load, read at hh:59 of any hour, give the same two scheduled actions."""
+    from modelpack.tune.concurrency import recommend_provisioned
+    from modelpack.tune.dist import BuildFacts
+    from tests import tune_traffic as tt
+
+    lines = {k: {"event": "direct", "status": 200, "ColdStart": int(k == "cold"), "_aws": {}}
+             for k in ("cold", "warm", "warmer")}
+    now = 20 * 365 * 24 * tt.HOUR + hour * tt.HOUR + 59 * tt.MINUTE
+    traffic = tt.daily(lines, now - 48 * tt.HOUR, 2, peak=6)
+    end = now + tt.MINUTE  # as from_cloudwatch sets it: the present minute included
+    obs = sources.Observations("metrics", end - 48 * tt.HOUR, end)
+    obs.minutes = {t: sources.Minute(**m) for t, m in traffic.minutes.items() if t >= obs.start_ms}
+    facts = BuildFacts(name="f", curve=(), headroom_mb=64, balanced_weight=0.5, prices={}, arch="x86_64",
+                       memory_mb=256, timeout_s=None, provisioned_concurrency=None, warmer_schedule=None,
+                       latency_budget_ms=None, latency_budget_name=None)
+    rec = recommend_provisioned(obs.finish(), facts, 256)
+    assert rec.recommended == "schedule (up to 6)"
+    assert {a["at_utc"]: a["provisioned_concurrency"] for a in rec.details["schedule"]} == {"08:00": 6, "20:00": 0}
