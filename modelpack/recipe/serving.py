@@ -8,6 +8,7 @@ from pydantic import Field
 
 from modelpack.recipe.base import Strict
 
+FAST_DECODERS_MIN_NUMBERS = 4096  # fast_decoders: auto ships them for inputs this big (64x64 pixels) or images
 IMAGE_MAX_PIXELS = 40_000_000  # a 40-megapixel photo decodes to 120 MB of RGB; bigger is refused by default
 
 
@@ -30,3 +31,8 @@ class ServingSpec(Strict):
     """What the generated handlers accept beyond JSON and binary tensors."""
 
     image: ImageSpec | None = Field(None, description="Decode and preprocess images; ships Pillow in the package.")
+    fast_decoders: bool | Literal["auto"] = Field(
+        "auto", description="Ship orjson and pybase64 (0.6 MB unzipped, 0.25 MB zipped) so big JSON bodies parse about 3x and "
+                            "base64 bodies (Function URL, API Gateway) decode about 40x faster; imported on the first "
+                            "body of 64 KiB or more. auto: when the model takes images or at least "
+                            f"{FAST_DECODERS_MIN_NUMBERS} numbers per sample.")

@@ -50,12 +50,11 @@ class AzureFunctionsTarget(Target):
         shutil.copyfile(templates / "host.json", app / "host.json")
         shutil.copyfile(templates / "funcignore", app / ".funcignore")
         shutil.copytree(tree, app / SITE, ignore=sitepackages.bookkeeping(tree))
-        extras = serving_options.extra_packages(spec) + serving_options.image_packages(ctx)
+        extras = serving_options.extra_packages(spec) + serving_options.request_packages(ctx)
         if extras:
-            sitepackages.install_extra(app / SITE, extras, spec.python, "x86_64", glibc)
+            sitepackages.install_extra(app / SITE, extras, spec.python, "x86_64", glibc, ctx)
         installed = info["installed"]
-        if ctx.recipe.serving.image:
-            info["image_decoder_bytes"] = serving_options.decoder_bytes(app / SITE)
+        info.update(serving_options.request_details(ctx, app / SITE))
         (app / "requirements.txt").write_text(
             "".join(f"{name}=={installed[name]}\n" for name in sorted(installed))
             + "".join(f"{e}\n" for e in extras) + f"{limits.AZURE_FUNCTIONS_PACKAGE}\n"

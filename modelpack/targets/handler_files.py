@@ -12,7 +12,7 @@ from modelpack.jsonio import dumps_strict
 from modelpack.output import sha256_file
 
 COMMON_FILES = ("model_runtime.py", "serving.py", "payload.py", "model_source.py", "result_cache.py", "routes.py",
-                "tensors.py", "oip.py")
+                "tensors.py", "oip.py", "decoders.py")
 IMAGE_FILE = "images.py"  # only in packages built for image requests, beside Pillow
 PILLOW = "pillow"
 

@@ -79,9 +79,9 @@ class _ImageTarget(Target):
         self.add_files(app)
         site = context / self.SITE_DIR
         shutil.copytree(tree, site, ignore=sitepackages.bookkeeping(tree))
-        extras = self.extras(base) + serving_options.image_packages(ctx)
+        extras = self.extras(base) + serving_options.request_packages(ctx)
         if extras:
-            sitepackages.install_extra(site, extras, spec.python, arch, glibc)
+            sitepackages.install_extra(site, extras, spec.python, arch, glibc, ctx)
         dockerfile = (handler_files.template_dir(self.TEMPLATE) / "Dockerfile").read_text()
         dockerfile = dockerfile.replace("{{BASE_IMAGE}}", base).replace("{{ENTRYPOINT}}", self.entrypoint(base))
         (context / "Dockerfile").write_text(dockerfile)
@@ -89,7 +89,8 @@ class _ImageTarget(Target):
         context_sha = sha256_file(context / "Dockerfile")[:6] + sha256_file(app / "modelpack.json")[:6]
         tag = f"{ctx.recipe.name}-{self.NAME}:{ctx.report.modelpack_version}-{context_sha}".lower()
         info.update(base_image=base, glibc=f"{glibc[0]}.{glibc[1]}", python=spec.python, tag=tag,
-                    context_bytes=tree_bytes(context), extras=list(extras), image=None)
+                    context_bytes=tree_bytes(context), extras=list(extras), image=None,
+                    **serving_options.request_details(ctx, site))
         if spec.build or ctx.options.get("images"):
             info["image"] = self._build_image(ctx, spec, context, tag)
         if spec.push:

@@ -37,10 +37,10 @@ class LambdaFunctionTarget(Target):
                                      options={**spec.response_options(), "load": spec.load,
                                               "payload_limit_bytes": limits.LAMBDA_SYNC_PAYLOAD_BYTES,
                                               **serving_options.config(spec)})
-        extras = serving_options.extra_packages(spec) + serving_options.image_packages(ctx)
+        extras = serving_options.extra_packages(spec) + serving_options.request_packages(ctx)
         if extras:
             python, arch = (layer.spec.python, layer.spec.arch) if layer else ("3.12", "x86_64")
-            sitepackages.install_extra(fn, extras, python, arch, limits.LAMBDA_RUNTIMES[python][1])
+            sitepackages.install_extra(fn, extras, python, arch, limits.LAMBDA_RUNTIMES[python][1], ctx)
         uploaded = serving_options.upload(spec.model_source, model) if spec.upload and spec.model_source else None
         unzipped = tree_bytes(fn)
         total = unzipped + (layer.unzipped_bytes if layer else 0)
@@ -51,7 +51,7 @@ class LambdaFunctionTarget(Target):
                    "model_in": "source" if spec.model_source else ("layer" if in_layer else "function"),
                    "layers": 1 if layer else 0, **serving_options.describe(spec),
                    **({"upload": uploaded} if uploaded else {}), **({"packages_added": list(extras)} if extras else {}),
-                   **({"image_decoder_bytes": serving_options.decoder_bytes(fn)} if ctx.recipe.serving.image else {})}
+                   **serving_options.request_details(ctx, fn)}
         if layer is None:
             ctx.report.notes.append("lambda-function: no lambda-layer target in this recipe; attach a layer with "
                                     "numpy and the inference runtime when deploying.")

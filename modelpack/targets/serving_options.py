@@ -7,17 +7,20 @@ the redis client to the package. Uploading at build time uses credentials from t
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from modelpack.errors import TargetError
+from modelpack.recipe.serving import FAST_DECODERS_MIN_NUMBERS
 from modelpack.recipe.targets import BLOB_URL, S3_URL, ServedSpec
 
 # Packages a handler gets only when an option needs them (pinned: the same recipe gives the same zip).
 REDIS_CLIENT = "redis==8.1.0"
 BLOB_CLIENT = "azure-storage-blob==12.31.1"
+FAST_DECODERS = ("orjson==3.13.0", "pybase64==1.5.1")
 def config(spec: ServedSpec) -> dict:
     """The handler config entries for these options."""
     return {"cache": spec.cache.model_dump() if spec.cache else None}
@@ -100,15 +103,39 @@ def describe(spec: ServedSpec) -> dict[str, Any]:
     return out
 
 
-def image_packages(ctx: Any) -> tuple[str, ...]:
-    """Pillow, only for a recipe whose handlers decode images (serving.image)."""
-    return ("pillow",) if ctx.recipe.serving.image is not None else ()
+def request_packages(ctx: Any) -> tuple[str, ...]:
+    """What the handlers need for the request formats the recipe asks for: Pillow for images (serving.image),
+    orjson and pybase64 for big bodies (serving.fast_decoders)."""
+    image = ("pillow",) if ctx.recipe.serving.image is not None else ()
+    return image + (FAST_DECODERS if fast_decoders(ctx) else ())
 
 
-def decoder_bytes(site: Path) -> int:
-    """Bytes the image decoder (Pillow, its bundled libraries and metadata) adds to a package."""
+def fast_decoders(ctx: Any) -> bool:
+    """serving.fast_decoders, with auto decided from the model: images, or big or open-ended inputs."""
+    setting = ctx.recipe.serving.fast_decoders
+    if setting != "auto":
+        return bool(setting)
+    if ctx.recipe.serving.image is not None:
+        return True
+    return any(None in spec["shape"][1:] or math.prod(spec["shape"][1:]) >= FAST_DECODERS_MIN_NUMBERS
+               for spec in ctx.info["inputs"])
+
+
+def request_details(ctx: Any, site: Path) -> dict[str, int]:
+    """Bytes the request decoders add to a package, for the report: Pillow (with its bundled libraries) and
+    the fast JSON and base64 decoders, each with its metadata."""
+    details = {}
+    if ctx.recipe.serving.image is not None:
+        details["image_decoder_bytes"] = _bytes(site, ("PIL", "pillow.libs", "pillow-*.dist-info"))
+    if fast_decoders(ctx):
+        details["fast_decoder_bytes"] = _bytes(site, ("orjson", "orjson-*.dist-info", "pybase64",
+                                                      "pybase64-*.dist-info", "pybase64.libs"))
+    return details
+
+
+def _bytes(site: Path, patterns: tuple[str, ...]) -> int:
     total = 0
-    for pattern in ("PIL", "pillow.libs", "pillow-*.dist-info"):
+    for pattern in patterns:
         for root in site.glob(pattern):
             total += sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
     return total

@@ -256,15 +256,34 @@ def bookkeeping(root: Path):
     return ignore
 
 
-def install_extra(dest: Path, packages: tuple[str, ...], python: str, arch: str, glibc: tuple[int, int]) -> None:
-    """Add platform glue (awslambdaric, azure-functions) with its dependencies, as the platform ships it.
+def install_extra(dest: Path, packages: tuple[str, ...], python: str, arch: str, glibc: tuple[int, int],
+                  ctx=None) -> None:
+    """Add platform glue (awslambdaric, azure-functions) or request decoders with their dependencies, as the
+    platform ships them.
 
     Installed beside the tree and merged without replacing anything, so the slimmed, verified runtime stays.
+    With a build context the installed files come through the build cache: the next build copies them.
     """
+    if ctx is not None:
+        from modelpack.cache import cache_key
+
+        key = cache_key("extra-packages", sorted(packages), python, arch, glibc)
+        tree = ctx.cached_tree(key, lambda into: _install_into(into, packages, python, arch, glibc))
+        skip = set(bookkeeping(tree)(str(tree), [p.name for p in tree.iterdir()]))
+        for item in sorted(tree.iterdir()):
+            if item.name not in skip and not (dest / item.name).exists():
+                (shutil.copytree if item.is_dir() else shutil.copy2)(item, dest / item.name)
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        proc = _pip_target(Path(tmp), python, arch, glibc, list(packages), deps=True)
-        if proc.returncode != 0:
-            raise TargetError(f"cannot install {', '.join(packages)} for Python {python} ({arch}): {pip_tail(proc)}")
+        _install_into(Path(tmp), packages, python, arch, glibc)
         for item in sorted(Path(tmp).iterdir()):
-            if not (dest / item.name).exists() and item.name != "bin":
+            if not (dest / item.name).exists():
                 shutil.move(str(item), dest / item.name)
+
+
+def _install_into(dest: Path, packages: tuple[str, ...], python: str, arch: str, glibc: tuple[int, int]) -> dict:
+    proc = _pip_target(dest, python, arch, glibc, list(packages), deps=True)
+    if proc.returncode != 0:
+        raise TargetError(f"cannot install {', '.join(packages)} for Python {python} ({arch}): {pip_tail(proc)}")
+    shutil.rmtree(dest / "bin", ignore_errors=True)  # console scripts: nothing a handler runs
+    return {"packages": sorted(packages)}

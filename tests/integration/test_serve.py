@@ -21,6 +21,7 @@ from tests.conftest import DIGITS, free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
 SAMPLES = np.load(DIGITS / "digits.npz")["x"][:3].astype(np.float32)
+BIG_BATCH = 600  # 600 digits: 0.8 MB of JSON, a 200 kB base64 .npy body
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +36,8 @@ def built(tmp_path_factory):
     data["measure"] = {"latency": {"warmup": 2, "runs": 10}, "cold_start": {"runs": 1}}
     data["optimize"] = {"variants": ["tflite-fp32"]}
     data["targets"] = [{"kind": "lambda-layer", "python": host_python(), "arch": host_arch()},
-                       {"kind": "lambda-function", "max_batch": 4},
-                       {"kind": "azure-functions", "python": host_python(), "max_batch": 4}]
+                       {"kind": "lambda-function", "max_batch": BIG_BATCH},
+                       {"kind": "azure-functions", "python": host_python(), "max_batch": BIG_BATCH}]
     data["serving"] = {"image": {"size": [8, 8], "channels": "grayscale", "scale": "unit", "max_pixels": 100_000}}
     recipe = tmp / "recipe.yaml"
     recipe.write_text(yaml.safe_dump(data))
@@ -168,6 +169,36 @@ def test_images_and_sample_events_predict_as_json_does(server, built):
                               ("too many pixels", encoded(np.zeros((400, 400), np.uint8), "PNG"), "image/png")):
         status, _, answer = post(url, body, ctype)
         assert 400 <= status < 500 and json.loads(answer)["error"], (name, status, answer)
+
+
+def test_big_bodies_go_through_the_packaged_fast_decoders(server, built, tmp_path):
+    """serving.image ships orjson and pybase64 beside the handler (fast_decoders: auto); big JSON and .npy
+    bodies through them predict as small ones do, and the packaged modules import under a bare interpreter."""
+    import zipfile
+
+    report = json.loads((built / "report.json").read_text())
+    sizes = {a["target"]: a["details"].get("fast_decoder_bytes") for a in report["artifacts"]
+             if a["path"].endswith(("function.zip", "functionapp.zip"))}
+    assert sizes["lambda-function"] > 200_000 and sizes["azure-functions"] > 200_000, sizes
+    with zipfile.ZipFile(built / "lambda" / "function.zip") as zf:
+        zf.extractall(tmp_path / "fn")
+    app = built / "azure" / "functionapp"
+    for code, site in ((tmp_path / "fn", tmp_path / "fn"), (app, app / ".python_packages" / "lib" / "site-packages")):
+        probe = subprocess.run([sys.executable, "-S", "-c", "import sys; sys.path[:0] = sys.argv[1:]; import decoders; "
+                                "print(decoders.fast('orjson').__file__, decoders.fast('pybase64').__file__)",
+                                str(code), str(site)], capture_output=True, text=True, check=True)
+        assert all(path.startswith(str(site)) for path in probe.stdout.split()), (site, probe.stdout)
+
+    url = f"http://{server}/predict"
+    status, _, body = post(url, json.dumps({"instances": SAMPLES.tolist()}).encode(), "application/json")
+    want = np.tile(np.array(json.loads(body)["predictions"], dtype=np.float32), (BIG_BATCH // 3, 1))
+    batch = np.tile(SAMPLES, (BIG_BATCH // 3, 1, 1, 1))
+    for payload, ctype in ((json.dumps({"instances": batch.tolist()}).encode(), "application/json"),
+                           (npy(batch), "application/x-npy")):
+        assert len(payload) > 64 * 1024
+        status, _, body = post(url, payload, ctype)
+        assert status == 200, body[:300]
+        np.testing.assert_allclose(json.loads(body)["predictions"], want, rtol=1e-5)
 
 
 def test_invoke_sends_the_function_url_npy_event(built):

@@ -12,12 +12,12 @@ torch ([0, 1] then ImageNet mean/std per RGB channel), caffe (RGB to BGR, then t
 
 from __future__ import annotations
 
-import base64
 import binascii
 import io
 import warnings
 
 import numpy as np
+from decoders import b64decode
 from payload import RequestError, checked
 
 FORMATS = {"image/jpeg": "JPEG", "image/jpg": "JPEG", "image/png": "PNG"}
@@ -104,7 +104,7 @@ def b64_images(request: dict) -> list[bytes] | None:
         if not isinstance(row["b64"], str):
             raise RequestError('"b64" must be a base64 string')
         try:
-            images.append(base64.b64decode(row["b64"], validate=True))
+            images.append(b64decode(row["b64"]))
         except (binascii.Error, ValueError):
             raise RequestError('"b64" does not hold valid base64') from None
     return images

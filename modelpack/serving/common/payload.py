@@ -9,11 +9,11 @@ non-numeric input is refused before numpy sees it.
 
 from __future__ import annotations
 
-import json
 from array import array
 from itertools import chain
 
 import numpy as np
+from decoders import json_loads
 
 NUMBER_TYPES = frozenset((int, float, bool))
 LIST = {list}
@@ -84,7 +84,7 @@ def parse_body(body: bytes | str, limit: int, bounds: Bounds | None = None) -> d
     if bounds is not None:
         bounds.check(body)
     try:
-        data = json.loads(body, parse_constant=_strict_constant)
+        data = json_loads(body, _strict_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise RequestError(f"request body is not valid JSON: {str(exc)[:120]}") from None
     if not isinstance(data, dict):
@@ -187,14 +187,19 @@ def _float_rows(value, spec: dict, max_batch: int) -> np.ndarray | None:
     want = spec["shape"]
     if type(value) is not list or not value or len(value) > max_batch:
         return None
-    level = value
+    level, last = value, len(want) - 1
     for depth in range(1, len(want)):
-        if set(map(type, level)) != LIST:
+        # The rows holding the leaves need no type check of their own: len() refuses numbers and None, and
+        # a string or object of the right length yields strings, which the float buffer below refuses.
+        if depth < last and set(map(type, level)) != LIST:
             return None
-        lengths = set(map(len, level))
+        try:
+            lengths = set(map(len, level))
+        except TypeError:
+            return None
         if len(lengths) != 1 or (want[depth] is not None and want[depth] not in lengths):
             return None
-        if depth < len(want) - 1:
+        if depth < last:
             level = list(chain.from_iterable(level))
     # array("d") takes floats, ints and bools and refuses anything else (strings, None, lists) with TypeError;
     # fromlist converts a whole list in one C loop.

@@ -26,7 +26,6 @@ NAME = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "model")
 INIT_ERROR: str | None = None
 _state = {"cold": True}
 HEADERS = ("content-type", "accept", "inference-header-content-length")
-STRICT_B64 = sys.version_info >= (3, 11)  # binascii's strict mode: validates while it decodes
 
 
 def _dumps(obj) -> str:
@@ -38,6 +37,7 @@ def _error_line(key: str, message: str) -> None:
 
 
 try:
+    import decoders
     import routes
     import serving
 
@@ -98,7 +98,7 @@ def _http_request(event: dict) -> tuple[str, str, dict, str | bytes]:
         if len(body) > PAYLOAD_LIMIT * 4 // 3 + 4:
             raise serving.RequestError(f"request body is over the limit of {PAYLOAD_LIMIT} bytes", status=413)
         try:  # straight from the event's text: no ASCII copy first, one decoded buffer
-            body = binascii.a2b_base64(body, strict_mode=True) if STRICT_B64 else base64.b64decode(body, validate=True)
+            body = decoders.b64decode(body)
         except (binascii.Error, ValueError, TypeError):
             raise serving.RequestError("body is marked base64 but does not decode") from None
     # A string body is parsed as it is: encoding it first would copy the whole body.
