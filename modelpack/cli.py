@@ -314,7 +314,8 @@ def publish(dist: Path, target: str, function_name: str | None, region: str | No
 @cli.command()
 @click.argument("dist", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--target", type=click.Choice(["lambda", "azure"]), default="lambda", show_default=True,
-              help="Which built package answers the requests.")
+              help="Which built package answers the requests (lambda: the function, or a split model's "
+                   "chaining function when no lambda-function was built).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on (0: any free port).")

@@ -5,6 +5,8 @@ The package is unpacked as the platform lays it out (Lambda: the function as the
 package's Python that sees only those files, like one execution environment. Each HTTP request becomes a
 Function URL event (Lambda) or an azure.functions.HttpRequest (Azure); requests are handled one at a time by
 that child, as one Lambda execution environment handles them. The server listens on loopback by default.
+A build with a split model's single chaining function (lambda-split, layout single) and no lambda-function
+serves that function, its part layers under /opt beside the runtime layer.
 """
 
 from __future__ import annotations
@@ -154,10 +156,19 @@ def start_child(dist: Path, target: str, workdir: Path) -> Child:
         return Child("azure", app.interpreter, env, app.root)
     if target != "lambda":
         raise UsageError(f"--target {target}: modelpack serve runs lambda or azure packages.")
-    from modelpack.invoke import LambdaEmulator
+    from modelpack.invoke import LambdaEmulator, SplitChain
     from modelpack.targets.handler_check import handler_env
 
-    layout = LambdaEmulator(dist, workdir)  # unpacks the layer and the function; the emulator is not started
+    function, layers = "lambda/function.zip", ()
+    if not (dist / function).is_file() and (dist / "lambda" / "split").is_dir():  # a split model's chaining function
+        chain = SplitChain(dist, workdir)
+        if not chain.single:
+            raise UsageError(f"{dist}: this split model runs as one function per part, chained by Step Functions; "
+                             "modelpack serve runs one function. Run the chain with `modelpack invoke`, or build "
+                             "the lambda-split target with `layout: single` to serve it.")
+        function, layers = "lambda/split/function.zip", chain.layers
+    # Unpacks the layer(s) and the function; the emulator itself is not started.
+    layout = LambdaEmulator(dist, workdir, function, layers)
     env = handler_env(layout.task, layout.opt)
     env.update(AWS_LAMBDA_FUNCTION_NAME=dist.name, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1024")
     return Child("lambda", layout.interpreter, env, layout.task)

@@ -109,6 +109,39 @@ def test_single_function_with_part_layers_invokes_end_to_end(sequential, tmp_pat
     _cfn_lint(out / "lambda" / "split" / "template.yaml")
 
 
+def test_serve_answers_every_format_through_the_chaining_function(sequential, tmp_path):
+    """`modelpack serve` on a build whose only function is the split chain: JSON and .npy bodies (base64 in
+    the Function URL event) through the three part layers agree with the model."""
+    import io
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.conftest import free_port, wait_for_port
+
+    _, out = sequential
+    with np.load(DIGITS / "digits.npz") as npz:
+        x = npz["x"][:3].astype(np.float32)
+    whole = _variant_predictions(out / "variants" / "tflite-fp32.tflite", "image", x)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "modelpack", "serve", str(out), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, 120)
+        array = io.BytesIO()
+        np.save(array, x)
+        for body, ctype in ((json.dumps({"instances": x.tolist()}).encode(), "application/json"),
+                            (array.getvalue(), "application/x-npy")):
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body, headers={"content-type": ctype})
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                answer = json.loads(resp.read())
+            assert np.max(np.abs(np.asarray(answer["predictions"]) - whole)) <= 1e-5, ctype
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=20)[0].decode()
+    assert proc.returncode in (130, 143), output[-2000:]
+
+
 @pytest.fixture(scope="module")
 def residual(tmp_path_factory, cache):
     tmp = tmp_path_factory.mktemp("residual")

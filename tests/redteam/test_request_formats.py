@@ -11,7 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from tests.redteam.test_hostile_events import check_strict, function_dir, log_lines, strict
+from tests.redteam.test_hostile_events import check_strict, function_dir, log_lines, split_dir, strict
 
 X = np.array([[0.1, 0.2, 0.3, 0.4], [1.0, -2.0, 0.5, 3.0]], dtype=np.float32)
 
@@ -324,3 +324,25 @@ def test_rest_api_events_dispatch_on_their_path(tiny):
              "headers": {"Inference-Header-Content-Length": length}, "body": base64.b64encode(body).decode()}
     result = tiny.handler(infer, None)
     assert result["statusCode"] == 200 and result["isBase64Encoded"] is True
+
+
+def test_a_split_chain_takes_every_format(tmp_path, import_fresh, capsys):
+    """The single chaining function of a split model answers every format as JSON, through both parts."""
+    chain = import_fresh(split_dir(tmp_path / "split"), "handler")
+    status, body = check_strict(chain.handler(event(json.dumps({"instances": X.tolist()}), "application/json"), None))
+    assert status == 200
+    want = np.array(body["predictions"], dtype=np.float32)
+    infer = "/v2/models/tiny-split/infer"
+    binary, length = oip_binary(X)
+    for ev in (event(npy(X), "application/x-npy"), event(npz(x=X), "application/x-npz")):
+        status, got = check_strict(chain.handler(ev, None))
+        assert status == 200 and np.allclose(got["predictions"], want, rtol=1e-6), got
+    status, got = check_strict(chain.handler(event(oip_json(X), "application/json", infer), None))
+    assert status == 200 and np.allclose(np.reshape(got["outputs"][0]["data"], want.shape), want, rtol=1e-6)
+    raw = answer_bytes(chain.handler(event(binary, "application/octet-stream", infer,
+                                           **{"Inference-Header-Content-Length": length}), None))
+    head = len(raw) - want.size * 4
+    assert np.allclose(np.frombuffer(raw[head:], "<f4").reshape(want.shape), want, rtol=1e-6)
+    status, meta = check_strict(chain.handler(event("", "", "/v2/models/tiny-split", "GET"), None))
+    assert status == 200 and meta["platform"] == "onnxruntime_onnx"  # from the parts: the chain has no one model
+    log_lines(capsys.readouterr().out)

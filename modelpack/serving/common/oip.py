@@ -64,7 +64,8 @@ def _tensor_meta(spec: dict) -> dict:
 
 
 def model_metadata(config: dict) -> dict:
-    platform = "onnxruntime_onnx" if str(config["model"].get("path", "")).endswith(".onnx") else "tensorflow_lite"
+    files = [config["model"].get("path", "")] + [part["path"] for part in config.get("parts") or []]  # split: parts
+    platform = "onnxruntime_onnx" if any(str(f).endswith(".onnx") for f in files) else "tensorflow_lite"
     return {"name": config["name"], "versions": ["1"], "platform": platform,
             "inputs": [_tensor_meta(s) for s in config["inputs"]],
             "outputs": [_tensor_meta(s) for s in config["outputs"]]}
