@@ -235,17 +235,24 @@ def checked(arr: np.ndarray, spec: dict) -> np.ndarray:
         if arr.size and (arr.min() < info.min or arr.max() > info.max):
             raise RequestError(f"input '{name}' has values outside the {dtype.name} range")
         return arr.astype(dtype)
+    # Finiteness in the model's own dtype: 1e39 is a finite float64 but infinity as float32.
     if arr.dtype == dtype:
         cast = arr
+    elif arr.dtype.kind == "f":  # float64 from JSON: one reduction decides, and then the cast cannot overflow
+        if arr.size and not np.abs(arr).max() <= np.finfo(dtype).max:  # NaN compares false
+            raise _not_finite(name, dtype)
+        return arr.astype(dtype)
     else:
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):  # integers into float16 may overflow in the cast
             cast = arr.astype(dtype)
-    # Finiteness in the model's own dtype: 1e39 is a finite float64 but infinity as float32.
-    if cast.dtype.kind == "f" and not np.isfinite(cast).all():
-        limit = float(np.finfo(cast.dtype).max)
-        raise RequestError(f"input '{name}' has values that are not finite as {dtype.name} (NaN, infinity, or "
-                           f"beyond ±{limit:.3g})")
+    if not np.isfinite(cast).all():
+        raise _not_finite(name, dtype)
     return cast
+
+
+def _not_finite(name: str, dtype: np.dtype) -> RequestError:
+    return RequestError(f"input '{name}' has values that are not finite as {dtype.name} (NaN, infinity, or "
+                        f"beyond ±{float(np.finfo(dtype).max):.3g})")
 
 
 def shape_text(shape: list) -> str:
