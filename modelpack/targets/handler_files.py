@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -85,3 +86,31 @@ def write(ctx: Any, dest: Path, entry: tuple[str, str], *, model_in_layer: bool,
     if source is not None:
         entry_model.update(source=source, bytes=model.stat().st_size)
     return write_config(ctx, dest, entry_model, options, **overrides)
+
+
+_PYCACHE = r"""
+import importlib.util, py_compile, sys
+root = sys.argv[1]
+for rel in sys.argv[2:]:
+    source = root + "/" + rel
+    py_compile.compile(source, cfile=importlib.util.cache_from_source(source), dfile=rel, doraise=True,
+                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+"""
+
+
+def ship_bytecode(dest: Path, interpreter: str | None) -> int:
+    """Compile the handler's own modules into __pycache__ with a Python of the package's version; returns how
+    many (0 without such a Python).
+
+    Lambda's /var/task and a run-from-package Azure app are read-only, so Python would recompile the handler
+    at every cold start (about 15 ms for these modules on the benchmark machine). Unchecked-hash .pyc are used
+    as they are, whatever the zip's timestamps; the sources stay beside them, readable.
+    """
+    if interpreter is None:
+        return 0
+    sources = sorted(p.name for p in dest.glob("*.py"))
+    proc = subprocess.run([interpreter, "-S", "-c", _PYCACHE, str(dest), *sources], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise TargetError(f"compiling the handler's modules with {interpreter} failed: "
+                          f"{(proc.stderr.strip().splitlines() or ['no output'])[-1][:300]}")
+    return len(sources)

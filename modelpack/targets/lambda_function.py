@@ -41,6 +41,7 @@ class LambdaFunctionTarget(Target):
         if extras:
             python, arch = (layer.spec.python, layer.spec.arch) if layer else ("3.12", "x86_64")
             sitepackages.install_extra(fn, extras, python, arch, limits.LAMBDA_RUNTIMES[python][1], ctx)
+        bytecode = handler_files.ship_bytecode(fn, layer.interpreter if layer else None)
         uploaded = serving_options.upload(spec.model_source, model) if spec.upload and spec.model_source else None
         unzipped = tree_bytes(fn)
         total = unzipped + (layer.unzipped_bytes if layer else 0)
@@ -48,6 +49,7 @@ class LambdaFunctionTarget(Target):
         lambda_limits.enforce(ctx, "lambda-function", total, {"function.zip": zip_path.stat().st_size},
                               layers=1 if layer else 0)
         details = {"handler": "handler.handler", "load": spec.load, "unzipped_total_bytes": total,
+                   "handler_bytecode": bytecode,
                    "model_in": "source" if spec.model_source else ("layer" if in_layer else "function"),
                    "layers": 1 if layer else 0, **serving_options.describe(spec),
                    **({"upload": uploaded} if uploaded else {}), **({"packages_added": list(extras)} if extras else {}),
