@@ -55,7 +55,7 @@ class AzureFunctionsTarget(Target):
             sitepackages.install_extra(app / SITE, extras, spec.python, "x86_64", glibc, ctx)
         installed = info["installed"]
         info.update(serving_options.request_details(ctx, app / SITE),
-                    handler_bytecode=handler_files.ship_bytecode(app, interpreter))
+                    handler_bytecode=handler_files.ship_bytecode(app, interpreter, ctx))
         (app / "requirements.txt").write_text(
             "".join(f"{name}=={installed[name]}\n" for name in sorted(installed))
             + "".join(f"{e}\n" for e in extras) + f"{limits.AZURE_FUNCTIONS_PACKAGE}\n"

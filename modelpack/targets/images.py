@@ -82,7 +82,7 @@ class _ImageTarget(Target):
         extras = self.extras(base) + serving_options.request_packages(ctx)
         if extras:
             sitepackages.install_extra(site, extras, spec.python, arch, glibc, ctx)
-        info["handler_bytecode"] = handler_files.ship_bytecode(app, interpreter)
+        info["handler_bytecode"] = handler_files.ship_bytecode(app, interpreter, ctx)
         dockerfile = (handler_files.template_dir(self.TEMPLATE) / "Dockerfile").read_text()
         dockerfile = dockerfile.replace("{{BASE_IMAGE}}", base).replace("{{ENTRYPOINT}}", self.entrypoint(base))
         (context / "Dockerfile").write_text(dockerfile)

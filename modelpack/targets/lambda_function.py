@@ -41,7 +41,7 @@ class LambdaFunctionTarget(Target):
         if extras:
             python, arch = (layer.spec.python, layer.spec.arch) if layer else ("3.12", "x86_64")
             sitepackages.install_extra(fn, extras, python, arch, limits.LAMBDA_RUNTIMES[python][1], ctx)
-        bytecode = handler_files.ship_bytecode(fn, layer.interpreter if layer else None)
+        bytecode = handler_files.ship_bytecode(fn, layer.interpreter if layer else None, ctx)
         uploaded = serving_options.upload(spec.model_source, model) if spec.upload and spec.model_source else None
         unzipped = tree_bytes(fn)
         total = unzipped + (layer.unzipped_bytes if layer else 0)

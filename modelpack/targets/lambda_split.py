@@ -119,7 +119,7 @@ class LambdaSplitTarget(Target):
         handler_files.write_config(ctx, fn, {"path": "", "sha256": combined, "in_layer": in_layers, "split": True},
                                    self._options(spec, final=True), parts=entries,
                                    image=None)  # split chains take tensors; images need Pillow beside them
-        handler_files.ship_bytecode(fn, layer.interpreter)
+        handler_files.ship_bytecode(fn, layer.interpreter, ctx)
         path = ctx.zip_tree(fn, out_dir / DIR / "function.zip")
         zips[path.name] = path.stat().st_size
         total = tree_bytes(fn) + layer.unzipped_bytes + sum(a.unzipped_bytes or 0 for a in artifacts)
@@ -162,7 +162,7 @@ class LambdaSplitTarget(Target):
             outputs = ctx.info["outputs"] if final else [{"name": "output_0", "shape": p["output_shape"], "dtype": dtype}]
             handler_files.write(ctx, fn, ("lambda", "handler.py"), model_in_layer=False, model=p["local"],
                                 options=self._options(spec, final), inputs=inputs, outputs=outputs, part=k, image=None)
-            handler_files.ship_bytecode(fn, layer.interpreter)
+            handler_files.ship_bytecode(fn, layer.interpreter, ctx)
             path = ctx.zip_tree(fn, out_dir / DIR / f"part{k}.zip")
             total = tree_bytes(fn) + layer.unzipped_bytes
             lambda_limits.enforce(ctx, f"lambda-split: part {k}", total, {path.name: path.stat().st_size}, layers=1)
