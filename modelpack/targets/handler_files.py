@@ -115,9 +115,13 @@ def ship_bytecode(dest: Path, interpreter: str | None, ctx: Any = None) -> int:
     else:
         from modelpack.cache import cache_key
 
-        binary = Path(interpreter).resolve().stat()
-        key = cache_key("handler-bytecode", "checked-hash", [(n, sha256_file(dest / n)) for n in sources], interpreter,
-                        binary.st_size, binary.st_mtime_ns)
+        try:  # the interpreter's binary stands for its exact version (an upgrade changes the bytecode)
+            binary = Path(shutil.which(interpreter) or interpreter).resolve().stat()
+            stamp = (binary.st_size, binary.st_mtime_ns)
+        except OSError:
+            stamp = None
+        key = cache_key("handler-bytecode", "checked-hash", [(n, sha256_file(dest / n)) for n in sources],
+                        interpreter, stamp)
 
         def make(into: Path) -> dict:
             for name in sources:
