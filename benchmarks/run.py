@@ -192,7 +192,7 @@ def target_python() -> tuple[str, str]:
     """Lambda's python3.12 when this machine has it (so every handler runs the same runtime versions the
     layer resolves to), else this interpreter's version."""
     sys.path.insert(0, str(ROOT))
-    from modelpack import interpreters
+    from modelpack.host import interpreters
 
     found = interpreters.find("3.12")
     if found:

@@ -1,5 +1,5 @@
 """`python -m modelpack` runs the CLI."""
 
-from modelpack.cli import main
+from modelpack.cli.main import main
 
 main()

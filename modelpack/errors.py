@@ -61,6 +61,28 @@ class Terminated(BaseException):
     exit_code = 128 + 15
 
 
+class StepError(ValueError):
+    """Raised inside the worker process by a step, for a failure the user can act on; its message names the
+    layer or input and the fix, and is shown whole. The worker records the class name with the step's result,
+    and the build matches it by class (`StepResult.is_error(PruneError)`) to turn it into a recipe error."""
+
+
+class UnservableInputError(StepError):
+    """A model input no serving runtime can take (strings, ragged or sparse tensors); names the input and the fix."""
+
+
+class PortError(StepError):
+    """Keras 3 cannot stand in for the tf-keras model; the message says why."""
+
+
+class PruneError(StepError):
+    """The model cannot be pruned as asked; the message names the layer and the fix."""
+
+
+class SplitError(StepError):
+    """The model cannot be split as asked; the message names the layer and the fix."""
+
+
 class HandlerRaisedError(ModelpackError):
     """`modelpack invoke` ran the package, but its handler raised (the responses are printed).
 

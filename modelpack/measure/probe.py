@@ -21,7 +21,7 @@ def _load(spec: dict):
     """Import the runtime and open the model; returns (predict(named) -> list, import_s, load_s)."""
     t = time.perf_counter()
     if spec["kind"] == "keras":
-        from modelpack import keras_io
+        from modelpack.inputs import keras_io
 
         import_s = time.perf_counter() - t
         t = time.perf_counter()
@@ -115,7 +115,9 @@ if __name__ == "__main__":
     with open(spec_path) as f:
         spec = json.load(f)
     result = {"warm": warm, "cold": cold}[mode](spec)
-    from modelpack.childproc import write  # after the measurement: its import is no part of what was timed
+    from modelpack.host.childproc import (
+        write,  # after the measurement: its import is no part of what was timed
+    )
     from modelpack.measure.runner import MARKER
 
     write(MARKER, result)

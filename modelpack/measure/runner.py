@@ -10,9 +10,9 @@ import threading
 from importlib import resources
 from pathlib import Path
 
-from modelpack.childproc import read
 from modelpack.errors import StepFailedError
-from modelpack.jsonio import dumps_strict
+from modelpack.files.jsonio import dumps_strict
+from modelpack.host.childproc import read
 
 PROBE = Path(__file__).with_name("probe.py")
 MARKER = "MODELPACK_PROBE"

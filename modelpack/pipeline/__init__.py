@@ -1,7 +1,8 @@
 """The build: recipe in; converted, measured and judged variants, artifacts and a report out.
 
-`build.STAGES` lists the stages in order (each a `stage.Stage`), `build.Builder.run` runs them and
-`modelpack.pipeline.entry` holds `build()` and `bench()`. TensorFlow never loads in this process: steps run in
-a worker process (modelpack.worker) and measurements in fresh probe processes (modelpack.measure.probe).
-This package file stays empty so importing `modelpack.pipeline.context` (targets do) loads nothing else.
+`build.STAGES` lists the stages in order (each a `stage.Stage` whose code is `stages/<name>.py`), and
+`build.Builder.run` runs them over one `state.BuildState`; `entry` holds `build()` and `bench()`. A stage
+schedules Jobs (`jobs`: a step with its inputs, through the cache and the worker). TensorFlow never loads in this
+process: steps run in a worker process (modelpack.steps.worker) and measurements in fresh probe processes
+(modelpack.measure.probe).
 """

@@ -9,14 +9,26 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from modelpack.cache import Cache
-from modelpack.pipeline import assemble, judging, measuring, memory_tuning, packaging, splitting, stages
+from modelpack.console.progress import Reporter
+from modelpack.files.cache import Cache
 from modelpack.pipeline.fingerprint import versions
 from modelpack.pipeline.stage import Stage
+from modelpack.pipeline.stages import (
+    convert,
+    data,
+    inspect,
+    judge,
+    measure,
+    memory,
+    model,
+    package,
+    report,
+    source,
+    split,
+)
 from modelpack.pipeline.state import BuildState
 from modelpack.recipe.loader import load_recipe
-from modelpack.report import BuildReport
-from modelpack.ui import Reporter
+from modelpack.report.build_report import BuildReport
 
 # Set before the first stage runs.
 GIVEN = ("recipe_path", "recipe", "reporter", "cache", "versions", "work", "staging", "images")
@@ -29,27 +41,27 @@ JOB_INPUTS = ("source", *JOB_DATA)
 PROBE_INPUTS = ("model", "info", "eval_npz")
 
 STAGES: tuple[Stage, ...] = (
-    Stage("model", "check the model file and the data", ("recipe",), ("model", "arrays"), stages.load_model),
-    Stage("inspect", "read the model's inputs and outputs", ("model",), ("info", "scored"), stages.inspect),
+    Stage("model", "check the model file and the data", ("recipe",), ("model", "arrays"), model.run),
+    Stage("inspect", "read the model's inputs and outputs", ("model",), ("info", "scored"), inspect.run),
     Stage("data", "split the samples and run the float model on them", ("model", "info", "arrays"),
-          ("samples", "eval_npz", "calib_npz", "train_npz", "data_sha", "baseline_dir"), stages.prepare_data),
+          ("samples", "eval_npz", "calib_npz", "train_npz", "data_sha", "baseline_dir"), data.run),
     Stage("source", "choose the model the variants come from (Keras 3 copy, pruning)", ("model", *JOB_DATA),
-          ("source", "source_baseline_dir", "prune_details", "port_note"), stages.source_model),
-    Stage("convert", "convert the variants", JOB_INPUTS, ("converted",), stages.convert),
+          ("source", "source_baseline_dir", "prune_details", "port_note"), source.run),
+    Stage("convert", "convert the variants", JOB_INPUTS, ("converted",), convert.run),
     Stage("measure", "measure size, accuracy, fidelity, latency and cold start of every variant",
           ("converted", "samples", "scored", "data_sha", "prune_details", "baseline_dir", "source_baseline_dir",
-           *PROBE_INPUTS), ("variants",), measuring.measure),
+           *PROBE_INPUTS), ("variants",), measure.run),
     Stage("judge", "check budgets, search INT8 settings, select a variant",
           ("variants", "info", "scored", "source_baseline_dir", *JOB_INPUTS, *PROBE_INPUTS),
-          ("variants", "search", "selection"), judging.judge),
+          ("variants", "search", "selection"), judge.run),
     Stage("memory", "time the selected variant at each memory size", ("variants", "selection", *PROBE_INPUTS),
-          ("memory",), memory_tuning.tune_memory),
+          ("memory",), memory.run),
     Stage("split", "split the selected variant into parts", ("selection", "samples", "scored", *JOB_INPUTS),
-          ("split", "split_outputs"), splitting.split),
+          ("split", "split_outputs"), split.run),
     Stage("report", "assemble the report", ("model", "info", "samples", "variants", "search", "selection", "memory",
-                                            "split", "port_note", "prune_details"), ("report",), assemble.assemble),
+                                            "split", "port_note", "prune_details"), ("report",), report.run),
     Stage("package", "write the variants, targets and reports",
-          ("report", "model", "info", "samples", "split_outputs"), (), packaging.package),
+          ("report", "model", "info", "samples", "split_outputs"), (), package.run),
 )
 MEASURE_ONLY = STAGES[:-1]
 

@@ -6,12 +6,12 @@ import errno
 import tempfile
 from pathlib import Path
 
+from modelpack.console.progress import Reporter
 from modelpack.errors import ModelpackError
-from modelpack.outguard import check_output_dir
-from modelpack.output import atomic_output_dir
+from modelpack.files.guard import check_output_dir
+from modelpack.files.output import atomic_output_dir
 from modelpack.pipeline.build import Builder
-from modelpack.report import BuildReport
-from modelpack.ui import Reporter
+from modelpack.report.build_report import BuildReport
 
 DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 

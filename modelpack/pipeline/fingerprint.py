@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modelpack.output import sha256_file
+from modelpack.files.output import sha256_file
 
 TOOLS = ("modelpack", "tensorflow", "keras", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",
          "onnxruntime", "ai-edge-litert", "numpy")

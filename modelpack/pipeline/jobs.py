@@ -7,14 +7,14 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelpack.cache import cache_key
-from modelpack.jsonio import dumps_strict
-from modelpack.modelfile import ModelFile
+from modelpack.files.cache import cache_key
+from modelpack.files.jsonio import dumps_strict
+from modelpack.inputs.modelfile import ModelFile
 from modelpack.pipeline.fingerprint import file_digest
 from modelpack.pipeline.state import BuildState
-from modelpack.records import StepResult
+from modelpack.report.records import StepResult
 from modelpack.steps import STEPS, StepJob
-from modelpack.worker import RESULT, STARTED, run_jobs
+from modelpack.steps.worker import RESULT, STARTED, run_jobs
 
 
 @dataclass

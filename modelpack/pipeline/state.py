@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from modelpack.cache import Cache
-from modelpack.data import Samples, TensorSpec
-from modelpack.modelfile import ModelFile
-from modelpack.pipeline.context import load_outputs
+from modelpack.console.progress import Reporter
+from modelpack.files.arrays import load_outputs
+from modelpack.files.cache import Cache
+from modelpack.inputs.data import Samples, TensorSpec
+from modelpack.inputs.modelfile import ModelFile
 from modelpack.recipe.models import Recipe
-from modelpack.records import Selection, StepResult, VariantRecord
-from modelpack.report import BuildReport
-from modelpack.ui import Reporter
+from modelpack.report.build_report import BuildReport
+from modelpack.report.records import Selection, StepResult, VariantRecord
 
 
 @dataclass

@@ -28,7 +28,7 @@ def _publish(kind: str, options: PublishOptions, echo: Echo) -> PublishResult:
         show_call(echo, "docker", "tag", image=tag, repository=repository, tag=tag.rsplit(":", 1)[1])
         show_call(echo, "docker", "push", repository=repository, tag=tag.rsplit(":", 1)[1])
         return result
-    from modelpack import engine
+    from modelpack.host import engine
     from modelpack.targets import image_push
 
     client, why = engine.connect()

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpack.jsonio import dumps_strict
+from modelpack.files.jsonio import dumps_strict
 from modelpack.steps.base import Step, StepJob
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpack.records import Int8Setting
+from modelpack.report.records import Int8Setting
 from modelpack.steps.base import Step, StepJob
 from modelpack.steps.int8_search import (
     NOMINAL_INT8_DB,
@@ -246,7 +246,7 @@ class TFLiteInt8Mixed(_SearchStep):
         return {"io": recipe.optimize.int8.io}
 
     def run(self, job: StepJob, ctx: Any) -> dict:
-        from modelpack import keras_io
+        from modelpack.inputs import keras_io
         from modelpack.steps import recurrent
         from modelpack.steps.tflite import exported
 

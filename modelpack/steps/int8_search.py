@@ -49,7 +49,7 @@ class Judge:
     """Runs a candidate on the evaluation samples with the handlers' runtime and applies the accuracy budgets."""
 
     def __init__(self, job: StepJob):
-        from modelpack.budgets import check
+        from modelpack.judge.budgets import check
         from modelpack.measure import metrics
         from modelpack.measure.runner import handler_runtime
         from modelpack.recipe.models import Budgets

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpack.records import Int8Setting
+from modelpack.report.records import Int8Setting
 from modelpack.steps.base import Step, StepJob
 
 

@@ -16,13 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from modelpack.errors import PortError
 from modelpack.steps.base import Step, StepJob
 
 PORT_TOLERANCE = 1e-5
-
-
-class PortError(ValueError):
-    """Keras 3 cannot stand in for the tf-keras model; the message says why."""
 
 
 class Keras3PortStep(Step):
@@ -46,7 +43,7 @@ class Keras3PortStep(Step):
 
 def checked_copy(job: StepJob, original: Any, xs: list[np.ndarray], expected: list[np.ndarray]) -> tuple[Any, float]:
     """The Keras 3 copy of a tf-keras model and its largest difference on `xs`; PortError when it differs."""
-    from modelpack import keras_io
+    from modelpack.inputs import keras_io
 
     copy = _load_keras3(job, original.keras_model)
     got = keras_io.from_keras(copy).predict(xs)
@@ -76,7 +73,7 @@ def _load_keras3(job: StepJob, tf_keras_model: Any) -> Any:
 
     objects = None
     if job.custom_objects:
-        from modelpack.keras_io import _custom_objects
+        from modelpack.inputs.keras_io import _custom_objects
 
         objects = _custom_objects(job.custom_objects)
     try:

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from modelpack.jsonio import dumps_strict
+from modelpack.errors import PruneError
+from modelpack.files.jsonio import dumps_strict
 from modelpack.steps.base import Step, StepJob
 
 # Keras 3 config keys that tf-keras layers do not take; weights are copied, so initialisers etc. do not matter.
@@ -22,10 +23,6 @@ _DROP_KEYS = {"kernel_initializer", "bias_initializer", "depthwise_initializer",
               "embeddings_regularizer", "kernel_constraint", "bias_constraint", "depthwise_constraint",
               "pointwise_constraint", "beta_constraint", "gamma_constraint", "embeddings_constraint",
               "quantization_config", "lora_rank", "lora_alpha", "optional"}
-
-
-class PruneError(ValueError):
-    """The model cannot be pruned as asked; the message names the layer and the fix."""
 
 
 def _layer_config(cfg: dict) -> dict:

@@ -26,7 +26,7 @@ def is_tensor_list_failure(exc: BaseException) -> bool:
 
 
 def _call(model: Any, args: tuple) -> list:
-    from modelpack.keras_io import call_keras
+    from modelpack.inputs.keras_io import call_keras
 
     return call_keras(model, args)
 

@@ -13,12 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from modelpack.jsonio import dumps_strict
+from modelpack.errors import PortError, SplitError
+from modelpack.files.jsonio import dumps_strict
 from modelpack.steps.base import Step, StepJob
-
-
-class SplitError(ValueError):
-    """The model cannot be split as asked; the message names the layer and the fix."""
 
 
 def _graph(model: Any) -> tuple[list, dict]:
@@ -127,7 +124,7 @@ class CutsStep(Step):
 def _keras3_copy(job: StepJob, loaded: Any) -> Any:
     """A tf-keras model's cut points are those of its Keras 3 copy, checked on seeded random inputs (a build
     splits the copy it checked on the evaluation samples instead)."""
-    from modelpack.steps.port import PortError, checked_copy, sample_inputs
+    from modelpack.steps.port import checked_copy, sample_inputs
 
     xs = sample_inputs(loaded.inputs)
     try:

@@ -132,7 +132,7 @@ class TFLiteInt8(_TFLiteStep):
     def recurrent(self, loaded: Any, job: StepJob) -> dict:
         """TFLite's calibrator cannot run a WHILE loop (it crashes), so INT8 unrolls the recurrent layers instead,
         after checking the unrolled copy computes what the model computes."""
-        from modelpack import keras_io
+        from modelpack.inputs import keras_io
 
         copy = keras_io.from_keras(recurrent.unrolled(loaded))
         with np.load(job.data["calibration"]) as npz:

@@ -6,15 +6,16 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelpack import interpreters, limits
-from modelpack.output import tree_bytes
+from modelpack import limits
+from modelpack.files.output import tree_bytes
+from modelpack.host import interpreters
 from modelpack.recipe.targets import AzureFunctionsSpec
 from modelpack.targets import handler_files, serving_options, sitepackages
 from modelpack.targets.base import Artifact, Target
 from modelpack.targets.runtimes import selected_runtime
 
 if TYPE_CHECKING:
-    from modelpack.pipeline.context import BuildContext
+    from modelpack.targets.context import BuildContext
 
 SITE = ".python_packages/lib/site-packages"
 LOCAL_SETTINGS = "local.settings.json"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, ClassVar
 from modelpack.recipe.targets import TargetSpecBase
 
 if TYPE_CHECKING:
-    from modelpack.pipeline.context import BuildContext
+    from modelpack.targets.context import BuildContext
 
 
 @dataclass(frozen=True)

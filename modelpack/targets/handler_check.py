@@ -1,4 +1,5 @@
-"""Run a generated handler in fresh processes, as a Lambda cold start would, and time it."""
+"""Run a generated handler in fresh processes, as a Lambda cold start would, time it, and compare its answers
+with the variant the build measured, on real evaluation samples."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import statistics
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from modelpack import served
-from modelpack.childproc import read, scrubbed_env, write_source
 from modelpack.errors import TargetError
+from modelpack.host.childproc import read, scrubbed_env, write_source
 
 # How far a packaged handler's answer may be from the variant the build measured (float32 rounding).
 TOLERANCE = 1e-5
@@ -46,7 +47,7 @@ def event(sample: dict[str, np.ndarray]) -> dict:
 def agree(answer: dict, names: list[str], expected: list[np.ndarray] | None, what: str, reference: str) -> float | None:
     """The largest difference between a handler's `answer` and `expected` (None without a reference);
     more than TOLERANCE is a TargetError: `what` differs from `reference`, the package does not behave as measured."""
-    err = served.max_abs_err(served.response_outputs(answer, names), expected)
+    err = max_abs_err(response_outputs(answer, names), expected)
     if err is not None and not err <= TOLERANCE:
         raise TargetError(f"{what} differs from {reference} by {err:.2e}; the packaged model does not behave as "
                           "measured.")
@@ -97,3 +98,45 @@ def cold_start(function_dir: Path, layer_dir: Path, interpreter: str, sample: di
         "model_loads": results[0]["loads"],
         "model_load_ms": round(statistics.median(r["load_ms"] for r in results), 2),
     }
+
+
+def sample(ctx: Any, n: int = 1) -> dict[str, np.ndarray]:
+    """The first `n` evaluation samples, one array per model input, as the build measured them.
+
+    Checks serve these rather than a synthetic guess: free dimensions (a variable-length time axis) then
+    have the sizes the model really sees."""
+    return {spec["name"]: np.asarray(x[:n]) for spec, x in zip(ctx.info["inputs"], ctx.samples.eval_x)}
+
+
+def shapes(arrays: dict[str, np.ndarray]) -> dict[str, list[int]]:
+    """{input name: shape} of what a check served, for the report."""
+    return {name: [int(d) for d in np.shape(a)] for name, a in arrays.items()}
+
+
+def response_outputs(body: dict, names: list[str]) -> list[np.ndarray]:
+    """A handler's answer as one array per model output, from any of its response formats.
+
+    One output: `predictions` is the output itself. Several: `predictions` is one {output: value} object per
+    row (row format), or `outputs` is {output: values} (columnar format)."""
+    if "outputs" in body:
+        outs = body["outputs"]
+        return [np.asarray(outs[n], dtype=np.float64) for n in names] if isinstance(outs, dict) \
+            else [np.asarray(outs, dtype=np.float64)]
+    predictions = body["predictions"]
+    if len(names) > 1:
+        return [np.asarray([row[n] for row in predictions], dtype=np.float64) for n in names]
+    return [np.asarray(predictions, dtype=np.float64)]
+
+
+def max_abs_err(got: list[np.ndarray], expected: list[np.ndarray] | None) -> float | None:
+    """Largest absolute difference over every output (None without a reference); NaN counts as infinite."""
+    if expected is None or len(expected) != len(got):
+        return None
+    worst = 0.0
+    for g, e in zip(got, expected):
+        if np.size(g) != np.size(e):
+            return float("inf")
+        d = np.abs(np.asarray(g, dtype=np.float64).reshape(np.shape(e)) - np.asarray(e, dtype=np.float64))
+        worst = max(worst, float(np.inf if np.isnan(d).any() else np.max(d, initial=0.0)))
+    return worst
+

@@ -9,11 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from modelpack.errors import TargetError
-from modelpack.jsonio import dumps_strict
-from modelpack.output import sha256_file
+from modelpack.files.jsonio import dumps_strict
+from modelpack.files.output import sha256_file
 
-COMMON_FILES = ("model_runtime.py", "serving.py", "payload.py", "model_source.py", "result_cache.py", "routes.py",
-                "tensors.py", "oip.py", "decoders.py")
 IMAGE_FILE = "images.py"  # only in packages built for image requests, beside Pillow
 PILLOW = "pillow"
 
@@ -23,12 +21,17 @@ def template_dir(name: str) -> Path:
     return Path(str(resources.files("modelpack.serving") / name))
 
 
+def common_files() -> list[str]:
+    """The shared serving modules every handler carries: every module of serving/common but the image decoder."""
+    return sorted(p.name for p in template_dir("common").glob("*.py") if p.name != IMAGE_FILE)
+
+
 def copy_code(dest: Path, entry: tuple[str, str], image: bool = False) -> None:
     """The entry template (handler or app) and the shared serving code."""
     dest.mkdir(parents=True, exist_ok=True)
     folder, filename = entry
     shutil.copyfile(template_dir(folder) / filename, dest / filename)
-    for name in COMMON_FILES:
+    for name in common_files():
         shutil.copyfile(template_dir("common") / name, dest / name)
     if image:
         shutil.copyfile(template_dir("common") / IMAGE_FILE, dest / IMAGE_FILE)
@@ -113,7 +116,7 @@ def ship_bytecode(dest: Path, interpreter: str | None, ctx: Any = None) -> int:
     if ctx is None:
         _compile(dest, interpreter, sources)
     else:
-        from modelpack.cache import cache_key
+        from modelpack.files.cache import cache_key
 
         try:  # the interpreter's binary stands for its exact version (an upgrade changes the bytecode)
             binary = Path(shutil.which(interpreter) or interpreter).resolve().stat()

@@ -13,16 +13,17 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from modelpack import childproc, engine, interpreters, limits, served
+from modelpack import limits
 from modelpack.errors import TargetError
-from modelpack.output import normalize_modes, sha256_file, tree_bytes
+from modelpack.files.output import normalize_modes, sha256_file, tree_bytes
+from modelpack.host import childproc, engine, interpreters
 from modelpack.recipe.targets import AzureImageSpec, ImageSpecBase, LambdaImageSpec
 from modelpack.targets import handler_check, handler_files, image_push, serving_options, sitepackages
 from modelpack.targets.base import Artifact, Target
 from modelpack.targets.runtimes import selected_runtime
 
 if TYPE_CHECKING:
-    from modelpack.pipeline.context import BuildContext
+    from modelpack.targets.context import BuildContext
 
 SMOKE = "MODELPACK_SMOKE"
 
@@ -125,7 +126,7 @@ class _ImageTarget(Target):
             built = engine.build(client, context, tag, lambda line: ctx.reporter.info(f"  {line}"))
         except RuntimeError as exc:
             raise TargetError(str(exc)) from None
-        sample = served.sample(ctx)
+        sample = handler_check.sample(ctx)
         smoke = ctx.work / f"smoke-{self.NAME}"
         smoke.mkdir(exist_ok=True)
         (smoke / "event.json").write_text(json.dumps(handler_check.event(sample)))  # a file: events can be megabytes
@@ -141,7 +142,7 @@ class _ImageTarget(Target):
                                   "the selected variant's")
         return {**built, "tag": tag, "smoke": {"ok": True, "seconds": round(seconds, 2), "max_abs_err_vs_variant": err,
                                                "network": "none", "user": engine.NON_ROOT_USER,
-                                               "served_shapes": served.shapes(sample)}}
+                                               "served_shapes": handler_check.shapes(sample)}}
 
 
 class LambdaImageTarget(_ImageTarget):

@@ -6,15 +6,15 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelpack import limits, served
+from modelpack import limits
 from modelpack.errors import TargetError
-from modelpack.output import tree_bytes
+from modelpack.files.output import tree_bytes
 from modelpack.recipe.targets import LambdaFunctionSpec
 from modelpack.targets import handler_check, handler_files, lambda_limits, sam, serving_options, sitepackages
 from modelpack.targets.base import Artifact, Target
 
 if TYPE_CHECKING:
-    from modelpack.pipeline.context import BuildContext
+    from modelpack.targets.context import BuildContext
 
 class LambdaFunctionTarget(Target):
     """Lambda function zip: load-once handler, TF Serving-style API, EMF metrics, SAM template."""
@@ -58,7 +58,7 @@ class LambdaFunctionTarget(Target):
             ctx.report.notes.append("lambda-function: no lambda-layer target in this recipe; attach a layer with "
                                     "numpy and the inference runtime when deploying.")
         elif layer.can_run:
-            sample = served.sample(ctx)
+            sample = handler_check.sample(ctx)
             extra_env = {}
             if spec.model_source:  # checked from a verified local copy; the download itself needs the cloud
                 seeded = ctx.work / "model-source-copy"
@@ -71,7 +71,7 @@ class LambdaFunctionTarget(Target):
             names = [o["name"] for o in ctx.info["outputs"]]
             err = handler_check.agree(check.pop("response"), names, ctx.selected_outputs_first(),
                                       "lambda-function: the handler's prediction", "the selected variant's")
-            check["served_shapes"] = served.shapes(sample)
+            check["served_shapes"] = handler_check.shapes(sample)
             if err is not None:
                 check["max_abs_err_vs_variant"] = err
             details["handler_cold_start_ms"] = check["cold_start_ms"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from modelpack import interpreters, limits
+from modelpack import limits
 from modelpack.errors import TargetError
-from modelpack.output import tree_bytes
-from modelpack.pipeline.context import BuildContext, BuiltLayer
+from modelpack.files.output import tree_bytes
+from modelpack.host import interpreters
 from modelpack.recipe.targets import LambdaLayerSpec
 from modelpack.targets import lambda_limits, sitepackages
 from modelpack.targets.base import Artifact, Target
+from modelpack.targets.context import BuildContext, BuiltLayer
 from modelpack.targets.runtimes import selected_runtime
 
 

@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import yaml
 
-from modelpack import limits, served
+from modelpack import limits
 from modelpack.errors import TargetError
-from modelpack.jsonio import dumps_strict
-from modelpack.output import tree_bytes
+from modelpack.files.jsonio import dumps_strict
+from modelpack.files.output import tree_bytes
 from modelpack.recipe.targets import LambdaSplitSpec
 from modelpack.targets import handler_check, handler_files, lambda_limits, sam_endpoint
 from modelpack.targets.base import Artifact, Target
 
 if TYPE_CHECKING:
-    from modelpack.pipeline.context import BuildContext
+    from modelpack.targets.context import BuildContext
 
 DIR = "lambda/split"
 ASL = "statemachine.asl.json"
@@ -140,7 +140,7 @@ class LambdaSplitTarget(Target):
         (opt / "python").symlink_to(Path(layer.dir) / "python", target_is_directory=True)
         for art in part_layers:
             shutil.unpack_archive(out_dir / art.path, opt, "zip")
-        sample = served.sample(ctx)
+        sample = handler_check.sample(ctx)
         try:
             check = handler_check.cold_start(fn, opt, layer.interpreter, sample)
         except RuntimeError as exc:
@@ -150,7 +150,7 @@ class LambdaSplitTarget(Target):
                                   "lambda-split: the chaining handler's prediction", "the verified chain's")
         return {"cold_start_ms": check["cold_start_ms"], "max_abs_err_vs_chain": err, "runs": check["runs"],
                 "model_loads": check["model_loads"], "model_load_ms": check["model_load_ms"],
-                "served_shapes": served.shapes(sample)}
+                "served_shapes": handler_check.shapes(sample)}
 
     def _per_part(self, ctx, spec, parts, layer, work, out_dir) -> list[Artifact]:
         artifacts = []

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from modelpack import served
-from modelpack.childproc import pip, pip_tail, read, scrubbed_env, write_source
 from modelpack.errors import TargetError
+from modelpack.files.output import tree_bytes
+from modelpack.host.childproc import pip, pip_tail, read, scrubbed_env, write_source
 from modelpack.measure.runner import runtime_dir
-from modelpack.output import tree_bytes
+from modelpack.targets import handler_check
 from modelpack.targets.handler_check import first_error_line
 from modelpack.targets.runtimes import COMMON_PRUNE, NUMPY2_PRUNE, Runtime
 
@@ -212,7 +212,7 @@ def prepare(dest: Path, runtime: Runtime, python: str, arch: str, glibc: tuple[i
     if not second.ok or second.output != first.output:
         raise TargetError(f"inference from the {runtime.name} tree failed after shipping bytecode ({second.error}).")
     info.update(verified=True, bytecode=compiled, verify_import_ms=round(second.import_ms, 1),
-                served_shapes=served.shapes(sample))
+                served_shapes=handler_check.shapes(sample))
     return info
 
 
@@ -227,7 +227,7 @@ def _blame(runtime: Runtime, python: str, arch: str, glibc: tuple[int, int], pin
             unslimmed = verify(whole, interpreter, model, feed)
         except TargetError:
             unslimmed = None
-    shown = ", ".join(f"{k} {v}" for k, v in served.shapes(sample).items())
+    shown = ", ".join(f"{k} {v}" for k, v in handler_check.shapes(sample).items())
     if unslimmed is not None and not unslimmed.ok:
         return (f"{runtime.name} cannot run the selected model on a real evaluation sample ({shown}): {error}. "
                 "The unslimmed runtime fails the same way, so the package contents are not the cause; the model "
@@ -239,12 +239,12 @@ def _blame(runtime: Runtime, python: str, arch: str, glibc: tuple[int, int], pin
 def cached(ctx, runtime: Runtime, python: str, arch: str, glibc: tuple[int, int], os_name: str,
            pins: dict[str, str], interpreter: str | None, model: Path) -> Path:
     """prepare() through the build cache: the same runtime, target and pins reuse one verified tree."""
-    from modelpack.cache import cache_key
+    from modelpack.files.cache import cache_key
 
     key = cache_key("site-packages", runtime.packages, python, arch, glibc, sorted(pins.items()),
                     ctx.versions_key, interpreter is not None)
     return ctx.cached_tree(key, lambda dest: prepare(dest, runtime, python, arch, glibc, os_name, pins,
-                                                     interpreter, model, served.sample(ctx)))
+                                                     interpreter, model, handler_check.sample(ctx)))
 
 
 def bookkeeping(root: Path):
@@ -265,7 +265,7 @@ def install_extra(dest: Path, packages: tuple[str, ...], python: str, arch: str,
     With a build context the installed files come through the build cache: the next build copies them.
     """
     if ctx is not None:
-        from modelpack.cache import cache_key
+        from modelpack.files.cache import cache_key
 
         key = cache_key("extra-packages", sorted(packages), python, arch, glibc)
         tree = ctx.cached_tree(key, lambda into: _install_into(into, packages, python, arch, glibc))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from modelpack import limits
-from modelpack.measure import memory as curve_tools
+from modelpack.measure import memory_curve as curve_tools
 from modelpack.tune.dist import BuildFacts
 from modelpack.tune.records import Evidence, Recommendation, percentile, rounded
 from modelpack.tune.sources import Observations

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from modelpack.azure_invoke import AzureApp
-from modelpack.cli import cli
-from tests.conftest import digits_samples, variant_predictions
+from modelpack.cli.main import cli
+from modelpack.local.azure_app import AzureApp
+from tests.helpers.builds import digits_samples, variant_predictions
 
 pytestmark = pytest.mark.slow
 

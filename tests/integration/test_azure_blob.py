@@ -12,9 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelpack.azure_invoke import AzureApp
-from modelpack.interpreters import host_python
-from tests.conftest import DIGITS, free_port, run_build, wait_for_port, write_digits_recipe
+from modelpack.host.interpreters import host_python
+from modelpack.local.azure_app import AzureApp
+from tests.helpers.builds import run_build, write_digits_recipe
+from tests.helpers.paths import DIGITS
+from tests.helpers.processes import free_port, wait_for_port
+from tests.helpers.services import need
 
 pytestmark = pytest.mark.slow
 AZURITE = Path(os.environ.get("MODELPACK_AZURITE", "~/.cache/modelpack/azurite")).expanduser()
@@ -28,10 +31,9 @@ DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFP
 def container(tmp_path_factory):
     from azure.storage.blob import BlobServiceClient
 
-    binary = AZURITE / "node_modules" / ".bin" / "azurite-blob"
-    assert binary.exists(), f"Azurite is not installed at {AZURITE}: run scripts/test-services.sh"
+    binary = need("azurite-blob", "the Blob Storage model source tests", AZURITE / "node_modules" / ".bin" / "azurite-blob")
     port = free_port()
-    proc = subprocess.Popen([str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--silent",
+    proc = subprocess.Popen([binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--silent",
                              "--location", str(tmp_path_factory.mktemp("azurite")), "--skipApiVersionCheck"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(port, 30)

@@ -7,10 +7,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from modelpack.cli import cli
-from modelpack.output import sha256_file
-from tests.conftest import DIGITS, FIXTURES, write_digits_recipe
-from tests.report_shape import differences, shape
+from modelpack.cli.main import cli
+from modelpack.files.output import sha256_file
+from tests.helpers.builds import write_digits_recipe
+from tests.helpers.paths import DIGITS, FIXTURES
+from tests.helpers.report_shape import differences, shape
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +87,7 @@ def test_report_keeps_its_shape(built):
 def test_report_matches_its_json_schema(built):
     import jsonschema
 
-    from modelpack.report import SCHEMA_FILE, SCHEMA_VERSION
+    from modelpack.report.build_report import SCHEMA_FILE, SCHEMA_VERSION
 
     report = json.loads((built["out"] / "report.json").read_text())
     schema = json.loads(SCHEMA_FILE.read_text())
@@ -98,7 +99,7 @@ def test_report_matches_its_json_schema(built):
 
 
 def test_report_reads_back_into_records(built):
-    from modelpack.report import BuildReport
+    from modelpack.report.build_report import BuildReport
 
     report = json.loads((built["out"] / "report.json").read_text())
     assert BuildReport.from_json(report).to_json() == report
@@ -205,7 +206,7 @@ def test_bench_table_and_bad_variant(built):
 
 
 def test_html_report_and_chart(built, tmp_path):
-    from tests.integration.test_report_browser import check_in_browser
+    from tests.helpers.browser import check_in_browser
 
     page = (built["out"] / "report.html").read_text()
     assert "<img src='data:image/png;base64," in page and "<td>tflite-int8</td>" in page

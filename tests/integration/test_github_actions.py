@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelpack import gha
+from modelpack.console import github
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +72,7 @@ def test_failed_budgets_are_annotated_at_the_budget_line(tmp_path, monkeypatch, 
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({"name": "x", "budgets": {"max_zip_mb": 1, "max_p95_ms": 2}}, sort_keys=False))
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    gha.budget_errors({"selected": "onnx-fp32", "budgets": [
+    github.budget_errors({"selected": "onnx-fp32", "budgets": [
         {"name": "max_zip_mb", "limit": 1.0, "value": 0.5, "passed": True},
         {"name": "max_p95_ms", "limit": 2.0, "value": 3.25, "passed": False}]}, recipe)
     out = capsys.readouterr().out.splitlines()
@@ -81,19 +81,19 @@ def test_failed_budgets_are_annotated_at_the_budget_line(tmp_path, monkeypatch, 
 
 def test_summary_keeps_remote_images_and_commands_escape(monkeypatch, capsys):
     md = "![chart](report.png)\n![logo](https://example.org/x.png)\n"
-    assert gha.summary_markdown(md) == "*chart (`report.png` in the build output)*\n![logo](https://example.org/x.png)\n"
+    assert github.summary_markdown(md) == "*chart (`report.png` in the build output)*\n![logo](https://example.org/x.png)\n"
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    gha.error("50% of\nthe rows", "a,b:c.yaml", 3)
+    github.error("50% of\nthe rows", "a,b:c.yaml", 3)
     assert capsys.readouterr().out == "::error file=a%2Cb%3Ac.yaml,line=3::50%25 of%0Athe rows\n"
     monkeypatch.setenv("GITHUB_ACTIONS", "false")
-    gha.error("silent")
+    github.error("silent")
     assert capsys.readouterr().out == ""
 
 
 def test_each_stage_is_a_log_group(monkeypatch, capsys):
     from rich.console import Console
 
-    from modelpack.ui import Reporter
+    from modelpack.console.progress import Reporter
 
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     reporter = Reporter(Console(file=sys.stderr, force_terminal=False))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -14,9 +13,13 @@ import numpy as np
 import pytest
 import yaml
 
-from modelpack.interpreters import host_arch, host_python
-from modelpack.invoke import LambdaEmulator
-from tests.conftest import DIGITS, free_port, run_build, serving_module, wait_for_port, write_digits_recipe
+from modelpack.host.interpreters import host_arch, host_python
+from modelpack.local.lambda_emulator import LambdaEmulator
+from tests.helpers.builds import run_build, write_digits_recipe
+from tests.helpers.paths import DIGITS
+from tests.helpers.processes import free_port, wait_for_port
+from tests.helpers.services import need
+from tests.helpers.serving import serving_module
 
 pytestmark = pytest.mark.slow
 SOURCE = "s3://models/digits/model.tflite"
@@ -47,7 +50,7 @@ def s3():
 def redis_server():
     """A real redis-server on loopback; returns (url, stop)."""
     port = free_port()
-    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+    proc = subprocess.Popen([need("redis-server", "the result cache tests"), "--port", str(port), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(port, 10)
 

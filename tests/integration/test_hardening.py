@@ -17,10 +17,11 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelpack.cli import cli
-from modelpack.invoke import safe_extract
-from modelpack.output import sha256_file
-from tests.conftest import Dist, copy_dist, digits_samples, fresh_import, tree_digest
+from modelpack.cli.main import cli
+from modelpack.files.output import sha256_file
+from modelpack.local.unzip import safe_extract
+from tests.helpers.builds import Dist, copy_dist, digits_samples, tree_digest
+from tests.helpers.serving import fresh_import
 
 pytestmark = pytest.mark.slow
 STATUSES = {200, 400, 413, 415}

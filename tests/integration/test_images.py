@@ -12,9 +12,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from modelpack.cli import cli
-from modelpack.interpreters import host_python
-from tests.conftest import DIGITS, free_port, wait_for_port, write_digits_recipe
+from modelpack.cli.main import cli
+from modelpack.host.interpreters import host_python
+from tests.helpers.builds import write_digits_recipe
+from tests.helpers.paths import DIGITS
+from tests.helpers.processes import free_port, wait_for_port
+from tests.helpers.services import need
 
 pytestmark = pytest.mark.slow
 BASE = "localhost/modelpack-base:bookworm"
@@ -33,7 +36,7 @@ def registry(tmp_path_factory):
     config = {"version": 0.1, "storage": {"filesystem": {"rootdirectory": str(tmp / "data")}},
               "http": {"addr": f"127.0.0.1:{port}"}}
     (tmp / "config.yml").write_text(yaml.safe_dump(config))
-    proc = subprocess.Popen(["docker-registry", "serve", str(tmp / "config.yml")], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([need("docker-registry", "the image push tests"), "serve", str(tmp / "config.yml")], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)
@@ -126,7 +129,7 @@ def test_no_engine_writes_context_and_says_so(built, tmp_path, monkeypatch):
 
 def _smoke(client, reference: str, tmp_path) -> dict:
     """The Lambda image's own smoke script on one digits sample, networking off, as a non-root user."""
-    from modelpack import engine as container_engine
+    from modelpack.host import engine as container_engine
     from modelpack.targets.images import LambdaImageTarget
 
     x = np.load(DIGITS / "digits.npz")["x"][:1]

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from modelpack.cli import cli
-from tests.conftest import FIXTURES
+from modelpack.cli.main import cli
+from tests.helpers.paths import FIXTURES
 
 pytestmark = pytest.mark.slow
 OUTLIER = FIXTURES / "outlier"

@@ -17,11 +17,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from modelpack.cli import cli
-from modelpack.interpreters import host_arch, host_python
-from modelpack.invoke import LambdaEmulator, safe_extract
-from tests.conftest import Dist, digits_samples, run_build, variant_predictions, write_digits_recipe
-from tests.integration.test_sam_templates import sam_cli
+from modelpack.cli.main import cli
+from modelpack.host.interpreters import host_arch, host_python
+from modelpack.local.lambda_emulator import LambdaEmulator
+from modelpack.local.unzip import safe_extract
+from tests.helpers.builds import Dist, digits_samples, run_build, variant_predictions, write_digits_recipe
+from tests.helpers.sam import sam_cli
 
 pytestmark = pytest.mark.slow
 
@@ -235,7 +236,7 @@ def test_invoke_cli_json_lines_from_stdin_with_logs(digits_dist):
 
 def test_built_dist_publishes_to_loopback_aws(onnx_dist):
     """The real build: layer, function with the template's settings, version, alias and IAM function URL."""
-    from tests.integration.aws_loopback import client, modelpack, moto_server
+    from tests.helpers.aws_loopback import client, modelpack, moto_server
 
     with moto_server() as aws:
         proc = modelpack("publish", str(onnx_dist.out), env=aws)

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from modelpack.cli import cli
-from tests.conftest import SMALL_MEASURE, write_digits_recipe
+from modelpack.cli.main import cli
+from tests.helpers.builds import SMALL_MEASURE, write_digits_recipe
 
 pytestmark = pytest.mark.slow
 

@@ -19,13 +19,13 @@ import yaml
 from click.testing import CliRunner
 
 import modelpack
-from modelpack.cli import cli
-from modelpack.interpreters import host_arch, host_python
-from modelpack.invoke import LambdaEmulator
+from modelpack.cli.main import cli
+from modelpack.host.interpreters import host_arch, host_python
+from modelpack.local.lambda_emulator import LambdaEmulator
 from modelpack.steps import StepJob
+from modelpack.steps.worker import run_jobs
 from modelpack.targets.handler_files import copy_code
-from modelpack.worker import run_jobs
-from tests.conftest import serving_module
+from tests.helpers.serving import serving_module
 
 pytestmark = pytest.mark.slow
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from modelpack.cli import cli
-from modelpack.interpreters import host_arch, host_python
-from modelpack.invoke import LambdaEmulator
+from modelpack.cli.main import cli
+from modelpack.host.interpreters import host_arch, host_python
+from modelpack.local.lambda_emulator import LambdaEmulator
 
 pytestmark = pytest.mark.slow
 
@@ -173,7 +173,7 @@ def test_a_model_the_runtime_cannot_run_is_not_blamed_on_slimming(conv_dist, tmp
     runtime's own message, because the same check fails against an unslimmed install too."""
     from modelpack import limits
     from modelpack.errors import TargetError
-    from modelpack.interpreters import find
+    from modelpack.host.interpreters import find
     from modelpack.targets import sitepackages
     from modelpack.targets.runtimes import RUNTIMES
 

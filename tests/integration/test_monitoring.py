@@ -14,7 +14,7 @@ import yaml
 from modelpack.recipe.models import Recipe
 from modelpack.recipe.targets import LambdaFunctionSpec
 from modelpack.targets import sam
-from tests.conftest import DIGITS
+from tests.helpers.paths import DIGITS
 
 pytestmark = pytest.mark.slow  # cfn-lint runs as a subprocess
 

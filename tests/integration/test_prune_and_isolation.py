@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from modelpack.cli import cli
+from modelpack.cli.main import cli
 from modelpack.steps import StepJob
-from modelpack.worker import run_jobs
-from tests.conftest import DIGITS, children
+from modelpack.steps.worker import run_jobs
+from tests.helpers.paths import DIGITS
+from tests.helpers.processes import children
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +59,7 @@ def test_killed_converter_fails_only_its_job(tmp_path):
     while not (tmp_path / "first" / ".started").exists():
         assert time.time() < deadline
         time.sleep(0.05)
-    workers = children(os.getpid(), b"modelpack.worker")  # this test's own worker, no other process's
+    workers = children(os.getpid(), b"modelpack.steps.worker")  # this test's own worker, no other process's
     assert len(workers) == 1, workers
     os.kill(workers[0], signal.SIGKILL)
     runner.join(300)

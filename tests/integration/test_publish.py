@@ -11,8 +11,8 @@ import pytest
 
 from modelpack.recipe.targets import LambdaFunctionSpec
 from modelpack.targets import sam
-from tests.integration.aws_loopback import client, modelpack, moto_server
-from tests.integration.test_sam_templates import fake_ctx, layer_info
+from tests.helpers.aws_loopback import client, modelpack, moto_server
+from tests.helpers.sam import fake_ctx, layer_info
 
 pytestmark = pytest.mark.slow
 

@@ -6,25 +6,12 @@ import json
 
 import pytest
 
-from modelpack.render.charts import write_charts
-from modelpack.render.html import to_html
-from tests.browser import visit
-from tests.conftest import FIXTURES
+from modelpack.report.charts import write_charts
+from modelpack.report.html import to_html
+from tests.helpers.browser import check_in_browser
+from tests.helpers.paths import FIXTURES
 
 pytestmark = pytest.mark.slow
-
-
-def check_in_browser(page, tmp_path, charts=("report", "cold", "memory")) -> None:
-    """Chromium loads `page` asking for nothing but the page itself, renders every section and chart, prints."""
-    seen = visit(page, tmp_path)
-    print(f"\nreport.html screenshot: {seen.screenshot}\nprinted: {seen.pdf}")
-    assert seen.requests == [f"GET http://report.test/{page.name}"] * 3, seen.requests  # no other, none failed
-    sections = ["variants", "budgets", "artifacts"] + (["memory"] if "memory" in charts else [])
-    for anchor in [f'id="{s}"' for s in sections] + [f'id="{c}-chart"' for c in charts]:
-        assert anchor in seen.dom
-    assert seen.dom.count("src=\"data:image/png;base64,") == len(charts)
-    assert seen.screenshot.read_bytes()[:4] == b"\x89PNG" and seen.screenshot.stat().st_size > 50_000
-    assert seen.pdf.read_bytes()[:5] == b"%PDF-"
 
 
 def test_stored_digits_report_in_chromium(tmp_path):

@@ -7,20 +7,18 @@ template of a real build too."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from modelpack.pipeline.context import BuiltLayer
-from modelpack.recipe.targets import LambdaFunctionSpec, LambdaLayerSpec, LambdaSplitSpec
+from modelpack.recipe.targets import LambdaFunctionSpec, LambdaSplitSpec
 from modelpack.targets import sam
 from modelpack.targets.lambda_split import ASL, LambdaSplitTarget, state_machine
+from tests.helpers.sam import fake_ctx, layer_info, sam_cli
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,28 +40,6 @@ SPLIT_VARIANTS = {
     "per-part-api-public-cors": {"layout": "per-part", "auth": "none", "cors": CORS},
     "per-part-none": {"layout": "per-part", "endpoint": "none"},
 }
-
-
-def sam_cli() -> str:
-    """The `sam` of .ci/run's separate environment (aws-sam-cli pins click and boto3), else the one on PATH."""
-    found = ROOT / ".venv-sam" / "bin" / "sam"
-    found = str(found) if found.exists() else shutil.which("sam")
-    assert found, "aws-sam-cli is not installed: python3 -m venv .venv-sam && .venv-sam/bin/pip install aws-sam-cli"
-    return found
-
-
-def fake_ctx(tmp: Path) -> SimpleNamespace:
-    model = tmp / "model.onnx"
-    model.write_bytes(b"\0" * 1000)
-    report = SimpleNamespace(memory=None, selected="onnx-fp32", notes=[])
-    return SimpleNamespace(recipe=SimpleNamespace(name="digits"), report=report, selected_file=model)
-
-
-def layer_info() -> BuiltLayer:
-    """A layer as the lambda-layer target hands it on (only its spec and runtime name reach the template)."""
-    return BuiltLayer(dir=Path("layer"), spec=LambdaLayerSpec(kind="lambda-layer", python="3.12", arch="arm64"),
-                      runtime=SimpleNamespace(name="onnxruntime"), interpreter=None, can_run=False,
-                      unzipped_bytes=0, info={})
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from tests.conftest import DIGITS, free_port, wait_for_port
+from tests.helpers.paths import DIGITS
+from tests.helpers.processes import free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
 SAMPLES = np.load(DIGITS / "digits.npz")["x"][:3].astype(np.float32)
@@ -26,8 +27,8 @@ BIG_BATCH = 600  # 600 digits: 0.8 MB of JSON, a 200 kB base64 .npy body
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    from modelpack.cli import cli
-    from modelpack.interpreters import host_arch, host_python
+    from modelpack.cli.main import cli
+    from modelpack.host.interpreters import host_arch, host_python
 
     tmp = tmp_path_factory.mktemp("serve-build")
     data = yaml.safe_load((DIGITS / "recipe.yaml").read_text())
@@ -202,7 +203,7 @@ def test_big_bodies_go_through_the_packaged_fast_decoders(server, built, tmp_pat
 
 
 def test_invoke_sends_the_function_url_npy_event(built):
-    from modelpack.cli import cli
+    from modelpack.cli.main import cli
 
     result = CliRunner().invoke(cli, ["invoke", str(built), "--event", str(built / "events" / "function-url-npy.json")])
     assert result.exit_code == 0, result.output

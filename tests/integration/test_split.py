@@ -13,10 +13,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from modelpack.cli import cli
-from modelpack.interpreters import host_arch, host_python
-from modelpack.invoke import SplitChain
-from tests.conftest import DIGITS, FIXTURES, serving_module
+from modelpack.cli.main import cli
+from modelpack.host.interpreters import host_arch, host_python
+from modelpack.local.split_chain import SplitChain
+from tests.helpers.paths import DIGITS, FIXTURES
+from tests.helpers.serving import serving_module
 
 pytestmark = pytest.mark.slow
 RESIDUAL = FIXTURES / "residual" / "model.keras"
@@ -117,7 +118,7 @@ def test_serve_answers_every_format_through_the_chaining_function(sequential, tm
     import sys
     import urllib.request
 
-    from tests.conftest import free_port, wait_for_port
+    from tests.helpers.processes import free_port, wait_for_port
 
     _, out = sequential
     with np.load(DIGITS / "digits.npz") as npz:

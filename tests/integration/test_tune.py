@@ -12,9 +12,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from modelpack.cli import cli
-from tests import tune_traffic as tt
-from tests.conftest import DIGITS, free_port, wait_for_port
+from modelpack.cli.main import cli
+from tests.helpers import tune_traffic as tt
+from tests.helpers.paths import DIGITS
+from tests.helpers.processes import free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +49,7 @@ def handler_lines(built, tmp_path_factory) -> dict[str, dict]:
     """EMF lines the generated handler printed under the Lambda emulator: a cold and a warm request, a warmer."""
     import numpy as np
 
-    from modelpack.invoke import LambdaEmulator
+    from modelpack.local.lambda_emulator import LambdaEmulator
 
     sample = np.load(DIGITS / "digits.npz")["x"][:2].tolist()
     emu = LambdaEmulator(built, tmp_path_factory.mktemp("tune-emu"))

@@ -5,19 +5,19 @@ model's sha256 and shaped like this request's result is served. Against a real r
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pytest
 
-from tests.conftest import free_port, wait_for_port
-from tests.redteam.test_hostile_events import GOOD, function_dir, log_lines, strict
+from tests.helpers.handlers import GOOD, function_dir, log_lines, strict
+from tests.helpers.processes import free_port, wait_for_port
+from tests.helpers.services import need
 
 
 @pytest.fixture
 def redis_url():
     port = free_port()
-    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+    proc = subprocess.Popen([need("redis-server", "the result cache tests"), "--port", str(port), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, 10)
@@ -124,7 +124,7 @@ def _two_output_dir(dest):
     from onnx import TensorProto, helper
 
     from modelpack.targets.handler_files import copy_code
-    from tests.redteam.test_hostile_events import sha256
+    from tests.helpers.handlers import sha256
 
     copy_code(dest, ("lambda", "handler.py"))
     w1 = np.arange(12, dtype=np.float32).reshape(4, 3) % 5 + 1

@@ -17,10 +17,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from modelpack.cli import cli
-from modelpack.jsonio import dumps_strict
-from modelpack.output import write_manifest
-from tests.conftest import DIGITS, ROOT
+from modelpack.cli.main import cli
+from modelpack.files.jsonio import dumps_strict
+from modelpack.files.output import write_manifest
+from tests.helpers.paths import DIGITS, ROOT
 
 MODELPACK = ROOT / ".venv" / "bin" / "modelpack"
 

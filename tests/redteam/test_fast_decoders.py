@@ -13,8 +13,7 @@ import orjson  # noqa: F401  (test extras: the handler finds the same modules a 
 import pybase64  # noqa: F401
 import pytest
 
-from tests.redteam.test_hostile_events import function_dir
-from tests.redteam.test_request_formats import event, npy, oip_json
+from tests.helpers.handlers import event, function_dir, npy, oip_json
 
 BIG = np.random.default_rng(7).uniform(-3, 3, (4000, 4)).astype(np.float32)  # 64 kB as .npy, 300 kB as JSON
 

@@ -18,13 +18,16 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from modelpack import engine, limits
-from modelpack.cli import cli
+from modelpack import limits
+from modelpack.cli.main import cli
 from modelpack.errors import UsageError
-from modelpack.interpreters import host_arch, host_python
-from modelpack.invoke import UnzipBudget, raised, safe_extract
-from modelpack.output import normalize_modes
-from tests.conftest import DIGITS, ROOT, SMALL_MEASURE, digits_data
+from modelpack.files.output import normalize_modes
+from modelpack.host import engine
+from modelpack.host.interpreters import host_arch, host_python
+from modelpack.local.lambda_emulator import raised
+from modelpack.local.unzip import UnzipBudget, safe_extract
+from tests.helpers.builds import SMALL_MEASURE, digits_data
+from tests.helpers.paths import DIGITS, ROOT
 
 BASE = "localhost/modelpack-base:bookworm"
 CAP = limits.LAMBDA_UNZIPPED_TOTAL_BYTES

@@ -9,7 +9,6 @@ built package: the Lambda function under the runtime emulator and the generated 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import shutil
 import subprocess
@@ -20,92 +19,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelpack.targets.handler_files import copy_code
-from tests.conftest import DIGITS
-
-HTTP = {"version": "2.0", "rawPath": "/predict", "requestContext": {"http": {"method": "POST"}},
-        "headers": {"content-type": "application/json"}}
-
-
-def _refuse_constant(name: str):
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
-def strict(text: str | bytes):
-    """RFC 8259 only: NaN, Infinity and -Infinity are refused, as JavaScript's JSON.parse refuses them."""
-    return json.loads(text, parse_constant=_refuse_constant)
-
-
-def onnx_model(path: Path, in_dtype: str = "float32", n_in: int = 4, n_out: int = 3, scale: float = 10.0) -> Path:
-    """x @ W (+ a cast from an integer input): large inputs overflow float32 to infinity."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    weights = (np.arange(n_in * n_out, dtype=np.float32).reshape(n_in, n_out) % 5 + 1) * scale
-    elem = {"float32": TensorProto.FLOAT, "int32": TensorProto.INT32}[in_dtype]
-    nodes, source = [], "x"
-    if in_dtype != "float32":
-        nodes.append(helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT))
-        source = "xf"
-    nodes.append(helper.make_node("MatMul", [source, "w"], ["y"]))
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", elem, [None, n_in])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, n_out])],
-                              [helper.make_tensor("w", TensorProto.FLOAT, weights.shape, weights.flatten())])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def function_dir(dest: Path, in_dtype: str = "float32", **options) -> Path:
-    """A Lambda function folder as the build writes it (shipped handler files, modelpack.json, the model)."""
-    copy_code(dest, ("lambda", "handler.py"))
-    model = onnx_model(dest / "model" / "model.onnx", in_dtype)
-    config = {"name": "tiny", "variant": "onnx-fp32", "task": "classification", "threads": 1, "top_k": 2,
-              "max_batch": 8, "load": "lazy", "payload_limit_bytes": 200_000, "cache": None,
-              "model": {"path": "model/model.onnx", "sha256": sha256(model), "in_layer": False},
-              "inputs": [{"name": "x", "shape": [None, 4], "dtype": in_dtype}],
-              "outputs": [{"name": "y", "shape": [None, 3], "dtype": "float32"}], **options}
-    (dest / "modelpack.json").write_text(json.dumps(config))
-    return dest
-
-
-def split_dir(dest: Path) -> Path:
-    """A split model's single chaining function: two parts, [N, 4] -> [N, 4] -> [N, 3]."""
-    copy_code(dest, ("lambda", "handler.py"))
-    first = onnx_model(dest / "model" / "part1.onnx", n_out=4, scale=1.0)
-    second = onnx_model(dest / "model" / "part2.onnx")
-    parts = [{"path": "model/part1.onnx", "sha256": sha256(first), "in_layer": False, "input": "x"},
-             {"path": "model/part2.onnx", "sha256": sha256(second), "in_layer": False, "input": "x"}]
-    combined = hashlib.sha256("".join(p["sha256"] for p in parts).encode()).hexdigest()
-    config = {"name": "tiny-split", "variant": "onnx-fp32", "task": "classification", "threads": 1, "top_k": None,
-              "max_batch": 8, "load": "lazy", "payload_limit_bytes": 200_000, "parts": parts,
-              "model": {"path": "", "sha256": combined, "in_layer": False, "split": True},
-              "inputs": [{"name": "x", "shape": [None, 4], "dtype": "float32"}],
-              "outputs": [{"name": "y", "shape": [None, 3], "dtype": "float32"}]}
-    (dest / "modelpack.json").write_text(json.dumps(config))
-    return dest
-
-
-def http(body, **extra) -> dict:
-    return {**HTTP, "body": body, **extra}
-
-
-def check_strict(result: dict) -> tuple[int, dict]:
-    """Status and parsed body of a Lambda answer; the body text must be strict JSON."""
-    if "body" in result and isinstance(result["body"], str) and "statusCode" in result:
-        return result["statusCode"], strict(result["body"])
-    return result.get("statusCode", 200), strict(json.dumps(result))
-
-
-def log_lines(text: str) -> list[dict]:
-    """Every line the handler printed must be one strict JSON object."""
-    return [strict(line) for line in text.splitlines() if line.strip() and not line.startswith("INFO:")]
+from tests.helpers.handlers import (
+    GOOD,
+    check_strict,
+    function_dir,
+    http,
+    log_lines,
+    sha256,
+    split_dir,
+    strict,
+)
+from tests.helpers.paths import DIGITS
 
 
 @pytest.fixture
@@ -118,7 +42,6 @@ def tiny_int(tmp_path, import_fresh):
     return import_fresh(function_dir(tmp_path / "fn", "int32"), "handler")
 
 
-GOOD = [[0.1, 0.2, 0.3, 0.4]]
 HOSTILE_HTTP = {
     "body is an object": http({"instances": GOOD}),
     "body is a list": http([1, 2]),
@@ -362,7 +285,7 @@ def digit(n: int = 1, value: float | None = None) -> list:
 
 @pytest.mark.slow
 def test_lambda_function_under_the_emulator(built, tmp_path):
-    from modelpack.invoke import LambdaEmulator
+    from modelpack.local.lambda_emulator import LambdaEmulator
 
     with LambdaEmulator(built, tmp_path) as emu:
         answers = {name: emu.invoke(event)[0] for name, event in {
@@ -390,7 +313,7 @@ def test_lambda_function_under_the_emulator(built, tmp_path):
 
 @pytest.mark.slow
 def test_lambda_function_with_its_model_missing_under_the_emulator(built, tmp_path):
-    from modelpack.invoke import LambdaEmulator
+    from modelpack.local.lambda_emulator import LambdaEmulator
 
     emu = LambdaEmulator(built, tmp_path)
     (emu.task / "model" / "model.tflite").unlink()
@@ -479,7 +402,7 @@ def test_generated_azure_app_imports_without_its_config(azure):
 @pytest.mark.slow
 def test_lambda_init_load_in_a_fresh_process_never_raises(built, tmp_path):
     """load: init with the model gone, in a process of its own as Lambda's init phase would run it."""
-    from modelpack.invoke import safe_extract
+    from modelpack.local.unzip import safe_extract
     from modelpack.targets.handler_check import handler_env
 
     task, opt = tmp_path / "task", tmp_path / "opt"

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from modelpack.cli import cli
-from tests.conftest import DIGITS, ROOT
+from modelpack.cli.main import cli
+from tests.helpers.paths import DIGITS, ROOT
 
 MODELPACK = ROOT / ".venv" / "bin" / "modelpack"
 

@@ -15,10 +15,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from modelpack.cli import cli
+from modelpack.cli.main import cli
 from modelpack.errors import UsageError
-from modelpack.output import atomic_output_dir, write_manifest
-from tests.conftest import DIGITS, ROOT
+from modelpack.files.output import atomic_output_dir, write_manifest
+from tests.helpers.paths import DIGITS, ROOT
 
 MODELPACK = ROOT / ".venv" / "bin" / "modelpack"
 

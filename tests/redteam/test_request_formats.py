@@ -11,28 +11,24 @@ import zipfile
 import numpy as np
 import pytest
 
-from tests.redteam.test_hostile_events import check_strict, function_dir, log_lines, split_dir, strict
+from tests.helpers.handlers import (
+    check_strict,
+    event,
+    function_dir,
+    log_lines,
+    npy,
+    oip_json,
+    split_dir,
+    strict,
+)
 
 X = np.array([[0.1, 0.2, 0.3, 0.4], [1.0, -2.0, 0.5, 3.0]], dtype=np.float32)
-
-
-def npy(array: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    np.save(out, array, allow_pickle=False)
-    return out.getvalue()
 
 
 def npz(**arrays) -> bytes:
     out = io.BytesIO()
     np.savez_compressed(out, **arrays)
     return out.getvalue()
-
-
-def event(body: bytes | str, ctype: str, path: str = "/predict", method: str = "POST", **headers) -> dict:
-    binary = isinstance(body, bytes)
-    return {"version": "2.0", "rawPath": path, "requestContext": {"http": {"method": method}},
-            "headers": {"content-type": ctype, **headers}, "isBase64Encoded": binary,
-            "body": base64.b64encode(body).decode() if binary else body}
 
 
 def answer_bytes(result: dict) -> bytes:
@@ -69,11 +65,6 @@ def test_accept_npy_and_npz_answers_binary(tiny, reference):
                                 accept="application/x-npz"), None)
     with np.load(io.BytesIO(answer_bytes(result)), allow_pickle=False) as archive:
         np.testing.assert_allclose(archive["y"], reference, rtol=1e-6)
-
-
-def oip_json(array: np.ndarray, **extra) -> str:
-    return json.dumps({"inputs": [{"name": "x", "shape": list(array.shape), "datatype": "FP32",
-                                   "data": array.reshape(-1).tolist()}], **extra})
 
 
 def oip_binary(array: np.ndarray, size: int | None = None, header_extra: int = 0) -> tuple[bytes, str]:
@@ -223,7 +214,7 @@ def image_model(dest):
     from onnx import TensorProto, helper
 
     from modelpack.targets.handler_files import IMAGE_FILE, copy_code
-    from tests.redteam.test_hostile_events import sha256
+    from tests.helpers.handlers import sha256
 
     copy_code(dest, ("lambda", "handler.py"), image=True)
     assert (dest / IMAGE_FILE).exists()

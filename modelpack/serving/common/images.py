@@ -18,7 +18,8 @@ import warnings
 
 import numpy as np
 from decoders import b64decode
-from payload import RequestError, checked
+from errors import RequestError
+from payload import checked
 
 FORMATS = {"image/jpeg": "JPEG", "image/jpg": "JPEG", "image/png": "PNG"}
 TORCH_MEAN, TORCH_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])

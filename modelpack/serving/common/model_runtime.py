@@ -24,10 +24,7 @@ class TFLiteModel:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:  # older stacks
-            try:
-                from tflite_runtime.interpreter import Interpreter
-            except ImportError:
-                from tensorflow.lite import Interpreter  # type: ignore[no-redef]
+            from tflite_runtime.interpreter import Interpreter
         self._interpreter = it = Interpreter(model_path=path, num_threads=threads)
         signatures = it.get_signature_list()
         key = "serving_default" if "serving_default" in signatures else next(iter(signatures))

@@ -16,7 +16,8 @@ import os
 import time
 
 # Only serving imports this module, and only when a model source is configured.
-from serving import IntegrityError, SourceError, sha256_of
+from errors import IntegrityError, SourceError
+from integrity import sha256_of
 
 PART_BYTES = 8 * 1024 * 1024
 WORKERS = 8

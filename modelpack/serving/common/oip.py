@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import serving
-from payload import RequestError, checked, walk
-from routes import JSON, Reply, json_reply, media_type
+from errors import RequestError
+from payload import checked, walk
+from replies import JSON, Reply, json_reply, media_type
 from tensors import check_shape
 
 DATATYPES = {"BOOL": "bool", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "uint32", "UINT64": "uint64",

@@ -1,6 +1,7 @@
 """Check a request against the model's input spec before any array is built, and turn it into arrays.
 
-Shipped inside every generated handler; depends only on numpy and the standard library. Memory per request
+Shipped inside every generated handler; depends only on numpy, the standard library,
+decoders.py and errors.py. Memory per request
 stays bounded: the raw body's structure (arrays, objects, strings, separators) is counted before it is
 parsed and refused when no batch of at most max_batch inputs of the model's shape could hold that much;
 the parsed lists are then walked level by level against the per-sample shape, so ragged, oversized or
@@ -14,18 +15,11 @@ from itertools import chain
 
 import numpy as np
 from decoders import json_loads
+from errors import RequestError
 
 NUMBER_TYPES = frozenset((int, float, bool))
 LIST = {list}
 EXTRA_KEYS = 16  # room for top-level fields other than instances / inputs (signature_name, ...)
-
-
-class RequestError(Exception):
-    """A bad request: the client gets `status` and a JSON error naming what was expected."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
 
 
 class Bounds:

@@ -15,30 +15,8 @@ the Open Inference Protocol are imported on the first request that needs them, s
 from __future__ import annotations
 
 import serving
-from payload import RequestError
-
-JSON = "application/json"
-JSON_TYPES = ("application/json", "text/json", "")
-
-
-class Reply:
-    """What a handler sends back: status, content type, body (text or bytes), extra headers, and for the
-    log the inference time (None when no model ran) and the cache outcome."""
-
-    __slots__ = ("status", "content_type", "body", "headers", "infer_ms", "cache")
-
-    def __init__(self, status: int, body, content_type: str = JSON, headers: dict | None = None,
-                 infer_ms: float | None = None, cache: str | None = None):
-        self.status, self.body, self.content_type = status, body, content_type
-        self.headers, self.infer_ms, self.cache = headers or {}, infer_ms, cache
-
-
-def json_reply(status: int, obj: dict, **extra) -> Reply:
-    return Reply(status, serving.dumps(obj), **extra)
-
-
-def media_type(value: str | None) -> str:
-    return (value or "").split(";")[0].strip().lower()
+from errors import RequestError
+from replies import JSON_TYPES, Reply, media_type
 
 
 def handle(holder, method: str, path: str, headers: dict, body, limit: int) -> Reply:

@@ -1,7 +1,8 @@
 """Serve one model: load it once per process, check requests, answer in TensorFlow Serving's REST format.
 
 Shipped inside every generated handler (Lambda, Azure, images). Depends only on numpy, the standard
-library, model_runtime.py and payload.py (the request checks): never on TensorFlow or modelpack.
+library and its sibling serving modules (model_runtime.py runs the model, payload.py checks requests): never on
+TensorFlow or modelpack.
 
 Requests:  {"instances": [...]}  (row format; an instance is a value, or {input_name: value})
            {"inputs": value | {input_name: value}}  (columnar format)
@@ -14,70 +15,21 @@ Every body is strict RFC 8259 JSON: NaN and infinity are refused on the way in a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
 import time
 
+import integrity
 import model_runtime
 import numpy as np
-from payload import Bounds, RequestError, parse_body, shape_text, to_arrays, walk
+from errors import IntegrityError, LoadError, OutputError, RequestError, ServeError, SourceError
+from payload import Bounds, parse_body, shape_text, to_arrays, walk
+from replies import dumps
 
-__all__ = ["Bounds", "RequestError", "parse_body", "shape_text", "to_arrays"]
-
-
-class ServeError(RuntimeError):
-    """The model cannot answer: the client gets `status` and `public()`, the log line the full cause."""
-
-    status = 500
-    log_key = "model_error"
-
-    def public(self) -> str:
-        return str(self)
-
-
-class IntegrityError(ServeError):
-    """The model bytes do not match the build manifest: refuse to serve."""
-
-    log_key = "refused"
-
-    def public(self) -> str:
-        return "model integrity check failed; refusing to serve"
-
-
-class SourceError(ServeError):
-    """The model could not be fetched from its source: missing object, no access, or storage unreachable."""
-
-    status = 503
-    log_key = "model_source"
-
-    def public(self) -> str:
-        return f"model unavailable: {self}"
-
-
-class LoadError(ServeError):
-    """The packaged model is missing or unreadable, or the runtime cannot open it."""
-
-    def public(self) -> str:
-        return f"model unavailable: {self}"
-
-
-class OutputError(ServeError):
-    """The model produced NaN or infinity: such a result is never served (strict JSON has no such numbers)."""
-
-
-def dumps(obj) -> str:
-    """Strict RFC 8259 JSON: a non-finite number is a bug upstream, never written."""
-    return json.dumps(obj, allow_nan=False)
-
-
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+# What the entry files (handler.py, function_app.py) and oip.py use through this module.
+__all__ = ["Bounds", "IntegrityError", "LoadError", "OutputError", "RequestError", "ServeError", "SourceError",
+           "dumps", "parse_body", "shape_text", "to_arrays"]
 
 
 def warn(message: str, name: str = "") -> None:
@@ -143,7 +95,7 @@ class ModelHolder:
             self._model = Chain(self.config, self.base_dir)
         else:
             t = time.perf_counter()
-            _verify(self.path, sha256)
+            integrity.verify(self.path, sha256)
         if self._model is None:
             self._model = model_runtime.load(self.path, int(self.config.get("threads", 1)))
         self.load_ms = (time.perf_counter() - t) * 1e3
@@ -160,7 +112,7 @@ class Chain:
         self._models = []
         for part in parts:
             path = _model_path({"model": part}, base_dir)
-            _verify(path, part["sha256"])
+            integrity.verify(path, part["sha256"])
             self._models.append(model_runtime.load(path, threads))
         self._inputs = [part.get("input") for part in parts]
 
@@ -181,16 +133,6 @@ def _model_path(config: dict, base_dir: str) -> str:
     if config["model"].get("in_layer"):
         return os.path.join(os.environ.get("MODELPACK_OPT_DIR", "/opt"), rel)
     return os.path.join(base_dir, rel)
-
-
-def _verify(path: str, expected: str) -> None:
-    try:
-        digest = sha256_of(path)
-    except OSError as exc:  # missing or unreadable: the package is incomplete, not the request wrong
-        raise LoadError(f"model file {path} cannot be read ({exc.strerror or type(exc).__name__}); the package "
-                        "is incomplete: redeploy it") from None
-    if digest != expected:
-        raise IntegrityError(f"model file {path} has sha256 {digest}, the build manifest says {expected}")
 
 
 def check_outputs(outputs: list) -> None:

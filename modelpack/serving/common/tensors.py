@@ -12,8 +12,9 @@ import io
 import zipfile
 
 import numpy as np
+from errors import RequestError
 from numpy.lib import format as npy_format
-from payload import RequestError, checked, shape_text
+from payload import checked, shape_text
 
 NPY = "application/x-npy"
 NPZ = "application/x-npz"

@@ -38,6 +38,7 @@ def _error_line(key: str, message: str) -> None:
 
 try:
     import decoders
+    import replies
     import routes
     import serving
 
@@ -156,7 +157,7 @@ def _warm() -> dict:
 
 
 def _serve(event: dict, kind: str) -> tuple[int, object, float | None, str | None]:
-    """Status, answer (a dict for a direct event, a routes.Reply for HTTP), inference ms and cache outcome."""
+    """Status, answer (a dict for a direct event, a replies.Reply for HTTP), inference ms and cache outcome."""
     try:
         if kind == "http":
             reply = routes.handle(HOLDER, *_http_request(event), PAYLOAD_LIMIT)
@@ -190,6 +191,6 @@ def handler(event, context):
         return _respond(event, 500, {"error": INIT_ERROR})
     status, body, infer_ms, cache = _serve(event, kind)
     _log(cold, status, infer_ms, kind, cache)
-    if isinstance(body, routes.Reply):
+    if isinstance(body, replies.Reply):
         return _http_answer(body)
     return _respond(event, status, body)

@@ -1,0 +1,26 @@
+"""`modelpack serve`: a built package behind a local HTTP server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from modelpack.cli.common import handle_errors
+
+
+@click.command()
+@click.argument("dist", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--target", type=click.Choice(["lambda", "azure"]), default="lambda", show_default=True,
+              help="Which built package answers the requests (lambda: the function, or a split model's "
+                   "chaining function when no lambda-function was built).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port).")
+@handle_errors
+def serve(dist: Path, target: str, host: str, port: int) -> None:
+    """Serve DIST's built package over HTTP on this machine (TF Serving JSON, .npy/.npz, the Open Inference
+    Protocol under /v2/), its handler running in a child process that sees only the package's files."""
+    from modelpack.local.server import serve as run
+
+    run(dist, target, host, port, echo=click.echo)

@@ -1,0 +1,23 @@
+"""Rich tables for the terminal: the same rows as report.md."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from modelpack.report.build_report import BuildReport
+from modelpack.report.rows import HEADERS, variant_rows
+
+
+def print_variants(report: BuildReport, console: Console | None = None) -> None:
+    table = Table(title=f"modelpack bench: {report.name}")
+    for i, h in enumerate(HEADERS):
+        table.add_column(h, justify="left" if i in (0, len(HEADERS) - 1) else "right")
+    for row in variant_rows(report.to_json()):
+        table.add_row(*row)
+    # Full width in CI logs and pipes, where rich would otherwise cut columns at 80 characters.
+    console = console or Console(width=None if sys.stdout.isatty() else 200)
+    console.print(table)
+    console.print(f"selected: {report.selected or 'none'} ({report.selection_reason})")

@@ -1,0 +1,192 @@
+"""The build cache: content-addressed entries of step outputs (written to a temporary name, renamed, verified on
+read), where the cache lives, and how it is kept small (`modelpack cache info|prune|clean`).
+
+Default folder: `$XDG_CACHE_HOME/modelpack/builds` when XDG_CACHE_HOME is set, else `.modelpack-cache` next to
+the recipe (so a build finds its cache wherever it is started from). Only what the cache wrote is ever
+removed: entry folders (32 hex digits holding entry.json) and half-written `.<key>.*` folders it left.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelpack.errors import UsageError
+from modelpack.files.jsonio import dumps_strict
+from modelpack.files.output import sha256_file
+
+META = "entry.json"
+
+
+def cache_key(*parts: object) -> str:
+    """Stable hash of the step name, its inputs' hashes, options and tool versions."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+class Cache:
+    """Directory of entries `<key>/` each holding the step's files and an `entry.json` of their hashes."""
+
+    def __init__(self, root: Path, enabled: bool = True):
+        self.root = root
+        self.enabled = enabled
+
+    def get(self, key: str) -> Path | None:
+        """The entry directory if present and intact; a damaged entry is removed and reported missing."""
+        if not self.enabled:
+            return None
+        entry = self.root / key
+        meta = entry / META
+        if not meta.is_file():
+            return None
+        try:
+            files = json.loads(meta.read_text())["files"]
+            intact = all(sha256_file(entry / name) == digest for name, digest in files.items())
+        except (OSError, ValueError, KeyError, TypeError):
+            intact = False
+        if not intact:
+            shutil.rmtree(entry, ignore_errors=True)
+            return None
+        try:
+            os.utime(meta)  # last used now: `modelpack cache prune` removes the least recently used first
+        except OSError:
+            pass
+        return entry
+
+    def put(self, key: str, source: Path) -> Path:
+        """Copy the files of `source` into the cache under `key` and return the entry."""
+        if not self.enabled:
+            return source
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
+        try:
+            files = {}
+            for f in sorted(p for p in source.rglob("*") if p.is_file()):
+                rel = f.relative_to(source).as_posix()
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, tmp / rel)
+                files[rel] = sha256_file(tmp / rel)
+            (tmp / META).write_text(dumps_strict({"files": files}, indent=1, sort_keys=True))
+        except BaseException:  # a full disk or a stopped build leaves no half-written entry behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        entry = self.root / key
+        if entry.exists():
+            shutil.rmtree(entry, ignore_errors=True)
+        try:
+            os.replace(tmp, entry)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return entry
+
+DEFAULT_MAX_BYTES = 2 * 1024**3
+ENTRY = re.compile(r"^[0-9a-f]{32}$")
+PARTIAL = re.compile(r"^\.[0-9a-f]{32}\..+$")
+UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3}
+
+
+def default_cache_dir(near: Path | None = None) -> Path:
+    """The cache folder for a recipe (or model) at `near`; the current folder's when `near` is None."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg) / "modelpack" / "builds"
+    base = near.resolve().parent if near is not None else Path.cwd()
+    return base / ".modelpack-cache"
+
+
+def parse_size(text: str) -> int:
+    """'500MB', '2GB', '1.5GiB', '0' → bytes; a sentence naming the allowed units otherwise."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).upper() if match else None
+    if not match or unit not in UNITS:
+        raise UsageError(f"size '{text}' is not understood; write a number with B, KB, MB, GB, KiB, MiB or GiB "
+                         "(for example 500MB or 2GB).")
+    return int(float(match.group(1)) * UNITS[unit])
+
+
+def human(n: int) -> str:
+    for unit, size in (("GB", 1000**3), ("MB", 1000**2), ("kB", 1000)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+@dataclass
+class Entry:
+    path: Path
+    bytes: int
+    last_used: float  # entry.json's mtime: written on put, touched on every hit
+
+    @property
+    def kind(self) -> str:
+        return "partial" if self.path.name.startswith(".") else "entry"
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def entries(root: Path) -> list[Entry]:
+    """The cache's own folders under `root`, oldest use first; anything else there is not listed."""
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        if child.is_symlink() or not child.is_dir():
+            continue
+        if ENTRY.match(child.name) and (child / META).is_file():
+            found.append(Entry(child, _size(child), (child / META).stat().st_mtime))
+        elif PARTIAL.match(child.name):
+            found.append(Entry(child, _size(child), child.stat().st_mtime))
+    return sorted(found, key=lambda e: (e.last_used, e.path.name))
+
+
+@dataclass
+class Summary:
+    root: Path
+    entries: int
+    bytes: int
+    removed: int = 0
+    freed: int = 0
+
+    def to_json(self) -> dict:
+        return {"path": str(self.root), "entries": self.entries, "bytes": self.bytes, "removed": self.removed,
+                "freed_bytes": self.freed}
+
+
+def info(root: Path) -> Summary:
+    found = entries(root)
+    return Summary(root, sum(e.kind == "entry" for e in found), sum(e.bytes for e in found))
+
+
+def prune(root: Path, max_bytes: int, keep_partial_s: float = 3600) -> Summary:
+    """Remove least recently used entries until the cache holds at most `max_bytes`; half-written folders
+    older than `keep_partial_s` (left by a killed build) go first."""
+    found = entries(root)
+    now = time.time()
+    removed = freed = 0
+    total = sum(e.bytes for e in found)
+    for e in found:
+        stale_partial = e.kind == "partial" and now - e.last_used > keep_partial_s
+        if stale_partial or (total > max_bytes and e.kind == "entry"):
+            shutil.rmtree(e.path, ignore_errors=True)
+            removed, freed, total = removed + 1, freed + e.bytes, total - e.bytes
+    after = info(root)
+    return Summary(root, after.entries, after.bytes, removed, freed)
+
+
+def clean(root: Path) -> Summary:
+    """Remove every entry (and the folder itself when nothing else is left in it)."""
+    summary = prune(root, 0, keep_partial_s=0)
+    try:
+        root.rmdir()
+    except OSError:
+        pass  # not empty (files modelpack did not write stay) or not there
+    return summary

@@ -1,0 +1,82 @@
+"""The checks of a recipe's model and data that need no TensorFlow, shared by `validate` and `build`.
+
+`validate` runs exactly these, so a recipe it passes is not refused by the first steps of a build.
+"""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from modelpack.errors import InputError
+from modelpack.inputs import data, safety
+from modelpack.inputs.modelfile import ModelFile, detect
+from modelpack.recipe.models import Recipe
+
+
+def check_model(recipe: Recipe, origin: str) -> ModelFile:
+    """Identify the model by content, check its archive is whole, refuse untrusted code and models without
+    outputs; return the identified model."""
+    model = detect(Path(recipe.model.path))
+    if model.format in ("keras3", "tf-keras"):
+        _check_archive(model)
+    try:
+        safety.check(model, recipe.model.trust_code, origin)
+        config = safety.model_config(model)
+    except OSError as exc:  # h5py's error for a damaged HDF5 file
+        raise InputError(f"{model.path}: the HDF5 model cannot be read ({exc}). Copy or save it again.") from None
+    if config is not None and _output_count(config) == 0:
+        raise InputError(
+            f"{model.path}: the saved model has no outputs, so there is nothing to convert or measure. "
+            "Save a model built with at least one output (keras.Model(inputs, outputs))."
+        )
+    return model
+
+
+def _check_archive(model: ModelFile) -> None:
+    """A .keras archive must hold its architecture and have no damaged member (CRC checked)."""
+    try:
+        with zipfile.ZipFile(model.path) as zf:
+            if "config.json" not in zf.namelist():
+                raise InputError(f"{model.path}: this .keras archive has no config.json, so it holds no model. "
+                                 "Save the whole model with model.save('model.keras').")
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
+        bad = f"({exc})"
+    if bad is not None:
+        raise InputError(f"{model.path}: the .keras archive is damaged (member {bad} does not read back). "
+                         "Copy or save the model again; it may have been truncated.")
+
+
+def _output_count(config: dict) -> int | None:
+    """How many outputs a saved Keras architecture declares; None when the config does not say."""
+    cls, inner = config.get("class_name"), config.get("config")
+    if not isinstance(inner, dict):
+        return None
+    if cls == "Sequential":
+        layers = inner.get("layers")
+        if isinstance(layers, list):
+            return sum(1 for layer in layers if isinstance(layer, dict) and layer.get("class_name") != "InputLayer")
+        return None
+    outputs = inner.get("output_layers", ...)
+    if outputs is ...:
+        return None
+    if not outputs:
+        return 0
+    # One output is a flat [name, node, tensor] triple; several are a list of such triples.
+    return len(outputs) if isinstance(outputs[0], list) else 1
+
+
+def check_data(recipe: Recipe, origin: str, *, call_functions: bool) -> dict[str, np.ndarray] | None:
+    """Load the sample arrays and check what needs no model: the named arrays exist, have samples and hold
+    only finite numbers. Returns the arrays (None for synthetic data, or for a module:function when
+    `call_functions` is off: validate never runs the user's code, a build runs it here, in a child process)."""
+    spec = recipe.data
+    if spec.path is None or not (call_functions or Path(spec.path).is_file()):
+        return None
+    arrays = data.load_arrays(spec, origin)
+    data.check_arrays(arrays, spec, recipe.task, origin)
+    return arrays

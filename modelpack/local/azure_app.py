@@ -1,0 +1,112 @@
+"""Call a built Azure Functions package the way the Python worker would, in a clean interpreter.
+
+The zip is extracted to a temporary directory; a fresh interpreter of the app's Python version sees only the
+package's .python_packages, the app folder and the azure-functions library. It imports function_app, finds
+the registered functions, builds azure.functions.HttpRequest objects and calls them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from modelpack.errors import TargetError, UsageError
+from modelpack.host import interpreters
+from modelpack.host.childproc import pip, pip_tail, read, scrubbed_env, write_source
+from modelpack.local.tools import CACHE
+from modelpack.local.unzip import UnzipBudget, safe_extract
+
+AZURE_FUNCTIONS_VERSION = "1.26.0"
+
+MARKER = "MODELPACK_AZURE"
+
+_CALL = r"""
+import json, sys, threading, traceback
+import azure.functions as func
+def failure(exc):
+    # What the worker logs for an unhandled exception; the host answers the request with HTTP 500.
+    return {"status": 500, "raised": True, "mimetype": None,
+            "body": {"errorType": type(exc).__name__, "errorMessage": str(exc),
+                     "stackTrace": traceback.format_exception(exc)[-3:]}}
+try:
+    import function_app
+    functions = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+    boot = None
+except Exception as exc:
+    function_app, functions, boot = None, {}, exc
+calls = json.load(sys.stdin)
+def one(call):
+    if boot is not None:
+        return failure(boot)
+    body = call.get("body")
+    raw = body.encode() if isinstance(body, str) else json.dumps(body).encode() if body is not None else b""
+    req = func.HttpRequest(method=call.get("method", "POST"), url="/api/" + call.get("route", ""), body=raw,
+                           headers=call.get("headers", {"content-type": "application/json"}))
+    try:
+        resp = functions[call.get("function", "predict")](req)
+    except Exception as exc:
+        return failure(exc)
+    text = resp.get_body().decode()
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        payload = text
+    return {"status": resp.status_code, "body": payload, "mimetype": resp.mimetype, "raised": False}
+if calls and calls[0].get("concurrent"):
+    n = calls[0]["concurrent"]; results = [None] * n; barrier = threading.Barrier(n)
+    def worker(i):
+        barrier.wait(); results[i] = one(calls[0])
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    [t.start() for t in threads]; [t.join() for t in threads]
+else:
+    import time
+    def timed(call):
+        t = time.perf_counter(); result = one(call)
+        return {**result, "ms": (time.perf_counter() - t) * 1e3}
+    results = [timed(c) for c in calls]
+answer = {"results": results, "functions": sorted(functions), "loads": function_app.HOLDER.loads if function_app else 0}
+""" + write_source(MARKER, "answer") + "\n"
+
+
+def azure_functions_lib(python: str) -> Path:
+    """azure-functions and its dependencies (pure Python) installed once into a cache folder."""
+    dest = CACHE / "azure-functions" / AZURE_FUNCTIONS_VERSION
+    if (dest / ".complete").exists():
+        return dest
+    proc = pip(["install", "--quiet", "--target", str(dest), f"azure-functions=={AZURE_FUNCTIONS_VERSION}"])
+    if proc.returncode != 0:
+        raise TargetError(f"could not install azure-functions: {pip_tail(proc)}")
+    (dest / ".complete").touch()
+    return dest
+
+
+class AzureApp:
+    """An extracted function app; `call([...])` runs requests through its registered functions."""
+
+    def __init__(self, dist: Path, workdir: Path):
+        report = json.loads((dist / "report.json").read_text())
+        art = next((a for a in report["artifacts"] if a["target"] == "azure-functions"), None)
+        if art is None:
+            raise UsageError(f"{dist}: no Azure Functions package here; add an azure-functions target.")
+        self.python = art["details"]["python"]
+        self.interpreter = interpreters.find(self.python)
+        if self.interpreter is None:
+            raise UsageError(f"the app targets Python {self.python}, which is not installed here.")
+        self.root = workdir / "wwwroot"
+        # Azure states no unzipped limit of its own; modelpack's apps are built like Lambda layers and stay
+        # well below Lambda's, so that bound keeps a hostile archive from filling the disk.
+        safe_extract(dist / art["path"], self.root,
+                     UnzipBudget(why="modelpack invoke unpacks no larger function app than a Lambda function"))
+
+    def call(self, calls: list[dict]) -> dict:
+        env = scrubbed_env([str(self.root), str(self.root / ".python_packages/lib/site-packages"),
+                            str(azure_functions_lib(self.python))])
+        proc = subprocess.run([self.interpreter, "-S", "-c", _CALL], input=json.dumps(calls), capture_output=True,
+                              text=True, env=env, cwd=self.root, timeout=300, check=False)
+        self.stderr = proc.stderr  # the app's log lines (`modelpack invoke --logs`)
+        answer = read(proc.stdout, MARKER)
+        if answer is not None:
+            return answer
+        err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        raise TargetError(f"the function app failed: {(err or ['no output'])[-1][:400]}")

@@ -1,0 +1,108 @@
+"""The measure stage: sizes, accuracy, fidelity, warm latency, cold start and peak memory of each variant."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from modelpack.errors import StepFailedError
+from modelpack.files.arrays import load_outputs
+from modelpack.files.cache import cache_key
+from modelpack.files.jsonio import dumps_strict
+from modelpack.files.output import sha256_file, tree_bytes, zipped_size
+from modelpack.measure import metrics
+from modelpack.measure.runner import run_probe
+from modelpack.pipeline.fingerprint import host_id
+from modelpack.pipeline.state import BuildState
+from modelpack.report.records import StepResult, VariantRecord
+from modelpack.steps import STEPS
+
+FP32_TOLERANCE = 1e-4
+
+
+def run(state: BuildState) -> None:
+    """The Keras baseline's record and one record per converted variant, with accuracy drops filled in."""
+    baseline = state.baseline_outputs()
+    source = state.source_outputs()
+    variants = [measure_one(state, "keras", None, StepResult(ok=True), baseline, baseline)]
+    for name, res in state.converted.items():
+        variants.append(measure_one(state, name, STEPS.get(name), res, baseline, source))
+    for v in variants:
+        set_accuracy_drop(v, variants[0])
+    state.variants = variants
+
+
+def set_accuracy_drop(variant: VariantRecord, keras: VariantRecord) -> None:
+    """The variant's accuracy drop from the Keras baseline, when both accuracies are known."""
+    if variant.accuracy is not None and keras.accuracy is not None:
+        variant.accuracy_drop = keras.accuracy - variant.accuracy
+
+
+def measure_one(state: BuildState, name: str, step, res: StepResult, baseline: list[np.ndarray],
+                source: list[np.ndarray]) -> VariantRecord:
+    """Measure one variant; fidelity is against the float baseline, the fp32 check against its source."""
+    fmt = "keras" if step is None else step.FORMAT
+    record = VariantRecord(name, fmt, "none" if step is None else step.QUANTIZATION,
+                           pruned=step is not None and state.prune_details is not None, cached=res.cached,
+                           details=res.details)
+    if not res.ok:
+        record.fail(res.error)
+        return record
+    path = state.model.path if step is None else res.dir / step.FILE
+    ms = state.recipe.measure
+    spec = state.probe_spec(path, fmt, out=str(state.work / f"out-{name}.npz"))
+    try:
+        warm, colds, outputs, zipped, reused = _measured(state, name, Path(path), spec, ms.cold_start.runs)
+    except StepFailedError as exc:
+        record.fail(str(exc))
+        return record
+    record.measurement = "reused from cache" if reused else "measured"
+    task, scored, eval_y = state.recipe.task, state.scored, state.samples.eval_y
+    cold = metrics.median_of(colds)
+    record.size_bytes = tree_bytes(Path(path))
+    record.zipped_bytes = zipped
+    record.accuracy = metrics.accuracy(outputs, eval_y, task, scored=scored)
+    record.fidelity = metrics.fidelity(outputs, baseline, task, scored, [o.name for o in state.outputs])
+    record.latency_ms = metrics.latency_stats(warm["latency_ms"])
+    record.cold_start_ms = {"p50": cold["total_ms"], "import": cold["import_ms"], "load": cold["load_ms"],
+                            "first_inference": cold["first_ms"], "runs": len(colds)}
+    record.peak_rss_mb = max(c["peak_rss_mb"] for c in colds)
+    if ms.top_k and task == "classification":
+        record.accuracy_top_k = {"k": ms.top_k, "value": metrics.accuracy(outputs, eval_y, task, ms.top_k, scored)}
+    if task == "regression" and eval_y is not None:
+        record.regression = metrics.regression_errors(outputs, eval_y, scored)
+    if step is not None and step.QUANTIZATION == "none":
+        worst = max(float(np.max(np.abs(o - b) / (1 + np.abs(b)))) for o, b in zip(outputs, source))
+        if not worst <= FP32_TOLERANCE:  # NaN fails too
+            record.fail(f"float32 conversion differs from its Keras source by {worst:.2e} (tolerance {FP32_TOLERANCE:g})")
+    record.file = Path(path)
+    return record
+
+
+def _measured(state: BuildState, name: str, path: Path, spec: dict, cold_runs: int):
+    """Warm and cold probes and the zipped size of one model file, cached under the file's bytes, the
+    probe options, the tool versions and this machine (timings from another machine are never reused).
+    The size is kept too: deflating a large model again costs more than the rest of a cached build."""
+    options = {k: v for k, v in spec.items() if k not in ("model", "data", "out")}
+    digest = state.model.sha256 if path == state.model.path else sha256_file(path)
+    key = cache_key("measure", digest, options, cold_runs, state.data_sha["evaluation"], state.versions, host_id())
+    hit = state.cache.get(key)
+    if hit is not None:
+        data = json.loads((hit / "measure.json").read_text())
+        state.reporter.info(f"reused cached measurements of {name}")
+        shutil.copyfile(hit / "outputs.npz", spec["out"])  # targets compare their handlers with these
+        return data["warm"], data["colds"], load_outputs(hit / "outputs.npz"), data["zipped_bytes"], True
+    with state.reporter.step(f"measuring {name}"):
+        warm = run_probe("warm", spec, state.work)
+        colds = [run_probe("cold", spec, state.work) for _ in range(cold_runs)]
+    entry = state.work / "measure" / name
+    shutil.rmtree(entry, ignore_errors=True)
+    entry.mkdir(parents=True)
+    zipped = zipped_size(path)
+    (entry / "measure.json").write_text(dumps_strict({"warm": warm, "colds": colds, "zipped_bytes": zipped}))
+    shutil.copyfile(spec["out"], entry / "outputs.npz")
+    state.cache.put(key, entry)
+    return warm, colds, load_outputs(Path(spec["out"])), zipped, False

@@ -1,0 +1,118 @@
+"""Tiny generated handlers for tests: a Lambda function folder around a small ONNX model (or a two-part split
+chain), Function URL events, and strict JSON checks of what a handler answers and logs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from modelpack.targets.handler_files import copy_code
+
+HTTP = {"version": "2.0", "rawPath": "/predict", "requestContext": {"http": {"method": "POST"}},
+        "headers": {"content-type": "application/json"}}
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def strict(text: str | bytes):
+    """RFC 8259 only: NaN, Infinity and -Infinity are refused, as JavaScript's JSON.parse refuses them."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def onnx_model(path: Path, in_dtype: str = "float32", n_in: int = 4, n_out: int = 3, scale: float = 10.0) -> Path:
+    """x @ W (+ a cast from an integer input): large inputs overflow float32 to infinity."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    weights = (np.arange(n_in * n_out, dtype=np.float32).reshape(n_in, n_out) % 5 + 1) * scale
+    elem = {"float32": TensorProto.FLOAT, "int32": TensorProto.INT32}[in_dtype]
+    nodes, source = [], "x"
+    if in_dtype != "float32":
+        nodes.append(helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT))
+        source = "xf"
+    nodes.append(helper.make_node("MatMul", [source, "w"], ["y"]))
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", elem, [None, n_in])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, n_out])],
+                              [helper.make_tensor("w", TensorProto.FLOAT, weights.shape, weights.flatten())])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def function_dir(dest: Path, in_dtype: str = "float32", **options) -> Path:
+    """A Lambda function folder as the build writes it (shipped handler files, modelpack.json, the model)."""
+    copy_code(dest, ("lambda", "handler.py"))
+    model = onnx_model(dest / "model" / "model.onnx", in_dtype)
+    config = {"name": "tiny", "variant": "onnx-fp32", "task": "classification", "threads": 1, "top_k": 2,
+              "max_batch": 8, "load": "lazy", "payload_limit_bytes": 200_000, "cache": None,
+              "model": {"path": "model/model.onnx", "sha256": sha256(model), "in_layer": False},
+              "inputs": [{"name": "x", "shape": [None, 4], "dtype": in_dtype}],
+              "outputs": [{"name": "y", "shape": [None, 3], "dtype": "float32"}], **options}
+    (dest / "modelpack.json").write_text(json.dumps(config))
+    return dest
+
+
+def split_dir(dest: Path) -> Path:
+    """A split model's single chaining function: two parts, [N, 4] -> [N, 4] -> [N, 3]."""
+    copy_code(dest, ("lambda", "handler.py"))
+    first = onnx_model(dest / "model" / "part1.onnx", n_out=4, scale=1.0)
+    second = onnx_model(dest / "model" / "part2.onnx")
+    parts = [{"path": "model/part1.onnx", "sha256": sha256(first), "in_layer": False, "input": "x"},
+             {"path": "model/part2.onnx", "sha256": sha256(second), "in_layer": False, "input": "x"}]
+    combined = hashlib.sha256("".join(p["sha256"] for p in parts).encode()).hexdigest()
+    config = {"name": "tiny-split", "variant": "onnx-fp32", "task": "classification", "threads": 1, "top_k": None,
+              "max_batch": 8, "load": "lazy", "payload_limit_bytes": 200_000, "parts": parts,
+              "model": {"path": "", "sha256": combined, "in_layer": False, "split": True},
+              "inputs": [{"name": "x", "shape": [None, 4], "dtype": "float32"}],
+              "outputs": [{"name": "y", "shape": [None, 3], "dtype": "float32"}]}
+    (dest / "modelpack.json").write_text(json.dumps(config))
+    return dest
+
+
+def http(body, **extra) -> dict:
+    return {**HTTP, "body": body, **extra}
+
+
+def check_strict(result: dict) -> tuple[int, dict]:
+    """Status and parsed body of a Lambda answer; the body text must be strict JSON."""
+    if "body" in result and isinstance(result["body"], str) and "statusCode" in result:
+        return result["statusCode"], strict(result["body"])
+    return result.get("statusCode", 200), strict(json.dumps(result))
+
+
+def log_lines(text: str) -> list[dict]:
+    """Every line the handler printed must be one strict JSON object."""
+    return [strict(line) for line in text.splitlines() if line.strip() and not line.startswith("INFO:")]
+
+
+GOOD = [[0.1, 0.2, 0.3, 0.4]]
+
+def npy(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array, allow_pickle=False)
+    return out.getvalue()
+
+
+def event(body: bytes | str, ctype: str, path: str = "/predict", method: str = "POST", **headers) -> dict:
+    binary = isinstance(body, bytes)
+    return {"version": "2.0", "rawPath": path, "requestContext": {"http": {"method": method}},
+            "headers": {"content-type": ctype, **headers}, "isBase64Encoded": binary,
+            "body": base64.b64encode(body).decode() if binary else body}
+
+
+def oip_json(array: np.ndarray, **extra) -> str:
+    return json.dumps({"inputs": [{"name": "x", "shape": list(array.shape), "datatype": "FP32",
+                                   "data": array.reshape(-1).tolist()}], **extra})

@@ -1,0 +1,64 @@
+"""The step cache's folder and its upkeep: `modelpack cache info|prune|clean` and the size cap."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from click.testing import CliRunner
+
+from modelpack.cli.main import cli
+from modelpack.files.cache import Cache, default_cache_dir, parse_size
+
+
+def fill(root, n: int, size: int = 100_000) -> list[str]:
+    """n entries of `size` bytes, entry i last used at time 1000 + i."""
+    cache, keys = Cache(root), []
+    for i in range(n):
+        src = root.parent / f"src{i}"
+        src.mkdir()
+        (src / "blob").write_bytes(bytes([i]) * size)
+        key = f"{i:032x}"
+        os.utime(cache.put(key, src) / "entry.json", (1000 + i, 1000 + i))
+        keys.append(key)
+    return keys
+
+
+def test_default_folder_is_next_to_the_recipe_or_under_xdg(tmp_path, monkeypatch):
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert default_cache_dir(tmp_path / "proj" / "recipe.yaml") == tmp_path / "proj" / ".modelpack-cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir(tmp_path / "proj" / "recipe.yaml") == tmp_path / "xdg" / "modelpack" / "builds"
+
+
+def test_info_prune_clean_keep_what_modelpack_did_not_write(tmp_path):
+    root = tmp_path / "cache"
+    keys = fill(root, 4)
+    (root / "notes.txt").write_text("mine")  # not the cache's: never removed
+    (root / "my-folder").mkdir()
+    Cache(root).get(keys[0])  # a hit makes the oldest entry the most recently used
+    runner = CliRunner()
+    info = json.loads(runner.invoke(cli, ["cache", "info", "--cache-dir", str(root), "--json"]).stdout)
+    assert info["entries"] == 4 and info["bytes"] > 400_000
+    result = runner.invoke(cli, ["cache", "prune", "--cache-dir", str(root), "--max-size", "250kB", "--json"])
+    assert result.exit_code == 0, result.output
+    pruned = json.loads(result.stdout)
+    assert pruned["removed"] == 2 and pruned["entries"] == 2 and pruned["bytes"] <= 250_000
+    assert sorted(p.name for p in root.iterdir() if p.name in keys) == sorted([keys[0], keys[3]])  # LRU went
+    result = runner.invoke(cli, ["cache", "clean", "--cache-dir", str(root)])
+    assert result.exit_code == 0 and "removed 2 entries" in result.output
+    assert sorted(p.name for p in root.iterdir()) == ["my-folder", "notes.txt"]
+
+
+def test_clean_removes_the_folder_when_only_entries_were_there(tmp_path, monkeypatch):
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    recipe = tmp_path / "recipe.yaml"
+    fill(tmp_path / ".modelpack-cache", 2)
+    result = CliRunner().invoke(cli, ["cache", "clean", str(recipe)])
+    assert result.exit_code == 0 and not (tmp_path / ".modelpack-cache").exists()
+
+
+def test_bad_size_is_a_sentence_and_exit_2(tmp_path):
+    result = CliRunner().invoke(cli, ["cache", "prune", "--cache-dir", str(tmp_path), "--max-size", "lots"])
+    assert result.exit_code == 2 and "size 'lots' is not understood" in result.output
+    assert parse_size("1.5GiB") == 1610612736 and parse_size("500MB") == 500_000_000

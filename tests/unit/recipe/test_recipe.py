@@ -1,0 +1,141 @@
+"""Recipe validation: the bad-recipe corpus, valid fixtures, the schema and every shipped example."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from modelpack.cli.main import cli
+from modelpack.recipe.loader import load_recipe
+from modelpack.recipe.schema import schema_text
+from tests.helpers.paths import FIXTURES, ROOT
+
+BAD = sorted((FIXTURES / "recipes").glob("bad-*.yaml"))
+VALID = sorted((FIXTURES / "recipes").glob("valid-*.yaml"))
+
+
+def test_corpus_is_large_enough():
+    assert len(BAD) >= 15
+
+
+@pytest.mark.parametrize("path", BAD, ids=lambda p: p.stem)
+def test_bad_recipe_exit_2_with_message(path: Path):
+    expect = path.read_text().splitlines()[0].removeprefix("# expect: ") if path.stat().st_size else None
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert str(path) in result.output  # the message names the file
+    if path.name == "bad-empty.yaml":
+        expect = "is empty"
+    assert expect in result.output
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.stem)
+def test_valid_fixture(path: Path):
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "valid recipe" in result.output
+
+
+def test_every_problem_reported_at_once(tmp_path):
+    bad = tmp_path / "r.yaml"
+    bad.write_text("name: x\nmodel: {path: nope.keras}\nselect: cheapest\nbudgets: {max_p50_ms: -1}\n")
+    result = CliRunner().invoke(cli, ["validate", str(bad)])
+    assert result.exit_code == 2
+    assert "(3 problems)" in result.output
+    assert f"{bad}:2 model.path" in result.output
+    assert f"{bad}:3 select" in result.output
+    assert f"{bad}:4 budgets.max_p50_ms" in result.output
+
+
+def test_relative_paths_resolve_against_recipe_dir():
+    recipe = load_recipe(ROOT / "recipes" / "digits" / "recipe.yaml")
+    assert Path(recipe.model.path) == ROOT / "recipes" / "digits" / "model.keras"
+    assert recipe.optimize.prune is None  # off unless asked for
+
+
+def test_defaults_for_minimal_recipe():
+    recipe = load_recipe(FIXTURES / "recipes" / "valid-minimal.yaml")
+    assert recipe.targets == []
+    assert recipe.data.synthetic is True
+    assert all(v is None for v in recipe.budgets.model_dump().values())
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "recipes").glob("*/recipe.yaml")), ids=lambda p: p.parent.name)
+def test_shipped_examples_validate(path: Path):
+    load_recipe(path)
+
+
+def test_committed_schema_is_current():
+    committed = (ROOT / "recipes" / "recipe.schema.json").read_text()
+    assert committed == schema_text(), "run: modelpack schema > recipes/recipe.schema.json"
+
+
+def test_schema_has_descriptions_and_forbids_extra():
+    schema = json.loads(schema_text())
+    budgets = schema["$defs"]["Budgets"]
+    assert budgets["additionalProperties"] is False
+    assert all("description" in p for p in budgets["properties"].values())
+
+
+def test_starter_recipe_written_by_init_parses(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["init", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "recipe.yaml").read_text()
+    assert text.startswith("# yaml-language-server: $schema=recipe.schema.json\n# modelpack recipe")
+    schema = json.loads((tmp_path / "recipe.schema.json").read_text())
+    assert schema["$id"] == "urn:modelpack:recipe" and "targets" in schema["properties"]
+    # Validation then names the missing example files, nothing else.
+    result = runner.invoke(cli, ["validate", str(tmp_path / "recipe.yaml")])
+    assert result.exit_code == 2
+    assert "model.path: file not found" in result.output and "data.path: file not found" in result.output
+    assert "(2 problems)" in result.output
+    again = runner.invoke(cli, ["init", str(tmp_path)])
+    assert again.exit_code == 2 and "exists already" in again.output
+
+
+def test_readme_recipe_reference_is_current():
+    from modelpack.recipe.schema import reference_markdown
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- recipe-reference:start -->\n")[1].split("<!-- recipe-reference:end -->")[0]
+    assert block == reference_markdown(), "regenerate with: modelpack schema --markdown"
+
+
+def test_readme_commands_match_ci():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "modelpack build recipes/digits/recipe.yaml" in readme
+    assert "    .venv/bin/python -m pytest\n" in readme and ".venv/bin/python -m pytest" in ci
+
+
+def test_init_example_targets_validate_when_uncommented(tmp_path):
+    """Every commented example target in the starter recipe is a valid target as written."""
+    from tests.helpers.paths import DIGITS
+
+    assert CliRunner().invoke(cli, ["init", str(tmp_path)]).exit_code == 0
+    lines = (tmp_path / "recipe.yaml").read_text().splitlines()
+    examples = [line[1:] for line in lines if line.startswith("#   - {kind:")]
+    assert len(examples) >= 5
+    text = "\n".join(line for line in lines if not line.startswith("targets: []"))
+    text = text.replace("# targets:", "targets:\n" + "\n".join(examples))
+    text = text.replace("path: model.keras", f"path: {DIGITS / 'model.keras'}").replace(
+        "path: data.npz", f"path: {DIGITS / 'digits.npz'}")
+    (tmp_path / "recipe.yaml").write_text(text)
+    result = CliRunner().invoke(cli, ["validate", "--json", str(tmp_path / "recipe.yaml")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) | {"targets": len(json.loads(result.output)["targets"])} == {
+        "ok": True, "recipe": str(tmp_path / "recipe.yaml"), "name": "my-model", "targets": len(examples),
+        "variants": ["tflite-fp32", "tflite-dynamic", "tflite-fp16", "tflite-int8", "onnx-fp32", "onnx-dynamic",
+                     "onnx-int8"]}
+
+
+def test_misspelled_enum_value_gets_a_suggestion(digits_recipe):
+    result = CliRunner().invoke(cli, ["validate", str(digits_recipe(select="fastests"))])
+    assert result.exit_code == 2
+    assert "select: 'fastests' is not one of smallest, fastest, coldest-start or most-accurate " \
+        "(did you mean 'fastest'?)" in result.output

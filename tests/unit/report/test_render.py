@@ -1,0 +1,102 @@
+"""report.md, report.html and the charts, rendered from a stored report.json of the digits example."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+
+import pytest
+
+from modelpack.report import charts
+from modelpack.report.html import to_html
+from modelpack.report.markdown import to_markdown
+from tests.helpers.paths import FIXTURES
+
+DOC = json.loads((FIXTURES / "reports" / "digits.json").read_text())
+
+
+@pytest.fixture
+def doc() -> dict:
+    return copy.deepcopy(DOC)
+
+
+def failing(doc: dict) -> dict:
+    """The same report with onnx-dynamic over a p95 budget and the build failed."""
+    v = next(v for v in doc["variants"] if v["name"] == "onnx-dynamic")
+    v["budgets_passed"] = False
+    v["budgets"] = [{**b, "passed": b["name"] != "max_p95_ms"} for b in v["budgets"]]
+    doc["budgets"][-1]["passed"] = False
+    doc["passed"] = False
+    return doc
+
+
+def test_markdown_is_safe_for_a_step_summary_and_has_every_section(doc):
+    md = to_markdown(doc)
+    assert "![" not in md and not re.search(r"\]\((?!https?:)", md)  # no image, no link to a file beside it
+    for title in ("| variant |", "### Budgets (tflite-dynamic)", "### INT8 accuracy search (onnx-int8)",
+                  "### Memory size and cost (tflite-dynamic)", "### Artifacts", "Cold start: 3,619 ms (Keras) → 70 ms"):
+        assert title in md
+    header = next(line for line in md.splitlines() if line.startswith("| variant |"))
+    assert "| p50 ms | p95 ms | p99 ms |" in header  # the example sets max_p95_ms
+    row = next(line for line in md.splitlines() if line.startswith("| tflite-dynamic |"))
+    assert row.count("|") == header.count("|")
+
+
+def test_markdown_names_the_failed_budget(doc):
+    md = to_markdown(failing(doc))
+    assert "**FAILED**" in md and "FAIL: max_p95_ms" in md and "| max_p95_ms | 20 | 0.004775 | FAIL |" in md
+
+
+def test_html_is_self_contained_and_marks_pass_fail_and_selection(doc, tmp_path):
+    written = charts.write_charts(doc, tmp_path)
+    page = to_html(failing(doc), written)
+    assert sorted(written) == ["cold.png", "memory.png", "report.png"]
+    srcs = re.findall(r"(?:src|href)='([^']*)'", page)
+    assert srcs and all(s.startswith("data:") for s in srcs)
+    assert "http" not in page.replace("http://www.w3.org", "")  # nothing fetched from anywhere
+    assert page.count("data:image/png;base64,") == 3
+    assert "<tr class='selected'><td>tflite-dynamic</td>" in page
+    assert "<td class='fail'>FAIL: max_p95_ms</td>" in page and "<td class='pass'>pass</td>" in page
+    assert "class='status fail'>FAILED<" in page and "@media print" in page and "name='viewport'" in page
+    for section in ("Budgets", "INT8 accuracy search", "Memory size and cost", "Artifacts", "Cold start:"):
+        assert section in page
+
+
+def test_scatter_colours_by_budget_and_keeps_far_budgets_off_the_axes(doc):
+    data = charts.scatter_data(failing(doc))
+    status = {p["name"]: p["status"] for p in data["points"]}
+    assert status["keras"] == "baseline" and status["onnx-dynamic"] == "fail" and status["tflite-int8"] == "pass"
+    assert data["budgets"] == {"max_zip_mb": 50.0, "max_p95_ms": 20.0}
+    lo, hi = charts._log_range([p["mb"] for p in data["points"]])
+    assert hi < 1 < 50  # the 50 MB budget stays an arrow instead of stretching the axis three decades
+    assert not charts._accuracy_varies(data["points"])  # every variant has accuracy 0.9882: no colour bar
+
+
+def test_every_latency_budget_is_drawn(doc, tmp_path):
+    for v in doc["variants"]:
+        v["budgets"] = v.get("budgets", []) + [{"name": "max_p50_ms", "limit": 0.01, "passed": True, "value": 0},
+                                               {"name": "max_p99_ms", "limit": 0.05, "passed": True, "value": 0}]
+    data = charts.scatter_data(doc)
+    assert set(data["budgets"]) == {"max_zip_mb", "max_p50_ms", "max_p95_ms", "max_p99_ms"}
+    charts.draw_scatter(data, tmp_path / "report.png")
+    assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cold_start_chart_has_baseline_variants_and_handler(doc):
+    bars = charts.cold_data(doc)["bars"]
+    assert bars[0] == {"name": "keras", "ms": pytest.approx(3619.38, abs=0.01), "kind": "baseline"}
+    assert [b["kind"] for b in bars].count("selected") == 1
+    assert bars[-1]["kind"] == "handler" and bars[-1]["ms"] == pytest.approx(83.52)
+
+
+def test_charts_are_deterministic_and_cached(doc, tmp_path):
+    from modelpack.files.cache import Cache
+
+    cache = Cache(tmp_path / "cache")
+    drawn = []
+    for name, use in (("drawn", cache), ("from-cache", cache), ("drawn-again", None)):
+        (tmp_path / name).mkdir()
+        drawn.append({n: p.read_bytes() for n, p in charts.write_charts(doc, tmp_path / name, use).items()})
+    assert drawn[0] == drawn[1] == drawn[2] and len(drawn[0]) == 3
+    assert len(list((tmp_path / "cache").rglob("*.png"))) == 3
