@@ -2,14 +2,14 @@
 
     python benchmarks/zoo.py                    # every model in benchmarks/zoo_models.py (about 30 minutes on 2 cores)
     python benchmarks/zoo.py --quick            # three small models, two variants (what CI runs)
-    python benchmarks/zoo.py --models lstm,two-outputs --out /tmp/zoo --readme
+    python benchmarks/zoo.py --models lstm,two-outputs --out /tmp/zoo --docs
 
 For each model (random weights, small inputs, generated labelled data) it writes a recipe with a
 `lambda-layer` + `lambda-function` target and small measurement settings, runs `modelpack build` in a
 subprocess, and records one cell per variant: ok with fidelity, size and latency, or the exact one-line
 reason it failed. When the build succeeded it sends one real sample through the generated Lambda handler
 (`modelpack invoke` under the Lambda emulator). Writes benchmarks/results/zoo.json (or --out) and a markdown
-table; --readme puts the table into README.md between the zoo markers.
+table; --docs puts the table into docs/models.md between the zoo markers.
 """
 
 from __future__ import annotations
@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="builds at once (the machine is usually shared: 1)")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for zoo.json and zoo.md")
     parser.add_argument("--work", type=Path, help="folder for the models, builds and cache (default: a new temp dir)")
-    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("--docs", "--readme", dest="docs", action="store_true",
+                        help="write the table into docs/models.md")
     parser.add_argument("--update", action="store_true",
                         help="re-run only --models and replace their rows in the existing OUT/zoo.json")
     args = parser.parse_args(argv)
@@ -241,8 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     text = table(results)
     (args.out / "zoo.md").write_text(text + "\n")
     print(text)
-    if args.readme:
-        write_readme(text, ROOT / "README.md")
+    if args.docs:
+        write_readme(text, ROOT / "docs" / "models.md")
     return 0
 
 

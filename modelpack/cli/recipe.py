@@ -32,7 +32,7 @@ def validate(recipe: Path, json: bool) -> None:
 
 
 @click.command()
-@click.option("--markdown", is_flag=True, help="Print the field reference table used in README.md instead.")
+@click.option("--markdown", is_flag=True, help="Print the field reference table used in docs/recipe.md instead.")
 def schema(markdown: bool) -> None:
     """Print the recipe JSON Schema."""
     from modelpack.recipe.schema import reference_markdown, schema_text

@@ -34,7 +34,7 @@ def _type_name(annotation) -> str:
 
 
 def reference_markdown() -> str:
-    """A table of every recipe field: path, type, default, description (kept in README by a test)."""
+    """A table of every recipe field: path, type, default, description (kept in docs/recipe.md by a test)."""
     from pydantic import BaseModel
     from pydantic_core import PydanticUndefined
 

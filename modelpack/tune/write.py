@@ -35,8 +35,8 @@ def _target(root: yaml.Node, path: Path) -> yaml.MappingNode:
                     if isinstance(item, yaml.MappingNode) and any(
                             k.value == "kind" and getattr(v, "value", None) == KIND for k, v in item.value):
                         return item
-    raise UsageError(f"{path}: no `targets` entry with `kind: {KIND}`; add one (see the README's AWS Lambda "
-                     "section) or pass the recipe the build used.")
+    raise UsageError(f"{path}: no `targets` entry with `kind: {KIND}`; add one (see docs/aws-lambda.md) "
+                     "or pass the recipe the build used.")
 
 
 def edit(text: str, changes: dict[str, int | str | None], path: Path) -> str:

@@ -104,7 +104,7 @@ def test_data_timeout_is_a_documented_recipe_field():
     schema = json.loads((ROOT / "recipes" / "recipe.schema.json").read_text())
     field = schema["$defs"]["DataSpec"]["properties"]["timeout_s"]
     assert field["default"] == 300 and "stopped" in field["description"]
-    assert "`data.timeout_s`" in (ROOT / "README.md").read_text()
+    assert "`data.timeout_s`" in (ROOT / "docs" / "guarantees.md").read_text()
 
 
 # Sample data that would make every measurement undefined.

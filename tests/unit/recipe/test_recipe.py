@@ -101,7 +101,7 @@ def test_starter_recipe_written_by_init_parses(tmp_path):
 def test_readme_recipe_reference_is_current():
     from modelpack.recipe.schema import reference_markdown
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "recipe.md").read_text()
     block = readme.split("<!-- recipe-reference:start -->\n")[1].split("<!-- recipe-reference:end -->")[0]
     assert block == reference_markdown(), "regenerate with: modelpack schema --markdown"
 
