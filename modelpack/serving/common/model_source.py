@@ -17,7 +17,7 @@ import time
 
 # Only serving imports this module, and only when a model source is configured.
 from errors import IntegrityError, SourceError
-from integrity import sha256_of
+from model_runtime import sha256_of
 
 PART_BYTES = 8 * 1024 * 1024
 WORKERS = 8

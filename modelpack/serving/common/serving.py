@@ -20,7 +20,6 @@ import os
 import threading
 import time
 
-import integrity
 import model_runtime
 import numpy as np
 from errors import IntegrityError, LoadError, OutputError, RequestError, ServeError, SourceError
@@ -95,7 +94,7 @@ class ModelHolder:
             self._model = Chain(self.config, self.base_dir)
         else:
             t = time.perf_counter()
-            integrity.verify(self.path, sha256)
+            model_runtime.verify(self.path, sha256)
         if self._model is None:
             self._model = model_runtime.load(self.path, int(self.config.get("threads", 1)))
         self.load_ms = (time.perf_counter() - t) * 1e3
@@ -112,7 +111,7 @@ class Chain:
         self._models = []
         for part in parts:
             path = _model_path({"model": part}, base_dir)
-            integrity.verify(path, part["sha256"])
+            model_runtime.verify(path, part["sha256"])
             self._models.append(model_runtime.load(path, threads))
         self._inputs = [part.get("input") for part in parts]
 
