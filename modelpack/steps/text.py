@@ -196,7 +196,8 @@ class TextTokensStep(Step):
             strings = tf.constant(np.asarray(samples, dtype=object).reshape((len(samples), *shape)))
             keras_ids = as_declared(np.asarray(found.layer(strings)), spec)
             handler_ids = vectorizer.encode(samples)
-            if keras_ids.shape != handler_ids.shape or not np.array_equal(keras_ids, handler_ids):
+            if keras_ids.shape != handler_ids.shape or keras_ids.dtype != handler_ids.dtype or \
+                    not np.array_equal(keras_ids, handler_ids):
                 raise UnservableInputError(_mismatch(found, spec, samples, keras_ids, handler_ids))
             checked += len(samples)
             if name != "awkward":
@@ -207,9 +208,10 @@ class TextTokensStep(Step):
 
 
 def as_declared(ids: np.ndarray, spec: dict) -> np.ndarray:
-    """The layer's eager output in the shape its symbolic output declares, which the rest of the model was built
-    on (TextVectorization's multi_hot over a [batch, 1] input declares [batch, 1, depth] and computes
-    [batch, depth])."""
+    """The layer's eager output in the shape and dtype its symbolic output declares, which the rest of the model
+    was built on (TextVectorization's multi_hot over a [batch, 1] input declares float32 [batch, 1, depth] and
+    computes int64 [batch, depth])."""
+    ids = ids.astype(spec["dtype"], copy=False)
     shape = [-1 if d is None else int(d) for d in spec["output_shape"]]
     if ids.ndim == len(shape) + 1 or not ids.size or shape.count(-1) > 1:
         return ids

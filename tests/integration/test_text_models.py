@@ -180,19 +180,21 @@ SETTINGS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(SETTINGS))
-def test_handler_ids_equal_the_layers_for_other_settings(name, tmp_path):
-    """The build's own check (text-tokens) on each setting: the handler's ids are the layer's on the texts and on
-    the awkward corpus, and the numeric model on them computes the whole model's outputs."""
-    kwargs, kind = SETTINGS[name]
-    model = _text_model(tmp_path / "model.keras", kwargs, kind)
+def test_handler_ids_equal_the_layers_for_other_settings(tmp_path):
+    """The build's own check (text-tokens) on each setting, in one worker: the handler's ids are the layer's on the
+    texts and on the awkward corpus, and the numeric model on them computes the whole model's outputs."""
     texts = tmp_path / "texts.npz"
     words = np.asarray(["Loved it!", "boring", "ÉCOLE école", "", "x" * 300, *AWKWARD[:5]])[:, None]
     np.savez(texts, evaluation=words, calibration=words[:2])
-    jobs = [StepJob("text-tokens", str(model), "keras3", str(tmp_path / "tokens"), data={"texts": str(texts)})]
-    res = run_jobs(jobs, tmp_path / "worker.log")[jobs[0].out_dir]
-    assert res["ok"], res.get("error")
-    assert res["details"]["awkward"] == len(AWKWARD)
+    jobs = []
+    for name, (kwargs, kind) in sorted(SETTINGS.items()):
+        model = _text_model(tmp_path / f"{name}.keras", kwargs, kind)
+        jobs.append(StepJob("text-tokens", str(model), "keras3", str(tmp_path / name), data={"texts": str(texts)}))
+    results = run_jobs(jobs, tmp_path / "worker.log")
+    for name, job in zip(sorted(SETTINGS), jobs):
+        res = results[job.out_dir]
+        assert res["ok"], (name, res.get("error"))
+        assert res["details"]["awkward"] == len(AWKWARD)
 
 
 def test_settings_the_handler_cannot_reproduce_are_refused_naming_the_option(tmp_path):

@@ -31,7 +31,8 @@ def run(state: BuildState) -> None:
             raise InputError(f"{state.origin}: optimize.split does not take a text model yet (its vocabulary lookup "
                              "runs in the handler); remove optimize.split and any lambda-split target.")
     info["inputs"] = shapes.apply(info["inputs"], state.recipe.data.shapes, state.origin)
-    shapes.check_synthetic(state.recipe, info["inputs"], state.origin)
+    # A text model's id sequence takes its length from the texts, synthetic ones included.
+    shapes.check_synthetic(state.recipe, info.get("model_inputs", info["inputs"]), state.origin)
     state.info = info
     state.scored = scored_output(state.recipe.task_output, info["outputs"], state.origin)
     outputs = info["outputs"]
