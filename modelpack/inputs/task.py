@@ -102,8 +102,9 @@ def facts(labels: np.ndarray) -> LabelFacts:
     flat = y.reshape(-1).astype(np.float64)
     whole = bool(np.all(np.isfinite(flat) & (flat == np.round(flat)))) if flat.size else True
     values, counts = np.unique(flat, return_counts=True)
-    return LabelFacts(True, whole, float(flat.min(initial=0.0)), float(flat.max(initial=0.0)), len(values),
-                      int(np.sum(counts == 1)), one_hot, y.dtype.kind == "f", len(y))
+    lowest, highest = (float(flat.min()), float(flat.max())) if flat.size else (0.0, 0.0)
+    return LabelFacts(True, whole, lowest, highest, len(values), int(np.sum(counts == 1)), one_hot,
+                      y.dtype.kind == "f", len(y))
 
 
 def infer(labels: np.ndarray | None, name: str = "y") -> TaskDecision:
