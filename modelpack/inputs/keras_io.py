@@ -73,15 +73,20 @@ def embedding_vocabularies(model: Any, names: list[str]) -> dict[str, int]:
     [0, size) is a request the model cannot answer (a gather out of bounds), which handlers refuse as a 400.
     An input read by several embeddings gets the smallest; empty when the graph cannot be walked."""
     found: dict[str, int] = {}
-    inputs = list(getattr(model, "inputs", None) or [])
-    for layer in getattr(model, "layers", []):
-        if type(layer).__name__ != "Embedding" or not isinstance(getattr(layer, "input_dim", None), int):
-            continue
-        for node in getattr(layer, "_inbound_nodes", []):
-            for tensor in getattr(node, "input_tensors", None) or []:
-                at = next((i for i, t in enumerate(inputs) if t is tensor), None)
-                if at is not None and at < len(names):
-                    found[names[at]] = min(found.get(names[at], layer.input_dim), layer.input_dim)
+    try:
+        inputs = list(getattr(model, "inputs", None) or [])
+        for layer in getattr(model, "layers", []):
+            rows = getattr(layer, "input_dim", None)
+            if type(layer).__name__ != "Embedding" or not isinstance(rows, int):
+                continue
+            for node in getattr(layer, "_inbound_nodes", []):
+                tensors = getattr(node, "input_tensors", None)
+                for tensor in tensors if isinstance(tensors, (list, tuple)) else [tensors]:
+                    at = next((i for i, t in enumerate(inputs) if t is tensor), None)
+                    if at is not None and at < len(names):
+                        found[names[at]] = min(found.get(names[at], rows), rows)
+    except Exception:  # a graph that cannot be walked: no ids are checked, as before
+        return {}
     return found
 
 
