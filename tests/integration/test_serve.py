@@ -166,6 +166,11 @@ def test_images_and_sample_events_predict_as_json_does(server, built):
         status, _, body = post(url, data, ctype)
         assert status == 200, body
         np.testing.assert_allclose(json.loads(body)["predictions"], want, rtol=1e-5, atol=1e-6)
+    # An HTML form's upload, as curl -F sends it, predicts as the PNG body does.
+    upload = subprocess.run(["curl", "-s", url, "-F", f"image=@{events / 'image.png'}"], capture_output=True,
+                            timeout=60, check=True).stdout
+    status, _, body = post(url, (events / "image.png").read_bytes(), "image/png")
+    assert json.loads(upload)["predictions"] == json.loads(body)["predictions"], upload[:300]
     for name, body, ctype in (("corrupt JPEG", encoded(pixels, "JPEG")[:30] + b"\0" * 40, "image/jpeg"),
                               ("too many pixels", encoded(np.zeros((400, 400), np.uint8), "PNG"), "image/png")):
         status, _, answer = post(url, body, ctype)
