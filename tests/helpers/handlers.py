@@ -227,3 +227,17 @@ def event(body: bytes | str, ctype: str, path: str = "/predict", method: str = "
 def oip_json(array: np.ndarray, **extra) -> str:
     return json.dumps({"inputs": [{"name": "x", "shape": list(array.shape), "datatype": "FP32",
                                    "data": array.reshape(-1).tolist()}], **extra})
+
+
+def hostile_body(make: str, one: str) -> str:
+    """About 190 kB (just under the 200 kB limit of these functions) of JSON no request to the model can be."""
+    n = 190_000
+    return {"empty lists": lambda: '{"instances": [' + ",".join(["[]"] * (n // 3)) + "]}",
+            "empty objects": lambda: '{"instances": [' + ",".join(["{}"] * (n // 3)) + "]}",
+            "flat numbers": lambda: '{"instances": [' + ",".join(["0"] * (n // 2)) + "]}",
+            "short strings": lambda: '{"instances": [' + ",".join(['"ab"'] * (n // 5)) + "]}",
+            "oversize batch": lambda: '{"instances": [' + ",".join([one] * (n // len(one))) + "]}",
+            "deep nesting": lambda: '{"instances": ' + "[" * (n // 2) + "]" * (n // 2) + "}",
+            "flat floats": lambda: '{"instances": [' + ",".join(["0.5"] * (n // 4)) + "]}",
+            "one-number rows": lambda: '{"instances": [[' + ",".join(["[0]"] * (n // 4)) + "]]}",
+            "empty rows": lambda: '{"instances": [[' + ",".join(["[]"] * (n // 3)) + "]]}"}[make]()

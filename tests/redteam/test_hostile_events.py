@@ -22,8 +22,8 @@ import pytest
 from tests.helpers.handlers import (
     GOOD,
     check_strict,
-    free_dim_dir,
     function_dir,
+    hostile_body,
     http,
     log_lines,
     sha256,
@@ -158,43 +158,6 @@ def test_hostile_bodies_are_refused_before_they_are_parsed(tiny, make):
         tracemalloc.stop()
     assert result["statusCode"] == 413 and "batch within the limit of 8" in strict(result["body"])["error"]
     assert peak <= 64 * 1024, f"{make}: {peak} bytes traced for a {len(text)}-byte body (only counted, never copied)"
-
-
-@pytest.mark.parametrize("make", ["empty lists", "empty objects", "flat numbers", "short strings", "oversize batch",
-                                  "deep nesting", "flat floats", "one-number rows", "empty rows"])
-def test_hostile_bodies_for_a_free_length_model_are_refused_before_they_are_parsed(tmp_path, import_fresh, make):
-    """With a free length ([batch, any, 3]) the shape bounds no value count: strings, objects, the arrays below the
-    free dimension (against the digits) and the instances (commas at the top two levels) still are, counted over
-    one copy of the text before anything is parsed."""
-    seq = import_fresh(free_dim_dir(tmp_path / "seq"), "handler")
-    sample = [[0.5, -1.0, 2.0]] * 4
-    text = hostile_body(make, json.dumps(sample))
-    seq.handler(http(json.dumps({"instances": [sample]})), None)
-    tracemalloc.start()
-    try:
-        result = seq.handler(http(text), None)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert result["statusCode"] == 413 and "batch within the limit of 8" in strict(result["body"])["error"], make
-    assert peak <= len(text) + 256 * 1024, f"{make}: {peak} bytes traced for a {len(text)}-byte body"
-    long = json.dumps({"instances": [[[0.25, 0.5, 1.0]] * 5000]})  # a valid, long sequence: served
-    result = seq.handler(http(long), None)
-    assert result["statusCode"] == 200 and strict(result["body"])["predictions"] == [[1250.0, 2500.0, 5000.0]]
-
-
-def hostile_body(make: str, one: str) -> str:
-    """About 190 kB (just under the 200 kB limit of these functions) of JSON no request to the model can be."""
-    n = 190_000
-    return {"empty lists": lambda: '{"instances": [' + ",".join(["[]"] * (n // 3)) + "]}",
-            "empty objects": lambda: '{"instances": [' + ",".join(["{}"] * (n // 3)) + "]}",
-            "flat numbers": lambda: '{"instances": [' + ",".join(["0"] * (n // 2)) + "]}",
-            "short strings": lambda: '{"instances": [' + ",".join(['"ab"'] * (n // 5)) + "]}",
-            "oversize batch": lambda: '{"instances": [' + ",".join([one] * (n // len(one))) + "]}",
-            "deep nesting": lambda: '{"instances": ' + "[" * (n // 2) + "]" * (n // 2) + "}",
-            "flat floats": lambda: '{"instances": [' + ",".join(["0.5"] * (n // 4)) + "]}",
-            "one-number rows": lambda: '{"instances": [[' + ",".join(["[0]"] * (n // 4)) + "]]}",
-            "empty rows": lambda: '{"instances": [[' + ",".join(["[]"] * (n // 3)) + "]]}"}[make]()
 
 
 def test_a_full_valid_batch_stays_within_three_times_its_body(tiny):
