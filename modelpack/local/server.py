@@ -51,7 +51,8 @@ class Server:
     def __init__(self, host: str, port: int, answer: Callable[[str, str, dict, bytes], Answer],
                  log: Callable[[str], None] | None = None):
         try:
-            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+            families = [info[0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+            family = socket.AF_INET if socket.AF_INET in families else families[0]  # localhost: 127.0.0.1 first
             self.sock = socket.create_server((host, port), family=family, reuse_port=False)
         except (OSError, UnicodeError) as exc:
             raise UsageError(f"cannot listen on {host}:{port} ({getattr(exc, 'strerror', None) or exc}); choose "
@@ -99,7 +100,7 @@ class Server:
                 except Exception as exc:  # never a dropped connection: the client gets a JSON 500
                     answer = _json(500, {"error": f"modelpack serve failed: {type(exc).__name__}: {exc}"})
                 self.log(f"{method} {target[:200]} -> {answer.status} ({(time.perf_counter() - start) * 1e3:.1f} ms)")
-                self._send(conn, sock, answer)
+                self._send(conn, sock, answer, head=method == "HEAD")
                 if conn.our_state is h11.MUST_CLOSE or conn.their_state is not h11.DONE:
                     return
                 conn.start_next_cycle()
@@ -141,7 +142,7 @@ class Server:
             elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                 return None
 
-    def _send(self, conn: h11.Connection, sock: socket.socket, answer: Answer) -> None:
+    def _send(self, conn: h11.Connection, sock: socket.socket, answer: Answer, head: bool = False) -> None:
         skip = ("content-length", "connection", "transfer-encoding")
         headers = [("-".join(p.capitalize() for p in k.split("-")), v) for k, v in answer.headers.items()
                    if k.lower() not in skip]
@@ -149,7 +150,7 @@ class Server:
         if self._closed.is_set():
             headers.append(("Connection", "close"))
         sock.sendall(conn.send(h11.Response(status_code=answer.status, headers=headers, reason=_reason(answer.status))))
-        sock.sendall(conn.send(h11.Data(data=answer.body)) + conn.send(h11.EndOfMessage()))
+        sock.sendall((b"" if head else conn.send(h11.Data(data=answer.body))) + conn.send(h11.EndOfMessage()))
 
     def _refuse(self, conn: h11.Connection, sock: socket.socket, status: int, message: str) -> None:
         self.log(f"refused a request: {status} {message}")

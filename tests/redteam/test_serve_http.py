@@ -193,6 +193,8 @@ def test_get_root_describes_and_get_predict_is_a_405(served):
         {f"{r['method']} {r['path']}" for r in description["routes"]}
     status, headers, body = server.request("GET", "/predict")
     assert status == 405 and headers.get("Allow") == "POST" and json.loads(body)["error"]
+    status, headers, body = server.request("HEAD", "/predict")  # no body, and the connection stays usable
+    assert status == 405 and body == b"" and server.request("POST", "/predict", BODY)[0] == 200
 
 
 def test_curl_uploads_an_image_form(served, tmp_path):

@@ -56,6 +56,8 @@ def _readable(name: str, call, *args):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise RequestError(f"input '{name}': image refused: {str(exc)[:160]}", status=413) from None
+    except MemoryError:
+        raise RequestError(f"input '{name}': the image is too large to decode", status=413) from None
     except Exception as exc:  # OSError, SyntaxError, zlib.error, struct.error ...: damaged bytes
         raise RequestError(f"input '{name}' is not a readable JPEG or PNG image: {type(exc).__name__}: "
                            f"{str(exc)[:160]}") from None
