@@ -38,7 +38,8 @@ def built(tmp_path_factory):
     data["optimize"] = {"variants": ["tflite-fp32"]}
     data["targets"] = [{"kind": "lambda-layer", "python": host_python(), "arch": host_arch()},
                        {"kind": "lambda-function", "max_batch": BIG_BATCH},
-                       {"kind": "azure-functions", "python": host_python(), "max_batch": BIG_BATCH}]
+                       {"kind": "azure-functions", "python": host_python(), "max_batch": BIG_BATCH,
+                        "auth_level": "anonymous"}]  # the function key is test_serve_cli.py's
     data["serving"] = {"image": {"size": [8, 8], "channels": "grayscale", "scale": "unit", "max_pixels": 100_000}}
     recipe = tmp / "recipe.yaml"
     recipe.write_text(yaml.safe_dump(data))
