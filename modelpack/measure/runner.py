@@ -24,12 +24,24 @@ def runtime_dir() -> str:
 
 
 def handler_runtime():
-    """The shipped model_runtime module itself, for worker code that runs models the way handlers do."""
+    """The shipped model_runtime module itself, for worker code that runs models the way handlers do.
+
+    It imports its sibling errors.py by bare name, as handlers lay them out; that name is found in the shipped
+    folder while the module loads and is not left behind in sys.modules for anything else to pick up."""
     import importlib.util
+    import sys
 
     spec = importlib.util.spec_from_file_location("_modelpack_runtime", Path(runtime_dir()) / "model_runtime.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    saved = sys.modules.pop("errors", None)
+    sys.path.insert(0, runtime_dir())
+    try:
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    finally:
+        sys.path.remove(runtime_dir())
+        sys.modules.pop("errors", None)
+        if saved is not None:
+            sys.modules["errors"] = saved
     return module
 
 

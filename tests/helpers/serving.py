@@ -1,5 +1,5 @@
 """The shipped serving runtime in tests: fresh imports as a cold start would make them, and single modules
-loaded by path."""
+loaded by path (their sibling imports resolved in the shipped folder, then forgotten)."""
 
 from __future__ import annotations
 
@@ -36,9 +36,10 @@ def fresh_import(directory: Path, module: str) -> Iterator[ModuleType]:
 
 def serving_module(name: str) -> ModuleType:
     """A module of the shipped serving runtime (modelpack/serving/common/NAME.py), loaded by path under a
-    private name: neither sys.path nor sys.modules changes."""
+    private name: afterwards neither sys.path nor sys.modules has changed."""
     path = ROOT / "modelpack" / "serving" / "common" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"_modelpack_serving_{name}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    with fresh_import(path.parent, "errors"):  # its siblings by bare name, as handlers lay them out
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
