@@ -42,7 +42,11 @@ def build(recipe: Path, out: Path | None, cache_dir: str | None, cache_max_size:
     cache_root = Path(cache_dir) if cache_dir else cache.default_cache_dir(recipe)
     reporter = _reporter(quiet)
     report = run_build(recipe, out=out, cache_dir=None if no_cache else cache_root, reporter=reporter, images=images)
-    if not no_cache and (pruned := cache.prune(cache_root, cap)).removed:
+    try:
+        pruned = None if no_cache else cache.prune(cache_root, cap)
+    except cache.CacheBusy:  # another build is using the cache: it is trimmed after a later build
+        pruned = None
+    if pruned is not None and pruned.removed:
         reporter.info(f"cache over {cache_max_size}: removed {pruned.removed} least recently used entries "
                       f"({cache.human(pruned.freed)})")
     out_dir = out or Path("dist") / report.name

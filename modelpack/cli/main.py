@@ -4,13 +4,14 @@ below) and the signal handling that lets a stopped build clean up."""
 from __future__ import annotations
 
 import signal
+import sys
 
 import click
 
 from modelpack import __version__
 from modelpack.cli.build import bench, build
 from modelpack.cli.cache import cache_group
-from modelpack.cli.common import Settings
+from modelpack.cli.common import Settings, output_closed, quit_as_pipes_do
 from modelpack.cli.inspect import inspect_cmd
 from modelpack.cli.invoke import invoke
 from modelpack.cli.publish import publish
@@ -61,7 +62,19 @@ def _stop(signum: int, frame) -> None:
 def main() -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    cli(prog_name="modelpack")
+    try:
+        cli(prog_name="modelpack")
+    except SystemExit:
+        # click answers a write to a closed pipe with exit 1 after wrapping stdout in PacifyFlushWrapper; a reader
+        # that went away is no failure of ours: end as `git log | head` does.
+        if type(sys.stdout).__name__.lstrip("_") == "PacifyFlushWrapper" and output_closed():
+            quit_as_pipes_do()
+        raise
+    finally:
+        try:
+            sys.stdout.flush()  # what is still buffered goes now, not at exit where an error is only printed
+        except BrokenPipeError:
+            quit_as_pipes_do()
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ class ModelHolder:
         self.source = os.environ.get("MODELPACK_MODEL_SOURCE") or model.get("source")
         self.base_dir = base_dir
         self.path = None if self.source or "parts" in config else _model_path(config, base_dir)
-        self.bounds = Bounds(config["inputs"], int(config.get("max_batch", 1024)))
+        self.bounds = Bounds(config["inputs"], int(config.get("max_batch", 1024)), image=bool(config.get("image")))
         self._lock = threading.Lock()
         self._model = None
         self.loads = 0
