@@ -139,3 +139,18 @@ def test_misspelled_enum_value_gets_a_suggestion(digits_recipe):
     assert result.exit_code == 2
     assert "select: 'fastests' is not one of smallest, fastest, coldest-start or most-accurate " \
         "(did you mean 'fastest'?)" in result.output
+
+
+def test_unquoted_python_versions_are_read_as_written(tmp_path):
+    """YAML reads `3.10` as the float 3.1; a recipe means the Python 3.10 and gets it, quoted or not."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"name: v\nmodel: {{path: {ROOT / 'recipes/digits/model.keras'}}}\ndata: {{synthetic: true}}\n"
+                      "targets:\n  - {kind: lambda-layer, python: 3.10, versions: {numpy: 1.26}}\n"
+                      "  - kind: azure-functions\n    python: 3.12\n")
+    result = CliRunner().invoke(cli, ["validate", "--json", str(recipe)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["targets"] == ["lambda-layer(3.10, x86_64)", "azure-functions(3.12)"]
+    assert load_recipe(recipe).targets[0].versions == {"numpy": "1.26"}
+    recipe.write_text(recipe.read_text().replace("python: 3.12", "python: 3.9"))
+    refused = CliRunner().invoke(cli, ["validate", str(recipe)])
+    assert refused.exit_code == 2 and "'3.9' is not one of" in refused.output
