@@ -8,7 +8,7 @@ from pathlib import Path
 
 from modelpack.console.progress import Reporter
 from modelpack.errors import ModelpackError
-from modelpack.files.guard import check_output_dir
+from modelpack.files.guard import check_output_dir, kept_entries
 from modelpack.files.output import atomic_output_dir
 from modelpack.pipeline.build import Builder
 from modelpack.report.build_report import BuildReport
@@ -46,4 +46,8 @@ def build(recipe_path: str | Path, out: str | Path | None = None, cache_dir: str
 
 def _build(builder: Builder, out_dir: Path, images: bool) -> BuildReport:
     with tempfile.TemporaryDirectory(prefix="modelpack-") as work, atomic_output_dir(out_dir) as staging:
-        return builder.run(Path(work), staging, images)
+        report = builder.run(Path(work), staging, images)
+    if kept := kept_entries(out_dir):
+        builder.reporter.info(f"kept from the previous output in {out_dir}: {', '.join(kept)} (written by sam or "
+                              "modelpack publish after that build)")
+    return report
