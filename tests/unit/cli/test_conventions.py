@@ -112,7 +112,7 @@ def test_invoke_reads_stdin_and_names_a_bad_line(tmp_path):
 
 
 def test_read_events_one_document_or_lines():
-    from modelpack.local.invoke import read_events
+    from modelpack.local.invoke_events import read_events
 
     one = read_events(("-",), io.StringIO('{\n "instances": [[1]]\n}\n'))
     assert [(e.name, e.payload) for e in one] == [("stdin", {"instances": [[1]]})]
