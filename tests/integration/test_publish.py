@@ -4,34 +4,13 @@ is written by the build's own template code (the publish of a real build is in t
 from __future__ import annotations
 
 import json
-import zipfile
-from pathlib import Path
 
 import pytest
 
-from modelpack.recipe.targets import LambdaFunctionSpec
-from modelpack.targets import sam
 from tests.helpers.aws_loopback import client, modelpack, moto_server
-from tests.helpers.sam import fake_ctx, layer_info
+from tests.helpers.sam import tiny_dist as make_dist
 
 pytestmark = pytest.mark.slow
-
-
-def make_dist(root: Path, layer_bytes: int = 0, **spec) -> Path:
-    """A dist with report.json, template.yaml, a function zip and a layer zip (padded to `layer_bytes`)."""
-    dist = root / "dist"
-    (dist / "lambda").mkdir(parents=True)
-    (dist / "report.json").write_text(json.dumps({"name": "tiny", "passed": True, "selected": "onnx-fp32"}))
-    with zipfile.ZipFile(dist / "lambda" / "function.zip", "w") as z:
-        z.writestr("handler.py", "def handler(event, context):\n    return {}\n")
-    with zipfile.ZipFile(dist / "lambda" / "layer.zip", "w") as z:
-        z.writestr("python/empty.py", "")
-    if layer_bytes:
-        with open(dist / "lambda" / "layer.zip", "r+b") as f:
-            f.truncate(layer_bytes)
-    sam.write(fake_ctx(root), LambdaFunctionSpec(kind="lambda-function", **spec), layer_info(),
-              dist / "lambda" / "template.yaml")
-    return dist
 
 
 @pytest.fixture(scope="module")

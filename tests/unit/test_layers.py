@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
             "tune"},
     "local": {"host", "report", "targets"},
     "publish": {"host", "targets"},
-    "tune": {"measure", "recipe"},
+    "tune": {"files", "measure", "recipe"},
     "pipeline": {"console", "files", "inputs", "judge", "measure", "recipe", "report", "steps", "targets"},
     "targets": {"console", "files", "host", "inputs", "measure", "recipe", "report"},
     "steps": {"files", "inputs", "judge", "measure", "recipe", "report"},
