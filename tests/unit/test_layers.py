@@ -21,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {"(facade)", "console", "files", "inputs", "local", "pipeline", "publish", "recipe", "report", "steps",
             "tune"},
     "local": {"host", "report", "targets"},
-    "publish": {"host", "targets"},
+    "publish": {"files", "host", "targets"},
     "tune": {"files", "measure", "recipe"},
     "pipeline": {"console", "files", "inputs", "judge", "measure", "recipe", "report", "steps", "targets"},
     "targets": {"console", "files", "host", "inputs", "measure", "recipe", "report"},
