@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from modelpack.cli.common import handle_errors
+from modelpack.cli.help import examples
 from modelpack.errors import InputError, SplitError, UnservableInputError
 from modelpack.files.jsonio import dumps_strict
 from modelpack.limits import MB
@@ -57,7 +58,9 @@ def rows(cuts: list[dict]) -> list[list[str]]:
 HEADERS = ["cut after", "legal", "MB before", "MB after", "crossing tensor", "KB per sample", "why not"]
 
 
-@click.command("inspect")
+@click.command("inspect", epilog=examples(
+    "modelpack inspect model.keras",
+    "modelpack inspect model.keras --json | jq .model.inputs"))
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
 @click.option("--trust-code", is_flag=True, help="Allow Lambda layers and custom objects (their code runs).")
 @click.option("--json", is_flag=True, help="Print the inspection as JSON.")

@@ -11,6 +11,7 @@ from modelpack import __version__
 from modelpack.cli.build import bench, build
 from modelpack.cli.cache import cache_group
 from modelpack.cli.common import Settings
+from modelpack.cli.help import Commands, examples
 from modelpack.cli.inspect import inspect_cmd
 from modelpack.cli.invoke import invoke
 from modelpack.cli.publish import publish
@@ -21,7 +22,11 @@ from modelpack.console.progress import COLOR_CHOICES
 from modelpack.errors import Terminated
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MODELPACK"})
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MODELPACK"},
+             epilog=examples("modelpack init my-model --model my-model/model.keras --data my-model/data.npz",
+                             "modelpack build my-model/recipe.yaml",
+                             "modelpack serve dist/my-model",
+                             "modelpack build --help                    # a command's options and examples"))
 @click.version_option(__version__, prog_name="modelpack")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only results and errors (no progress).")
@@ -48,6 +53,11 @@ def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: bool, color: str)
 
 for _command in (validate, schema, init, build, bench, inspect_cmd, invoke, cache_group, publish, serve, tune):
     cli.add_command(_command)
+if not serve.epilog:  # serve's own module may give its examples; until then, the ones its users need
+    serve.epilog = examples("modelpack serve dist/digits                    # http://127.0.0.1:8080",
+                            "modelpack serve dist/digits --target azure --port 7071",
+                            "curl -d @dist/digits/events/predict.json -H 'content-type: application/json' "
+                            "http://127.0.0.1:8080/predict")
 
 
 def _stop(signum: int, frame) -> None:

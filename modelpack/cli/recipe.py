@@ -7,11 +7,14 @@ from pathlib import Path
 import click
 
 from modelpack.cli.common import handle_errors
+from modelpack.cli.help import examples
 from modelpack.errors import UsageError
 from modelpack.files.jsonio import dumps_strict
 
 
-@click.command()
+@click.command(epilog=examples(
+    "modelpack validate recipe.yaml",
+    "modelpack validate recipe.yaml --json | jq .targets"))
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", is_flag=True, help="Print the result as one JSON object.")
 @handle_errors
@@ -31,7 +34,9 @@ def validate(recipe: Path, json: bool) -> None:
     click.echo(f"{recipe}: valid recipe '{r.name}' ({len(r.optimize.variants)} variants, {len(r.targets)} targets)")
 
 
-@click.command()
+@click.command(epilog=examples(
+    "modelpack schema > recipe.schema.json",
+    "modelpack schema --markdown"))
 @click.option("--markdown", is_flag=True, help="Print the field reference table used in docs/recipe.md instead.")
 def schema(markdown: bool) -> None:
     """Print the recipe JSON Schema."""
