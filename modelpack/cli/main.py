@@ -12,10 +12,11 @@ from modelpack.cli.build import bench, build
 from modelpack.cli.cache import cache_group
 from modelpack.cli.common import Settings
 from modelpack.cli.help import Commands, examples
+from modelpack.cli.init import init
 from modelpack.cli.inspect import inspect_cmd
 from modelpack.cli.invoke import invoke
 from modelpack.cli.publish import publish
-from modelpack.cli.recipe import init, schema, validate
+from modelpack.cli.recipe import schema, validate
 from modelpack.cli.serve import serve
 from modelpack.cli.tune import tune
 from modelpack.console.progress import COLOR_CHOICES
