@@ -20,7 +20,8 @@ from modelpack.cli.main import cli
 from tests.helpers.builds import copy_dist
 
 pytestmark = pytest.mark.slow
-CSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]")
+STYLE = re.compile(r"\x1b\[[0-9;]*m")  # colours and dim text: inside a line
+CURSOR = re.compile(r"\x1b\[[0-9;?]*[A-Za-ln-z]|\x1b[()][A-Z0-9]")  # cursor moves and erasures: between lines
 
 
 def run_in_terminal(args: list[str], env: dict, columns: int = 100, timeout_s: float = 600) -> tuple[int, str]:
@@ -66,7 +67,7 @@ def test_quiet_progress_and_the_default_cache(digits_dist, tmp_path, monkeypatch
 
     code, screen = run_in_terminal(["build", str(dist.recipe), "--out", str(dist.out)], dict(os.environ))
     assert code == 0, screen[-3000:]
-    segments = [s for s in re.split(r"[\r\n]", CSI.sub("\n", screen)) if s.strip()]
+    segments = [s for s in re.split(r"[\r\n]", CURSOR.sub("\n", STYLE.sub("", screen))) if s.strip()]
     live = [s for s in segments if " left ~ " in s]
     assert live, screen[-3000:]
     whole = re.compile(r"\b\d{1,2}/11 \d+:\d\d:\d\d left ~ (\d+:\d\d:\d\d|-:--:--)$")

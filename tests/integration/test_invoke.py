@@ -45,8 +45,9 @@ def test_an_error_status_is_reported_and_exits_1(digits_dist, tmp_path):
     good = digits_dist.out / "events" / "predict.json"
     result = invoke(str(digits_dist.out), "-e", str(good), "-e", str(bad), "--json")
     assert result.exit_code == 1, result.output
-    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    first, second, failure = (json.loads(line) for line in result.stdout.splitlines())
     assert (first["status"], first["http_status"]) == ("ok", 200)
+    assert failure["ok"] is False and failure["exit_code"] == 1  # --json ends a failed run with its error object
     assert (second["status"], second["http_status"]) == ("error", 400) and "error" in second["response"]
     assert "answered an error status to 1 of 2 event(s): bad.json: HTTP 400" in result.stderr
     human = invoke(str(digits_dist.out), "-e", str(bad))
