@@ -199,7 +199,7 @@ def test_no_data_is_a_clear_exit_2(built, moto_url, tmp_path):
     code, message = run_tune(built, "never-deployed", "--since", "1d", url=moto_url)
     assert code == 2 and "no invocations of 'never-deployed'" in message and "Traceback" not in message
     log = tmp_path / "other.jsonl"
-    log.write_text(json.dumps({"timestamp": 1, "message": "START RequestId: x"}) + "\n")
+    log.write_text(json.dumps({"timestamp": now_minute(), "message": "START RequestId: x"}) + "\n")
     code, message = run_tune(built, "f", "--from-logs", str(log))
     assert code == 2 and "no REPORT lines" in message
 
