@@ -12,17 +12,23 @@ from modelpack import __version__
 from modelpack.cli.build import bench, build
 from modelpack.cli.cache import cache_group
 from modelpack.cli.common import Settings, output_closed, quit_as_pipes_do
+from modelpack.cli.help import Commands, examples
+from modelpack.cli.init import init
 from modelpack.cli.inspect import inspect_cmd
 from modelpack.cli.invoke import invoke
 from modelpack.cli.publish import publish
-from modelpack.cli.recipe import init, schema, validate
+from modelpack.cli.recipe import schema, validate
 from modelpack.cli.serve import serve
 from modelpack.cli.tune import tune
 from modelpack.console.progress import COLOR_CHOICES
 from modelpack.errors import Terminated
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MODELPACK"})
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MODELPACK"},
+             epilog=examples("modelpack init my-model --model my-model/model.keras --data my-model/data.npz",
+                             "modelpack build my-model/recipe.yaml",
+                             "modelpack serve dist/my-model",
+                             "modelpack build --help                    # a command's options and examples"))
 @click.version_option(__version__, prog_name="modelpack")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only results and errors (no progress).")

@@ -7,9 +7,13 @@ from pathlib import Path
 import click
 
 from modelpack.cli.common import handle_errors
+from modelpack.cli.help import examples
 
 
-@click.command()
+@click.command(epilog=examples(
+    "modelpack serve dist/digits                    # http://127.0.0.1:8080",
+    "modelpack serve dist/digits --target azure --port 7071",
+    "curl -d @dist/digits/events/predict.json -H 'content-type: application/json' http://127.0.0.1:8080/predict"))
 @click.argument("dist", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--target", type=click.Choice(["lambda", "azure"]), default="lambda", show_default=True,
               help="Which built package answers the requests (lambda: the function, or a split model's "

@@ -1,8 +1,7 @@
 """The build cache: content-addressed entries of step outputs (written to a temporary name, renamed, verified on
 read), where the cache lives, and how it is kept small (`modelpack cache info|prune|clean`).
 
-Default folder: `$XDG_CACHE_HOME/modelpack/builds` when XDG_CACHE_HOME is set, else `.modelpack-cache` next to
-the recipe (so a build finds its cache wherever it is started from). Only what the cache wrote is ever
+Default folder: one per user (`default_cache_dir`), the same for every recipe and working directory. Only what the cache wrote is ever
 removed: entry folders (32 hex digits holding entry.json) and half-written `.<key>.*` folders it left.
 A running build holds a shared lock on the folder (its `.modelpack-lock` file); `cache prune` and `cache clean`
 take it exclusively and refuse, naming the folder, while any build uses it, so entries never vanish under one.
@@ -111,13 +110,14 @@ PARTIAL = re.compile(r"^\.[0-9a-f]{32}\..+$")
 UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3}
 
 
-def default_cache_dir(near: Path | None = None) -> Path:
-    """The cache folder for a recipe (or model) at `near`; the current folder's when `near` is None."""
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg) / "modelpack" / "builds"
-    base = near.resolve().parent if near is not None else Path.cwd()
-    return base / ".modelpack-cache"
+def default_cache_dir() -> Path:
+    """The one step cache every command uses unless told otherwise: $MODELPACK_CACHE_DIR, else
+    $XDG_CACHE_HOME/modelpack/builds, else ~/.cache/modelpack/builds. It does not depend on the recipe or the
+    current folder, so `modelpack cache info` finds what `modelpack build` wrote wherever either runs."""
+    if explicit := os.environ.get("MODELPACK_CACHE_DIR"):
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "modelpack" / "builds"
 
 
 def parse_size(text: str) -> int:
