@@ -98,8 +98,9 @@ class Builder:
         state = BuildState(self.recipe_path, self.recipe, self.reporter, self.cache, self.versions, work,
                            staging, images)
         plan = STAGES if staging is not None else MEASURE_ONLY
-        for index, stage in enumerate(plan, 1):
-            with self.reporter.stage(index, len(plan), stage.name, stage.purpose):
-                stage.run(state)
+        with self.cache.in_use():  # `modelpack cache clean` refuses while this build reads and writes entries
+            for index, stage in enumerate(plan, 1):
+                with self.reporter.stage(index, len(plan), stage.name, stage.purpose):
+                    stage.run(state)
         assert state.report is not None  # the report stage always runs
         return state.report

@@ -1,4 +1,7 @@
-"""Pipeline steps, registered by name: a new step is a module plus a registry line."""
+"""Steps: the converters and model readers that run inside the worker process (`worker.py`, started by the
+build's jobs), file in, file out, so TensorFlow loads there and a crash takes down only its own variant. Each
+module defines its Step classes (`base.Step`: NAME, options, run) and lists them in STEPS; a new step is a module
+plus a line here. Worker-side failures a user can act on raise a `modelpack.errors.StepError`."""
 
 from __future__ import annotations
 

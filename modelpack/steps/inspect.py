@@ -21,6 +21,7 @@ class InspectStep(Step):
 
         loaded = ctx.model(job)
         info = {"inputs": loaded.inputs, "outputs": loaded.outputs, "params": loaded.params,
+                "vocabularies": loaded.vocabularies,
                 "precision": half_precision(loaded.keras_model) if loaded.keras_model is not None else None}
         (job.out / self.FILE).write_text(dumps_strict(info, indent=1))
         return info
