@@ -130,7 +130,7 @@ def test_init_example_targets_validate_when_uncommented(tmp_path):
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert len(out["targets"]) == 2 + len(commented)
-    assert out["task"]["name"] == "classification" and out["notes"] == []
+    assert out["task"] is None and out["notes"] == []  # synthetic data and no task: nothing to infer or say
 
 
 def test_misspelled_enum_value_gets_a_suggestion(digits_recipe):
