@@ -131,6 +131,45 @@ def _strings(k):
     return make
 
 
+def _mixed_cnn(k):
+    """A CNN as trained on a GPU under mixed_float16: half-precision compute, float32 weights and softmax."""
+    def make():
+        k.mixed_precision.set_global_policy("mixed_float16")
+        try:
+            inp = k.Input((16, 16, 3), name="image")
+            x = k.layers.Conv2D(16, 3, activation="relu")(inp)
+            x = k.layers.BatchNormalization()(x)
+            x = k.layers.Conv2D(16, 3, strides=2, activation="relu")(x)
+            x = k.layers.GlobalAveragePooling2D()(x)
+            out = k.layers.Activation("softmax", dtype="float32")(k.layers.Dense(CLASSES)(x))
+            model = k.Model(inp, out)
+        finally:
+            k.mixed_precision.set_global_policy("float32")
+        return model, {"x": _normal((N, 16, 16, 3))}, {}
+
+    return make
+
+
+WORDS = ("good great fine bad awful poor film story actor music plot dull fun slow long short funny sad "
+         "brilliant boring the a and but not very").split()
+
+
+def _text(k):
+    """A text classifier with its vocabulary lookup inside: TextVectorization over raw review strings."""
+    def make():
+        import tensorflow as tf
+
+        rng = np.random.default_rng(7)
+        texts = np.asarray([" ".join(rng.choice(WORDS, rng.integers(3, 12))).capitalize() + "!" for _ in range(N)])
+        vectorize = k.layers.TextVectorization(max_tokens=40, output_sequence_length=16)
+        vectorize.adapt(tf.constant(texts))
+        inp = k.Input((1,), dtype="string", name="review")
+        x = k.layers.GlobalAveragePooling1D()(k.layers.Embedding(41, 8)(vectorize(inp)))
+        return k.Model(inp, k.layers.Dense(CLASSES, activation="softmax")(x)), {"x": texts[:, None]}, {}
+
+    return make
+
+
 def _keras(framework: str):
     if framework == "keras3":
         import keras
@@ -148,7 +187,8 @@ APP_SIZE = {"xception": 71}
 FAMILIES = {"lstm": lambda k: _recurrent(k, "lstm"), "gru": lambda k: _recurrent(k, "gru"),
             "bidirectional": lambda k: _recurrent(k, "bidirectional"), "conv1d-varlen": _conv1d,
             "attention": _attention, "embedding": _embedding, "dict-inputs": _dict_inputs,
-            "two-outputs": _two_outputs, "regression": _regression, "string-input": _strings}
+            "two-outputs": _two_outputs, "regression": _regression, "string-input": _strings,
+            "mixed-float16": _mixed_cnn, "text-vectorization": _text}
 # tf-keras twins of what exists there too (tf-keras has no ConvNeXt/EfficientNetV2 in every release: kept to the
 # classic ones), plus a bare tf.Module SavedModel.
 TF_KERAS = ("mobilenetv2", "resnet50v2", "lstm", "gru", "conv1d-varlen", "two-outputs", "regression", "dict-inputs")

@@ -6,6 +6,7 @@ EXIT_OK = 0
 EXIT_BUDGET = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
+EXIT_NO_VARIANT = 4  # the build ran, but no variant converted and measured: nothing to select or package
 
 
 class ModelpackError(Exception):
@@ -81,6 +82,15 @@ class PruneError(StepError):
 
 class SplitError(StepError):
     """The model cannot be split as asked; the message names the layer and the fix."""
+
+
+class ModelLoadError(StepError):
+    """The model does not load as the recipe says (a custom class not found, code not trusted); the message names
+    the class and the recipe fields that fix it."""
+
+
+class PrecisionError(StepError):
+    """The float32 copy of a mixed-precision model cannot be made or does not compute what the model does."""
 
 
 class HandlerRaisedError(ModelpackError):

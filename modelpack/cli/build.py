@@ -9,7 +9,7 @@ import click
 
 from modelpack.cli.common import handle_errors, settings
 from modelpack.cli.help import examples
-from modelpack.errors import EXIT_BUDGET, EXIT_OK, UsageError
+from modelpack.errors import EXIT_BUDGET, EXIT_NO_VARIANT, EXIT_OK, UsageError
 from modelpack.files.jsonio import dumps_strict
 
 
@@ -63,15 +63,30 @@ def build(recipe: Path, out: Path | None, cache_dir: str | None, cache_max_size:
                                  "selection_reason": report.selection_reason, "closest": report.closest,
                                  "failed_budgets": [b["name"] for b in report.budgets if not b["passed"]]},
                                 sort_keys=True))
-        sys.exit(EXIT_OK if report.passed else EXIT_BUDGET)
+        sys.exit(exit_code(report))
     if report.passed:
         click.echo(f"built {out_dir}: selected {report.selected} ({report.selection_reason})")
         _print_next_steps(report, out_dir, quiet)
         sys.exit(EXIT_OK)
+    if exit_code(report) == EXIT_NO_VARIANT:
+        failed = [v for v in report.variants if v.name != "keras"]
+        click.echo(f"built {out_dir}, but no variant was built: all {len(failed)} failed to convert or measure "
+                   f"(first: {failed[0].name}: {failed[0].error if failed else ''}). The reasons are under "
+                   f"Failures in {out_dir}/report.md.", err=True)
+        sys.exit(EXIT_NO_VARIANT)
     closest = f"; closest: {report.closest}" if report.closest else ""
-    failed = ", ".join(b["name"] for b in report.budgets if not b["passed"]) or "no variant built"
+    failed = ", ".join(b["name"] for b in report.budgets if not b["passed"]) or "no variant meets every budget"
     click.echo(f"built {out_dir}, but budgets failed ({failed}){closest}. See {out_dir}/report.md.", err=True)
     sys.exit(EXIT_BUDGET)
+
+
+def exit_code(report) -> int:
+    """0 passed; 4 when no variant converted and measured (nothing to select); 1 when budgets failed."""
+    if report.passed:
+        return EXIT_OK
+    if not any(v.ok for v in report.variants if v.name != "keras"):
+        return EXIT_NO_VARIANT
+    return EXIT_BUDGET
 
 
 def _github_actions(report, recipe: Path, out_dir: Path, summary: bool) -> None:

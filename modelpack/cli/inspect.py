@@ -21,7 +21,7 @@ KB = 1_000
 def inspect(path: Path, trust_code: bool = False, cuts: bool = True) -> dict:
     """{"model": inputs/outputs/params, "cuts": every position with legality, sizes and the crossing tensor}
     (without `cuts`, the model's signature only)."""
-    from modelpack.inputs import safety
+    from modelpack.inputs import safety, shapes
     from modelpack.inputs.modelfile import detect
     from modelpack.report.records import StepResult
     from modelpack.steps import StepJob
@@ -38,7 +38,8 @@ def inspect(path: Path, trust_code: bool = False, cuts: bool = True) -> dict:
             raise InputError(f"{path}: {info.message}")
         if not info.ok:
             raise InputError(f"{path}: the model could not be loaded ({info.error}).")
-        out = {"model": info.details, "format": model.format, "cuts": None, "cuts_error": None}
+        out = {"model": info.details, "format": model.format, "cuts": None, "cuts_error": None,
+               "free_dimensions": [t["name"] for t in shapes.free(info.details["inputs"])]}
         if found and found[0].ok:
             out["cuts"] = json.loads((Path(jobs[1].out_dir) / "cuts.json").read_text())
         elif found:
@@ -79,9 +80,19 @@ def inspect_cmd(model: Path, trust_code: bool, json: bool) -> None:
         return
     info = result["model"]
     click.echo(f"{model} ({result['format']}, {info['params']:,} parameters)")
+    from modelpack.inputs import shapes
+
     for kind in ("inputs", "outputs"):
         for t in info[kind]:
-            click.echo(f"  {kind[:-1]} {t['name']}: {t['dtype']} {t['shape']}")
+            extra = ""
+            if kind == "inputs" and t["dtype"] == "string":
+                extra = "  (text: the build moves its TextVectorization / StringLookup lookup into the handler)"
+            elif kind == "inputs" and t in shapes.free(info["inputs"]):
+                extra = "  (free dimensions: with data.synthetic, set data.shapes to the size you serve)"
+            click.echo(f"  {kind[:-1]} {t['name']}: {t['dtype']} {shapes.text(t['shape'])}{extra}")
+    if info.get("precision"):
+        click.echo(f"  computes in {info['precision']['policy']} ({info['precision']['layers']} layers): the build "
+                   "converts a float32 copy with the same weights")
     if result["cuts"] is None:
         click.echo(f"cut points: none ({result['cuts_error']})")
         return

@@ -24,13 +24,20 @@ def validate(recipe: Path, json: bool) -> None:
 
     r = load_recipe(recipe)
     # The same TensorFlow-free checks a build starts with, so validate passes only what build accepts.
-    precheck.check_model(r, str(recipe))
-    precheck.check_data(r, str(recipe), call_functions=False)
+    model = precheck.check_model(r, str(recipe))
+    arrays = precheck.check_data(r, str(recipe), call_functions=False)
+    task = precheck.decide_task(r, arrays, str(recipe)) if arrays is not None or r.task else None
+    notes = precheck.input_notes(r, model, str(recipe))
     if json:
         click.echo(dumps_strict({"ok": True, "recipe": str(recipe), "name": r.name, "variants": list(r.optimize.variants),
-                                 "targets": [t.identity() for t in r.targets]}, sort_keys=True))
+                                 "targets": [t.identity() for t in r.targets],
+                                 "task": task.to_json() if task else None, "notes": notes}, sort_keys=True))
         return
     click.echo(f"{recipe}: valid recipe '{r.name}' ({len(r.optimize.variants)} variants, {len(r.targets)} targets)")
+    if task is not None:
+        click.echo(task.sentence().replace("`", ""))
+    for note in notes:
+        click.echo(note)
 
 
 @click.command(epilog=examples(

@@ -66,6 +66,14 @@ class Reporter:
         console = self._progress.console if self._progress is not None else self.console
         console.print(f"[dim]{self._stamp()}[/] {escape(message)}", markup=True, soft_wrap=True)
 
+    def warn(self, message: str) -> None:
+        """Something the numbers of this build depend on that the user must know; printed unless -q."""
+        if self.quiet:
+            return
+        console = self._progress.console if self._progress is not None else self.console
+        console.print(f"[dim]{self._stamp()}[/] [bold yellow]warning:[/] {escape(message)}", markup=True,
+                      soft_wrap=True)
+
     def debug(self, message: str) -> None:
         """Detail only -v users want (what was reused, where files went)."""
         if self.verbose:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import zipfile
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 
 import numpy as np
 
 from modelpack.errors import InputError
 from modelpack.inputs import data_function
+from modelpack.inputs import order as input_order
 from modelpack.recipe.models import DataSpec
 
 
@@ -31,7 +33,9 @@ class TensorSpec:
 
 @dataclass
 class Samples:
-    """The splits a build uses; each `*_x` is a list with one array per model input."""
+    """The splits a build uses; each `*_x` is a list with one array per model input. `overlap` counts the
+    calibration samples that are evaluation samples too (only with data.allow_overlap); `notes` say how the
+    samples were shared out when that was not as the recipe asked."""
 
     eval_x: list[np.ndarray]
     eval_y: np.ndarray | None
@@ -39,6 +43,9 @@ class Samples:
     train_x: list[np.ndarray] | None
     train_y: np.ndarray | None
     synthetic: bool
+    overlap: int = 0
+    notes: list[str] = dataclass_field(default_factory=list)
+    texts: np.ndarray | None = None  # a text model's evaluation texts (eval_x then holds their token ids)
 
     def save(self, path: Path, split: str = "eval") -> Path:
         xs, ys = {"eval": (self.eval_x, self.eval_y), "calibration": (self.calib_x, None),
@@ -52,6 +59,59 @@ class Samples:
 
 def _count(value: float, available: int) -> int:
     return max(1, int(round(value * available))) if value < 1 else int(value)
+
+
+@dataclass(frozen=True)
+class SplitCounts:
+    """How many samples evaluate and calibrate, how many do both, and what the build must say about it."""
+
+    evaluation: int
+    calibration: int
+    overlap: int = 0
+    note: str | None = None
+
+
+def split_counts(spec: DataSpec, pool: int, calibrates: bool, origin: str) -> SplitCounts:
+    """Evaluation and calibration counts for `pool` samples, never overlapping unless data.allow_overlap says so.
+
+    Counts the recipe sets that do not fit are refused with the numbers; the defaults, when they do not fit, share
+    the samples 2:1 and say so. Calibration matters only when a variant calibrates (`calibrates`)."""
+    n_eval, n_cal = _count(spec.evaluation, pool), _count(spec.calibration, pool)
+    if not calibrates:
+        e = min(n_eval, pool)
+        note = None if n_eval <= pool else (f"data.evaluation asks for {n_eval} samples; the data has {pool}, "
+                                            "all of which evaluate")
+        return SplitCounts(e, min(n_cal, pool - e), 0, note)
+    if n_eval + n_cal <= pool:
+        return SplitCounts(n_eval, n_cal)
+    given = {"evaluation", "calibration"} & spec.model_fields_set
+    if not given and pool >= 2:
+        cal = max(1, pool // 3)
+        return SplitCounts(pool - cal, cal, 0, (
+            f"the data has {pool} samples, fewer than the default {n_eval} evaluation + {n_cal} calibration: "
+            f"{pool - cal} evaluate and {cal} calibrate, none of them both (set data.evaluation and "
+            "data.calibration to choose)"))
+    if spec.allow_overlap:
+        e, c = min(n_eval, pool), min(n_cal, pool)
+        overlap = max(0, e + c - pool)
+        return SplitCounts(e, c, overlap, (
+            f"{overlap} of the {c} calibration samples are evaluation samples too (data.allow_overlap): the data "
+            f"has {pool} samples for {n_eval} evaluation + {n_cal} calibration, so INT8 variants are judged "
+            "partly on the samples they were calibrated on and their accuracy may look better than it is"))
+    fit_cal = max(1, pool // 3)
+    raise InputError(
+        f"{origin}: data.path {spec.path} has {pool} samples, but data.evaluation asks for {n_eval} and "
+        f"data.calibration for {n_cal} ({n_eval + n_cal} in all). INT8 variants are calibrated on the calibration "
+        "samples and judged on the evaluation samples, so the two must not overlap. Ask for fewer (e.g. "
+        f"evaluation: {pool - fit_cal}, calibration: {fit_cal}, or fractions such as evaluation: 0.7, calibration: "
+        "0.3), give more samples, or set data.allow_overlap: true to calibrate partly on evaluation samples "
+        "(the build and the report then warn).")
+
+
+def check_counts(arrays: dict[str, np.ndarray], spec: DataSpec, calibrates: bool, origin: str) -> SplitCounts:
+    """split_counts for the loaded arrays (their first input's length): what validate checks without a model."""
+    first = _pick(arrays, spec.inputs, "data.inputs", origin)[0]
+    return split_counts(spec, len(first), calibrates, origin)
 
 
 def load_arrays(spec: DataSpec, origin: str) -> dict[str, np.ndarray]:
@@ -81,7 +141,7 @@ def _pick(arrays: dict[str, np.ndarray], names: str | list[str], field: str, ori
 
 
 def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str, task: str = "classification",
-            arrays: dict[str, np.ndarray] | None = None) -> Samples:
+            arrays: dict[str, np.ndarray] | None = None, calibrates: bool = True) -> Samples:
     """Draw evaluation / calibration / training splits and check them against the model inputs.
 
     Arrays without samples, and inputs or (for classification and regression) labels holding NaN or infinite
@@ -96,11 +156,7 @@ def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str, task: str = "
 
     arrays = arrays if arrays is not None else load_arrays(spec, origin)
     names = [spec.inputs] if isinstance(spec.inputs, str) else list(spec.inputs)
-    if len(names) != len(inputs):
-        raise InputError(
-            f"{origin}: data.inputs names {len(names)} array(s) but the model has {len(inputs)} input(s): "
-            f"{', '.join(t.name for t in inputs)}. List one array per model input, in order."
-        )
+    notes = input_order.check(names, inputs, "data.inputs", origin)
     xs = _pick(arrays, names, "data.inputs", origin)
     ys = _pick(arrays, spec.labels, "data.labels", origin)[0] if spec.labels else None
     where = f"{origin}: data.path {spec.path}"
@@ -111,19 +167,22 @@ def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str, task: str = "
             raise InputError(f"{origin}: data.inputs array '{name}' has {len(a)} samples, the first has {pool}.")
     if ys is not None and len(ys) != pool:
         raise InputError(f"{origin}: data.labels has {len(ys)} samples but the inputs have {pool}.")
-    xs = [_fit(a, t, "data.inputs", origin) for a, t in zip(xs, inputs)]
+    xs = [_fit(a, t, "data.inputs", origin, inputs) for a, t in zip(xs, inputs)]
     # Again after the cast to the model's dtype: a float64 value too large for float32 becomes infinite.
     _all_finite(zip(names, xs), None, None, "data.inputs", where)
 
     order = np.random.default_rng(spec.seed).permutation(pool)
-    n_eval = min(_count(spec.evaluation, pool), pool)
-    n_cal = min(_count(spec.calibration, pool), pool)
+    counts = split_counts(spec, pool, calibrates, origin)
+    n_eval, n_cal = counts.evaluation, counts.calibration
     eval_idx = order[:n_eval]
     rest = order[n_eval:]
-    # Calibration prefers samples not used for evaluation; it reuses them only when the pool is too small.
+    # Calibration takes samples not used for evaluation; it reuses them only as data.allow_overlap allows.
     cal_idx = rest[:n_cal] if len(rest) >= n_cal else order[-n_cal:]
     if spec.train is not None:
-        tx = [_fit(a, t, "data.train.inputs", origin) for a, t in zip(_pick(arrays, spec.train.inputs, "data.train.inputs", origin), inputs)]
+        train_names = _as_list(spec.train.inputs)
+        notes += input_order.check(train_names, inputs, "data.train.inputs", origin)
+        tx = [_fit(a, t, "data.train.inputs", origin, inputs)
+              for a, t in zip(_pick(arrays, train_names, "data.train.inputs", origin), inputs)]
         ty = _pick(arrays, spec.train.labels, "data.train.labels", origin)[0]
         _all_finite(zip(_as_list(spec.train.inputs), tx), None, None, "data.train.inputs", where)
     else:
@@ -137,14 +196,16 @@ def prepare(spec: DataSpec, inputs: list[TensorSpec], origin: str, task: str = "
         train_x=tx,
         train_y=ty,
         synthetic=False,
+        overlap=counts.overlap,
+        notes=([counts.note] if counts.note else []) + notes,
     )
 
 
-def check_arrays(arrays: dict[str, np.ndarray], spec: DataSpec, task: str, origin: str) -> None:
+def check_arrays(arrays: dict[str, np.ndarray], spec: DataSpec, task: str | None, origin: str) -> None:
     """The checks that need no model: every named array has samples and only finite numbers (labels only
     for classification and regression: a custom task decides about its own labels)."""
     where = f"{origin}: data.path {spec.path}"
-    labels_checked = task in ("classification", "regression")
+    labels_checked = task in (None, "classification", "regression")
     groups = [(_as_list(spec.inputs), spec.labels, "data.inputs")]
     if spec.train is not None:
         groups.append((_as_list(spec.train.inputs), spec.train.labels, "data.train.inputs"))
@@ -188,14 +249,18 @@ def _all_finite(inputs, labels: np.ndarray | None, labels_name: str | None, fiel
             )
 
 
-def _fit(a: np.ndarray, t: TensorSpec, field: str, origin: str) -> np.ndarray:
-    """Check one array against one model input; cast only where no information is lost."""
+def _fit(a: np.ndarray, t: TensorSpec, field: str, origin: str, inputs: list[TensorSpec] | None = None) -> np.ndarray:
+    """Check one array against one model input; cast only where no information is lost. `inputs` (all the
+    model's) lets a mismatch name the order the model takes its inputs in."""
+    hint = f" The model takes its inputs in this order: {input_order.expected(inputs)}." if inputs and len(inputs) > 1 else ""
     want = t.shape[1:]
     got = a.shape[1:]
+    if t.dtype == "string":
+        return _texts(a, t, field, origin)
     if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want, got)):
         raise InputError(
             f"{origin}: {field} arrays have per-sample shape {tuple(got)} but model input '{t.name}' "
-            f"expects {tuple('any' if w is None else w for w in want)}. Reshape the data or pick other arrays."
+            f"expects {tuple('any' if w is None else w for w in want)}. Reshape the data or pick other arrays.{hint}"
         )
     target = np.dtype(t.dtype)
     if a.dtype == target:
@@ -205,8 +270,25 @@ def _fit(a: np.ndarray, t: TensorSpec, field: str, origin: str) -> np.ndarray:
     if np.issubdtype(target, np.integer) and np.issubdtype(a.dtype, np.integer):
         return a.astype(target)
     raise InputError(
-        f"{origin}: {field} arrays are {a.dtype} but model input '{t.name}' is {t.dtype}. Convert the data."
+        f"{origin}: {field} arrays are {a.dtype} but model input '{t.name}' is {t.dtype}. Convert the data.{hint}"
     )
+
+
+def _texts(a: np.ndarray, t: TensorSpec, field: str, origin: str) -> np.ndarray:
+    """Sample texts for a string input, as Unicode strings in the input's per-sample shape ((N,) fits (N, 1))."""
+    want = tuple(1 if d is None else d for d in t.shape[1:])
+    size = int(np.prod(want, dtype=np.int64))
+    if a.dtype.kind not in "USO" or int(np.prod(a.shape[1:], dtype=np.int64)) != size:
+        raise InputError(f"{origin}: {field} array for text input '{t.name}' must hold strings, {size} per sample; "
+                         f"it is {a.dtype} of per-sample shape {tuple(a.shape[1:])}.")
+    flat = a.reshape(len(a), -1)
+    try:
+        texts = [[s.decode("utf-8") if isinstance(s, bytes) else s for s in row] for row in flat.tolist()]
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{origin}: {field} holds bytes that are not UTF-8 text ({exc}).") from None
+    if not all(isinstance(s, str) for row in texts for s in row):
+        raise InputError(f"{origin}: {field} array for text input '{t.name}' holds values that are not strings.")
+    return np.asarray(texts, dtype=str).reshape((len(a), *want))
 
 
 SYNTHETIC_FREE_DIM = 8  # a free dimension's size in synthetic data: 1 would starve convolutions and pooling
@@ -214,6 +296,9 @@ SYNTHETIC_FREE_DIM = 8  # a free dimension's size in synthetic data: 1 would sta
 
 def _random(t: TensorSpec, n: int, rng: np.random.Generator) -> np.ndarray:
     shape = (n, *[d if d is not None else SYNTHETIC_FREE_DIM for d in t.shape[1:]])
+    if t.dtype == "string":  # words from a small alphabet; a text model's build draws them from its vocabulary
+        return np.asarray([" ".join(f"w{i}" for i in rng.integers(0, 50, 8)) for _ in range(int(np.prod(shape)))],
+                          dtype=str).reshape(shape)
     if np.issubdtype(np.dtype(t.dtype), np.integer):
         return rng.integers(0, 10, size=shape).astype(t.dtype)
     return rng.standard_normal(shape).astype(t.dtype)

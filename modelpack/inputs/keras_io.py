@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpack.errors import UnservableInputError
+from modelpack.errors import ModelLoadError, UnservableInputError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -37,19 +37,27 @@ class Loaded:
         return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
 
 
+TEXT_LAYERS = ("TextVectorization", "StringLookup")  # string readers whose lookup a handler can do itself
+
+
 def check_servable(model: Any) -> None:
-    """Refuse inputs that LiteRT and onnxruntime cannot be fed, before anything is traced or converted."""
+    """Refuse inputs that LiteRT and onnxruntime cannot be fed, before anything is traced or converted; a string
+    input read by one TextVectorization or StringLookup layer passes (its lookup moves into the handler)."""
     for i, t in enumerate(model.inputs):
         dtype = str(getattr(t.dtype, "name", t.dtype))
         kind = "string" if dtype in ("string", "str", "object") else (
             "ragged" if getattr(t, "ragged", False) else "sparse" if getattr(t, "sparse", False) else None)
         if kind is None:
             continue
+        layers = readers(model, t)
+        if kind == "string" and len(layers) == 1 and type(layers[0]).__name__ in TEXT_LAYERS:
+            continue
         name = getattr(t, "name", f"input_{i}").split(":")[0]
-        readers = _readers(model, t)
-        by = f", read by layer {readers}" if readers else ""
-        fix = ("Move text vectorization out of the model: run it in the handler or before the call, save the "
-               "model from the token ids on (a keras.Model whose input is the vectorizer's output), and send token ids"
+        found = ", ".join(f"'{layer.name}' ({type(layer).__name__})" for layer in layers)
+        by = f", read by layer {found}" if found else ""
+        fix = ("Read it with one TextVectorization or StringLookup layer (modelpack moves its vocabulary lookup "
+               "into the handler), or vectorize before the call: save the model from the token ids on (a "
+               "keras.Model whose input is the vectorizer's output) and send token ids"
                if kind == "string" else
                "Pad the input to a fixed length (with a mask if needed) and save the model with a dense input")
         raise UnservableInputError(
@@ -57,15 +65,15 @@ def check_servable(model: Any) -> None:
             f"onnxruntime) takes {kind} inputs. {fix}.")
 
 
-def _readers(model: Any, tensor: Any) -> str:
-    """The layers that consume `tensor`, as "'name' (Class)"; empty when the graph cannot be walked."""
+def readers(model: Any, tensor: Any) -> list:
+    """The layers that consume `tensor`; empty when the graph cannot be walked."""
     found = []
     for layer in getattr(model, "layers", []):
         for node in getattr(layer, "_inbound_nodes", []):
             if any(t is tensor for t in getattr(node, "input_tensors", [])):
-                found.append(f"'{layer.name}' ({type(layer).__name__})")
+                found.append(layer)
                 break
-    return ", ".join(found)
+    return found
 
 
 def embedding_vocabularies(model: Any, names: list[str]) -> dict[str, int]:
@@ -96,40 +104,72 @@ def safe_name(name: str) -> str:
     return re.sub(r"\W", "_", name) or "input"
 
 
-def _custom_objects(module: str | None) -> dict | None:
+def load_custom_objects(module: str | None) -> dict | None:
+    """The CUSTOM_OBJECTS dict of the recipe's model.custom_objects module."""
     if not module:
         return None
-    return dict(getattr(importlib.import_module(module), "CUSTOM_OBJECTS", {}))
+    try:
+        found = importlib.import_module(module)
+    except Exception as exc:  # the user's module: any failure to import it is the recipe's
+        raise ModelLoadError(f"model.custom_objects names module '{module}', which cannot be imported "
+                             f"({type(exc).__name__}: {str(exc)[:200]}). Make it importable from the folder the "
+                             "build runs in (or PYTHONPATH).") from None
+    return dict(getattr(found, "CUSTOM_OBJECTS", {}))
 
 
-def load(path: str, fmt: str, trust_code: bool = False, custom_objects: str | None = None) -> Loaded:
-    """Open the model the way its format requires; safe mode unless the recipe trusts its code."""
+MISSING_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'|Unknown (?:layer|object|activation)"
+                           r"[^']*'([^']+)'")
+
+
+def load(path: str, fmt: str, trust_code: bool = False, custom_objects: str | None = None,
+         shapes: dict | None = None) -> Loaded:
+    """Open the model the way its format requires; safe mode unless the recipe trusts its code. A class the
+    model names but nobody defines is a ModelLoadError naming it and the recipe fields that fix it."""
     import tensorflow as tf
 
-    objects = _custom_objects(custom_objects)
+    objects = load_custom_objects(custom_objects)
     if fmt == "savedmodel":
         return _from_savedmodel(tf.saved_model.load(path))
-    if fmt == "keras3":
-        import keras
+    try:
+        if fmt == "keras3":
+            import keras
 
-        model = keras.saving.load_model(path, compile=False, safe_mode=not trust_code, custom_objects=objects)
-    else:
-        import tf_keras
+            model = keras.saving.load_model(path, compile=False, safe_mode=not trust_code, custom_objects=objects)
+        else:
+            import tf_keras
 
-        kwargs = {} if fmt == "tf-keras-h5" else {"safe_mode": not trust_code}
-        model = tf_keras.models.load_model(path, compile=False, custom_objects=objects, **kwargs)
-    return from_keras(model)
+            kwargs = {} if fmt == "tf-keras-h5" else {"safe_mode": not trust_code}
+            model = tf_keras.models.load_model(path, compile=False, custom_objects=objects, **kwargs)
+    except Exception as exc:
+        missing = MISSING_CLASS.search(str(exc))
+        if missing is None:
+            raise
+        raise ModelLoadError(missing_class_message(missing.group(1) or missing.group(2), custom_objects,
+                                                   objects)) from None
+    return from_keras(model, shapes)
 
 
-def from_keras(model: Any) -> Loaded:
-    """Wrap a Keras 3 or tf-keras model in a serving function with named, batch-free input specs."""
+def missing_class_message(name: str, module: str | None, objects: dict | None) -> str:
+    """Why the model named a class nobody defines, and the recipe fields that make it load."""
+    if module:
+        known = ", ".join(sorted(objects or {})) or "nothing"
+        return (f"the model uses '{name}', a custom class or function, but model.custom_objects ({module}) does "
+                f"not define it: its CUSTOM_OBJECTS has {known}. Add '{name}' to CUSTOM_OBJECTS in {module}.")
+    return (f"the model uses '{name}', a custom class or function this build cannot find (it loads only where the "
+            "code that registered it was imported). Set model.custom_objects: your.module, an importable module "
+            f"whose CUSTOM_OBJECTS dict maps '{name}' to it, with model.trust_code: true.")
+
+
+def from_keras(model: Any, shapes: dict | None = None) -> Loaded:
+    """Wrap a Keras 3 or tf-keras model in a serving function with named, batch-free input specs; `shapes`
+    (the recipe's data.shapes, checked against the model before) fixes free dimensions by input name."""
     import tensorflow as tf
 
     check_servable(model)
-    specs = [
-        tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=safe_name(getattr(t, "name", f"input_{i}")))
-        for i, t in enumerate(model.inputs)
-    ]
+    specs = []
+    for i, t in enumerate(model.inputs):
+        name = safe_name(getattr(t, "name", f"input_{i}"))
+        specs.append(tf.TensorSpec([None, *((shapes or {}).get(name) or t.shape[1:])], t.dtype, name=name))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         specs = [tf.TensorSpec(s.shape, s.dtype, name=f"input_{i}") for i, s in enumerate(specs)]

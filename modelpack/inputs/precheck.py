@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from modelpack.errors import InputError
-from modelpack.inputs import data, safety
+from modelpack.inputs import data, safety, shapes, task
 from modelpack.inputs.modelfile import ModelFile, detect
 from modelpack.recipe.models import Recipe
 
@@ -79,4 +79,34 @@ def check_data(recipe: Recipe, origin: str, *, call_functions: bool) -> dict[str
         return None
     arrays = data.load_arrays(spec, origin)
     data.check_arrays(arrays, spec, recipe.task, origin)
+    data.check_counts(arrays, spec, recipe.optimize.calibrates, origin)
     return arrays
+
+
+def input_notes(recipe: Recipe, model: ModelFile, origin: str) -> list[str]:
+    """What the saved architecture says about the inputs, read without TensorFlow: free dimensions (refused with
+    synthetic data unless data.shapes fixes them, as the build refuses them) and text inputs."""
+    declared = shapes.declared_inputs(safety.model_config(model)) if model.format != "savedmodel" else None
+    if not declared:
+        return []
+    if recipe.data.shapes is None:  # names in data.shapes are checked by the build, against the loaded model
+        shapes.check_synthetic(recipe, declared, origin)
+    else:
+        given = recipe.data.shapes
+        declared = [{**t, "shape": [t["shape"][0], *given[t["name"]]]} if t["name"] in given else t
+                    for t in declared]
+    notes = [f"input '{t['name']}' {shapes.text(t['shape'])} has free dimensions: the data's samples give their "
+             "size" for t in shapes.free(declared)]
+    notes += [f"input '{t['name']}' is text: the build moves the vocabulary lookup of the layer that reads it into "
+              "the handler" for t in declared if t["dtype"] == "string"]
+    return notes
+
+
+def decide_task(recipe: Recipe, arrays: dict[str, np.ndarray] | None, origin: str) -> task.TaskDecision:
+    """The task the build scores (inferred from the labels when the recipe has none), the labels checked
+    against it and the budgets checked against the task."""
+    spec = recipe.data
+    labels = arrays.get(spec.labels) if arrays is not None and spec.labels else None
+    decision = task.decide(recipe.task, labels, spec.labels or "y", origin)
+    task.check_budgets(decision.task, recipe.budgets, origin, decision.inferred)
+    return decision

@@ -10,6 +10,7 @@ from modelpack.recipe.models import Budgets
 # budget name -> (what it reads from a variant record, True if the limit is an upper bound)
 BUDGET_METRICS: dict[str, tuple[Callable[[dict], float | None], bool]] = {
     "max_accuracy_drop": (lambda v: v.get("accuracy_drop"), True),
+    "max_mae_increase": (lambda v: (v.get("regression") or {}).get("mae_increase"), True),
     "min_agreement": (lambda v: (v.get("fidelity") or {}).get("agreement"), False),
     "max_model_mb": (lambda v: v["size_bytes"] / MB if v.get("size_bytes") is not None else None, True),
     "max_zip_mb": (lambda v: v["zipped_bytes"] / MB if v.get("zipped_bytes") is not None else None, True),

@@ -43,8 +43,14 @@ def _score(outputs: list[np.ndarray], labels: np.ndarray, task: str, top_k: int,
 
 
 def regression_errors(outputs: list[np.ndarray], labels: np.ndarray, scored: int = 0) -> dict:
-    err = outputs[scored].reshape(labels.shape) - labels
-    return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err**2)))}
+    """Mean absolute error, root mean squared error (both in the labels' units) and R² (1 - residual / total sum
+    of squares; None when the labels are constant, where it is undefined)."""
+    y = labels.astype(np.float64)
+    err = outputs[scored].reshape(labels.shape).astype(np.float64) - y
+    total = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(err**2)) / total if total > 0 else None
+    return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err**2))),
+            "r2": r2 if r2 is None or math.isfinite(r2) else None}
 
 
 def fidelity(outputs: list[np.ndarray], reference: list[np.ndarray], task: str, scored: int = 0,

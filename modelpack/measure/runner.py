@@ -25,12 +25,19 @@ def runtime_dir() -> str:
 
 def handler_runtime():
     """The shipped model_runtime module itself, for worker code that runs models the way handlers do."""
-    import importlib.util
+    return serving_module("model_runtime")
 
-    spec = importlib.util.spec_from_file_location("_modelpack_runtime", Path(runtime_dir()) / "model_runtime.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+
+def serving_module(name: str):
+    """A module of the shipped serving runtime, imported as the handlers import it: by its bare name from the
+    runtime's folder (its modules import each other so, e.g. `from errors import ...`). For the worker and
+    probe processes, whose sys.path is theirs to extend."""
+    import importlib
+
+    folder = runtime_dir()
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
 
 
 def private_tmp(work: Path) -> dict[str, str]:

@@ -38,15 +38,18 @@ GIVEN = ("recipe_path", "recipe", "reporter", "cache", "versions", "work", "stag
 JOB_DATA = ("data_sha", "calib_npz", "eval_npz", "baseline_dir", "train_npz")
 JOB_INPUTS = ("source", *JOB_DATA)
 # What measuring a model file reads (BuildState.probe_spec) besides the recipe.
-PROBE_INPUTS = ("model", "info", "eval_npz")
+PROBE_INPUTS = ("network", "info", "eval_npz")
 
 STAGES: tuple[Stage, ...] = (
-    Stage("model", "check the model file and the data", ("recipe",), ("model", "arrays"), model.run),
-    Stage("inspect", "read the model's inputs and outputs", ("model",), ("info", "scored"), inspect.run),
-    Stage("data", "split the samples and run the float model on them", ("model", "info", "arrays"),
+    Stage("model", "check the model file and the data", ("recipe",), ("model", "arrays", "task", "recipe"),
+          model.run),
+    Stage("inspect", "read the model's inputs and outputs", ("model", "arrays", "task"), ("info", "scored", "network"),
+          inspect.run),
+    Stage("data", "split the samples and run the float model on them", ("model", "network", "info", "arrays"),
           ("samples", "eval_npz", "calib_npz", "train_npz", "data_sha", "baseline_dir"), data.run),
-    Stage("source", "choose the model the variants come from (Keras 3 copy, pruning)", ("model", *JOB_DATA),
-          ("source", "source_baseline_dir", "prune_details", "port_note"), source.run),
+    Stage("source", "choose the model the variants come from (Keras 3 copy, float32 copy, pruning)",
+          ("model", "network", "info", *JOB_DATA), ("source", "source_baseline_dir", "prune_details", "port_note",
+                                            "precision"), source.run),
     Stage("convert", "convert the variants", JOB_INPUTS, ("converted",), convert.run),
     Stage("measure", "measure size, accuracy, fidelity, latency and cold start of every variant",
           ("converted", "samples", "scored", "data_sha", "prune_details", "baseline_dir", "source_baseline_dir",
@@ -58,8 +61,9 @@ STAGES: tuple[Stage, ...] = (
           ("memory",), memory.run),
     Stage("split", "split the selected variant into parts", ("selection", "samples", "scored", *JOB_INPUTS),
           ("split", "split_outputs"), split.run),
-    Stage("report", "assemble the report", ("model", "info", "samples", "variants", "search", "selection", "memory",
-                                            "split", "port_note", "prune_details"), ("report",), report.run),
+    Stage("report", "assemble the report", ("model", "task", "info", "samples", "variants", "search", "selection",
+                                            "memory", "split", "port_note", "prune_details", "precision"),
+          ("report",), report.run),
     Stage("package", "write the variants, targets and reports",
           ("report", "model", "info", "samples", "split_outputs"), (), package.run),
 )

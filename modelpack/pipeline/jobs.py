@@ -22,7 +22,9 @@ class Job:
     """One step to run: `label` names its output folder and its result; `dep` labels the job it consumes.
 
     `source` defaults to the model variants are converted from; `data` adds or replaces sample files
-    (data name -> path) beyond those the step declares with its USES_* flags.
+    (data name -> path) beyond those the step declares with its USES_* flags. `reuse: False` runs the step even
+    when the cache has its result (the load check every build makes); `shapes: False` loads the model with its
+    own free dimensions rather than the recipe's data.shapes.
     """
 
     label: str
@@ -31,6 +33,8 @@ class Job:
     dep: str | None = None
     source: ModelFile | None = None
     data: dict[str, str] = field(default_factory=dict)
+    reuse: bool = True
+    shapes: bool = True
 
 
 def step_data(state: BuildState, step_name: str) -> dict[str, str]:
@@ -57,9 +61,15 @@ def run_steps(state: BuildState, plan: list[Job]) -> dict[str, StepResult]:
         data = {**step_data(state, job.step), **job.data}
         source = job.source or state.source
         digests = {k: file_digest(Path(v)) if k in job.data else state.data_sha[k] for k, v in data.items()}
-        key = cache_key(job.step, source.sha256, job.options, state.versions, digests, keys.get(job.dep or ""))
+        model = state.recipe.model
+        shapes = state.recipe.data.shapes if job.shapes else None
+        # How the model is loaded is part of what a step did: another custom_objects module or data.shapes is
+        # another result.
+        loading = {"trust_code": model.trust_code, "custom_objects": model.custom_objects, "shapes": shapes}
+        key = cache_key(job.step, source.sha256, job.options, state.versions, digests, keys.get(job.dep or ""),
+                        loading)
         keys[job.label] = key
-        hit = state.cache.get(key)
+        hit = state.cache.get(key) if job.reuse else None
         if hit is not None:
             done[job.label] = StepResult.from_json(json.loads((hit / RESULT).read_text()), hit, cached=True)
             continue
@@ -70,7 +80,7 @@ def run_steps(state: BuildState, plan: list[Job]) -> dict[str, StepResult]:
         if job.dep and dep_dir is None:
             dep_dir = str(state.work / "steps" / job.dep)
         step_job = StepJob(job.step, str(source.path), source.format, str(out), job.options,
-                           state.recipe.model.trust_code, state.recipe.model.custom_objects, dep_dir, data)
+                           model.trust_code, model.custom_objects, dep_dir, data, shapes)
         pending.append((job.label, key, step_job))
     if pending:
         with state.reporter.step(f"running {', '.join(p[0] for p in pending)}"):

@@ -12,6 +12,7 @@ from modelpack.files.arrays import load_outputs
 from modelpack.files.cache import Cache
 from modelpack.inputs.data import Samples, TensorSpec
 from modelpack.inputs.modelfile import ModelFile
+from modelpack.inputs.task import TaskDecision
 from modelpack.recipe.models import Recipe
 from modelpack.report.build_report import BuildReport
 from modelpack.report.records import Selection, StepResult, VariantRecord
@@ -35,9 +36,12 @@ class BuildState:
     # load_model
     model: ModelFile = None  # type: ignore[assignment]
     arrays: dict | None = None
+    task: TaskDecision = None  # type: ignore[assignment]  # the task scored; the recipe's copy says it too
     # inspect
     info: dict = field(default_factory=dict)
     scored: int = 0
+    network: ModelFile = None  # type: ignore[assignment]  # the model run on numbers: `model`, or a text model's
+    #                            layers after its vocabulary lookup
     # prepare_data
     samples: Samples = None  # type: ignore[assignment]
     eval_npz: Path = None  # type: ignore[assignment]
@@ -50,6 +54,7 @@ class BuildState:
     source_baseline_dir: Path | None = None  # the pruned model's own outputs
     prune_details: dict | None = None
     port_note: str | None = None
+    precision: dict | None = None  # a mixed-precision model's float32 copy: its policy and how close it came
     # convert
     converted: dict[str, StepResult] = field(default_factory=dict)  # variant name -> its step's result
     # measure
@@ -93,7 +98,7 @@ class BuildState:
         """What a probe process needs to time and run one model file on the evaluation samples."""
         ms = self.recipe.measure
         return {
-            "model": str(path), "kind": fmt, "format": self.model.format, "data": str(self.eval_npz),
+            "model": str(path), "kind": fmt, "format": self.network.format, "data": str(self.eval_npz),
             "inputs": [t.name for t in self.inputs], "threads": ms.latency.threads,
             "warmup": ms.latency.warmup, "runs": ms.latency.runs, "batch": ms.latency.batch,
             "eval_batch": 64 if fmt == "keras" else 1, "out": out,

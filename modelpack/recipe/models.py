@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from modelpack.recipe.base import Strict
+from modelpack.recipe.base import resolve_path as _resolve
 from modelpack.recipe.serving import ServingSpec
 from modelpack.recipe.targets import TargetSpec
 
@@ -21,25 +21,11 @@ VARIANTS = (
     "onnx-dynamic",
     "onnx-int8",
 )
+# The variants whose converter reads the calibration samples (checked against each step's USES_CALIBRATION).
+CALIBRATED = ("tflite-int8", "onnx-int8")
 VariantName = Literal[VARIANTS]  # type: ignore[valid-type]
 SELECT_POLICIES = ("smallest", "fastest", "coldest-start", "most-accurate")
 _CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-
-
-def _resolve(value: str | None, info: ValidationInfo, *, directory: bool = False) -> str | None:
-    """Resolve a path relative to the recipe file and check it exists."""
-    if value is None:
-        return None
-    base = Path((info.context or {}).get("base_dir", "."))
-    path = (base / value).resolve()
-    if (info.context or {}).get("check_files", True):
-        if not path.exists():
-            raise ValueError(f"file not found: {path}; paths are relative to the recipe file")
-        if directory is False and path.is_dir() and not (path / "saved_model.pb").exists():
-            raise ValueError(f"{path} is a directory but not a SavedModel (no saved_model.pb)")
-        if not path.is_dir() and not path.is_file():  # reading a device or a pipe never ends
-            raise ValueError(f"{path} is not a regular file (a device, pipe or socket); name the file itself")
-    return str(path)
 
 
 class ModelSpec(Strict):
@@ -99,6 +85,13 @@ class DataSpec(Strict):
     synthetic: bool = Field(
         False, description="No data file: random inputs for fidelity and latency only (no accuracy)."
     )
+    allow_overlap: bool = Field(
+        False, description="With too few samples for both, let calibration reuse evaluation samples (INT8 is then "
+                           "judged on data it was calibrated on; the build and the report warn). Off: refused.")
+    shapes: dict[str, list[Annotated[int, Field(ge=1, le=1_000_000)]]] | None = Field(
+        None, description="Per-sample shape of each input with free dimensions (`modelpack inspect MODEL` shows "
+                          "them), e.g. {image: [224, 224, 3]}: the variants are converted, measured and served at "
+                          "it. Needed with data.synthetic when a dimension is free.")
 
     @field_validator("path")
     @classmethod
@@ -192,6 +185,11 @@ class OptimizeSpec(Strict):
     split: SplitSpec | None = Field(None, description="Split the selected model into parts; off unless given.")
     opset: int = Field(17, ge=13, le=21, description="ONNX opset for tf2onnx.")
 
+    @property
+    def calibrates(self) -> bool:
+        """Whether a variant (or the INT8 search) reads calibration samples."""
+        return any(v in CALIBRATED for v in self.variants)
+
     @field_validator("variants")
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:
@@ -246,7 +244,12 @@ NonNeg = Annotated[float, Field(ge=0)]
 class Budgets(Strict):
     """Limits a variant must meet to be selected; absent means not enforced."""
 
-    max_accuracy_drop: NonNeg | None = Field(None, description="Largest allowed drop vs the Keras baseline (0.01 = 1 point).")
+    max_accuracy_drop: NonNeg | None = Field(
+        None, description="Largest allowed accuracy drop vs the Keras baseline (0.01 = 1 point). With task: "
+                          "regression, where accuracy is the negative MAE, the MAE increase in label units.")
+    max_mae_increase: NonNeg | None = Field(
+        None, description="Regression: largest allowed increase of the mean absolute error vs the Keras baseline, "
+                          "in the labels' units.")
     min_agreement: Annotated[float, Field(ge=0, le=1)] | None = Field(
         None, description="Smallest top-1 agreement with the float model."
     )
@@ -265,9 +268,11 @@ class Recipe(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Build name; used in output paths.")
     model: ModelSpec = Field(description="The trained model to package.")
     data: DataSpec = Field(default_factory=lambda: DataSpec(synthetic=True), description="Sample data.")
-    task: str = Field(
-        "classification",
-        description="classification, regression, or module:function computing a score (higher is better).",
+    task: str | None = Field(
+        None,
+        description="classification, regression, or module:function computing a score (higher is better); "
+                    "default: inferred from the labels (whole numbers in few classes: classification, other "
+                    "numbers: regression), and the build says what it inferred.",
     )
     task_output: str | None = Field(
         None, pattern=r"^\S.{0,127}$",
@@ -283,10 +288,19 @@ class Recipe(Strict):
 
     @field_validator("task")
     @classmethod
-    def _task(cls, v: str) -> str:
-        if v in ("classification", "regression") or _CALLABLE_RE.match(v):
+    def _task(cls, v: str | None) -> str | None:
+        if v is None or v in ("classification", "regression") or _CALLABLE_RE.match(v):
             return v
         raise ValueError(f"'{v}' is not classification, regression, or module:function")
+
+    @model_validator(mode="after")
+    def _budgets_fit_the_task(self) -> Recipe:
+        if self.task == "regression" and self.budgets.min_agreement is not None:
+            raise ValueError("budgets.min_agreement compares top-1 classes, which task: regression does not have; "
+                             "limit the error with budgets.max_mae_increase")
+        if self.task not in (None, "regression") and self.budgets.max_mae_increase is not None:
+            raise ValueError(f"budgets.max_mae_increase limits a regression error, but task is {self.task}")
+        return self
 
     @model_validator(mode="after")
     def _split_target_needs(self) -> Recipe:

@@ -28,6 +28,8 @@ def _type_name(annotation) -> str:
         return _type_name(args[0])
     if origin is list:
         return f"list of {_type_name(args[0])}"
+    if origin is dict:
+        return f"mapping of {_type_name(args[0])} to {_type_name(args[1])}"
     if args:
         return " or ".join(_type_name(a) for a in args)
     return getattr(annotation, "__name__", str(annotation))

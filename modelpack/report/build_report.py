@@ -35,6 +35,7 @@ class BuildReport:
     memory: dict | None = None
     search: list[dict] = field(default_factory=list)
     split: dict | None = None
+    task: dict | None = None  # name, inferred, why, score (what `accuracy` holds); absent in older reports
 
     @property
     def passed(self) -> bool:

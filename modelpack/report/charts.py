@@ -1,9 +1,12 @@
 """The report's charts (matplotlib), drawn from the report's JSON document.
 
-report.png  zipped size against warm latency: one marker per variant (named in the legend, so labels never
-            overlap), green within budgets / red outside them, p50 dot with a whisker up to p95, every latency
-            budget the recipe set as a line, and budgets far outside the data as an arrow at the edge.
-cold.png    cold start of the Keras baseline, every converted variant, and the built handler.
+report.png  zipped size against warm latency on linear axes from 0: one hollow marker per variant (named in the
+            legend, so labels never overlap, and one drawn over another hides nothing), green within budgets /
+            red outside them, a whisker up to p95, the selected one ringed; every latency budget the recipe set
+            as a line inside the frame, budgets far outside the data (and a Keras baseline far beyond the
+            variants) as an arrow at the edge.
+cold.png    cold start of the Keras baseline, every converted variant, and the built handler, as bars from 0 on a
+            linear axis, each labelled with its time and its fraction of the Keras baseline's.
 memory.png  two panels over Lambda memory size: time (ms) and cost (USD per million), the recommendation marked.
 
 Each chart is first reduced to the numbers it plots; the cache is keyed by them, so a cached rebuild copies the
@@ -12,7 +15,6 @@ PNG instead of importing matplotlib, and the same numbers always give the same f
 
 from __future__ import annotations
 
-import math
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -21,7 +23,7 @@ from pathlib import Path
 from modelpack.limits import MB
 from modelpack.report import rows as R
 
-STYLE_VERSION = 3  # bump when the drawing changes, so cached PNGs are redrawn
+STYLE_VERSION = 4  # bump when the drawing changes, so cached PNGs are redrawn
 PASS, FAIL, BASE, CHOSEN, HANDLER = "#1a7f37", "#cf222e", "#6e7781", "#0969da", "#bc4c00"
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "h", "<", ">", "p", "*"]
 LATENCY_BUDGETS = {"max_p50_ms": ("p50", "-."), "max_p95_ms": ("p95", "--"), "max_p99_ms": ("p99", ":")}
@@ -95,11 +97,16 @@ def scatter_data(doc: dict) -> dict | None:
     return {"title": doc["name"], "selected": doc.get("selected"), "points": points, "budgets": budgets}
 
 
-def _log_range(values: list[float]) -> tuple[float, float]:
-    lo, hi = min(values), max(values)
-    span = max(math.log10(hi / lo), 0.3)
-    pad = 10 ** (span * 0.12)
-    return lo / pad, hi * pad
+def _linear_range(values: list[float], budgets: list[float]) -> tuple[float, float]:
+    """From 0 (so the distances from the axis are the values, and their ratios read true) to past the largest
+    value, and past any budget close enough to draw inside the frame with a margin."""
+    top = max(values) if values else 1.0
+    near = [b for b in budgets if b <= top * BUDGET_REACH]
+    top = max([top, *near]) or 1.0
+    return 0.0, top * 1.12
+
+
+BUDGET_REACH = 3.0  # a budget up to 3x the largest value is drawn inside the frame; further out, an arrow
 
 
 def _accuracy_varies(points: list[dict]) -> bool:
@@ -111,51 +118,68 @@ def draw_scatter(data: dict, path: Path) -> None:
     plt = _pyplot()
     points, budgets = data["points"], data["budgets"]
     fig, ax = plt.subplots(figsize=(8.4, 4.6), **ASPECT)
+    variants = [p for p in points if p["status"] != "baseline"] or points
+    lat_budgets = [budgets[k] for k in LATENCY_BUDGETS if k in budgets]
+    xlim = _linear_range([p["mb"] for p in variants], [budgets["max_zip_mb"]] if "max_zip_mb" in budgets else [])
+    ylim = _linear_range([max(p["p95"], p["p50"]) for p in variants], lat_budgets)
+    above = sum(1 for b in lat_budgets if b > ylim[1])
+    ylim = (ylim[0], ylim[1] * 1.15 ** above)  # headroom for the arrow labels of budgets above the frame
     show_acc = _accuracy_varies(points)
+    corners: dict[str, int] = {}
+    # Every marker hollow, so one drawn over another leaves both visible; the selected one gets a ring.
     for i, p in enumerate(points):
         colour = {"pass": PASS, "fail": FAIL}.get(p["status"], BASE)
         chosen = p["name"] == data["selected"]
         label = p["name"] + (" (selected)" if chosen else "") + ("" if p["status"] == "baseline" else f" – {p['status']}")
         if show_acc and p["accuracy"] is not None:
             label += f", acc {p['accuracy']:.4f}"
-        ax.plot([p["mb"], p["mb"]], [p["p50"], max(p["p95"], p["p50"])], color=colour, linewidth=1.2, alpha=0.7)
-        ax.scatter([p["mb"]], [p["p50"]], marker=MARKERS[i % len(MARKERS)], s=150 if chosen else 60, color=colour,
-                   edgecolors="black", linewidths=2.2 if chosen else 0.6, zorder=3, label=label)
-    xlim = _log_range([p["mb"] for p in points])
-    ylim = _log_range([p["p50"] for p in points] + [p["p95"] for p in points])
-    above = sum(1 for k in LATENCY_BUDGETS if k in budgets and budgets[k] > ylim[1])
-    ylim = (ylim[0], ylim[1] * 1.8 ** above)  # headroom for the arrow labels of budgets above the data
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+        if p["mb"] > xlim[1] or p["p50"] > ylim[1]:  # the Keras model far beyond the variants: an arrow
+            _off_chart(ax, p, label, colour, corners)
+            continue
+        ax.plot([p["mb"], p["mb"]], [p["p50"], min(max(p["p95"], p["p50"]), ylim[1])], color=colour,
+                linewidth=1.2, alpha=0.7)
+        ax.scatter([p["mb"]], [p["p50"]], marker=MARKERS[i % len(MARKERS)], s=70, facecolors="none",
+                   edgecolors=colour, linewidths=1.8, zorder=3, label=label)
+        if chosen:
+            ax.scatter([p["mb"]], [p["p50"]], marker="o", s=320, facecolors="none", edgecolors=CHOSEN,
+                       linewidths=1.4, zorder=2)
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
-    _plain_log_ticks(ax.xaxis)
-    _plain_log_ticks(ax.yaxis)
-    corners: dict[str, int] = {}
     if "max_zip_mb" in budgets:
         _budget(ax, "x", budgets["max_zip_mb"], xlim, f"max_zip_mb {budgets['max_zip_mb']:g}", "-", corners)
     for key, (_, style) in LATENCY_BUDGETS.items():
         if key in budgets:
             _budget(ax, "y", budgets[key], ylim, f"{key} {budgets[key]:g}", style, corners)
-    ax.set_xlabel("zipped size (MB, log scale)")
-    ax.set_ylabel("warm latency (ms, log): dot p50, bar to p95")
-    ax.set_title(f"{data['title']}: size against latency (selected: {data['selected'] or 'none'})", fontsize=10)
-    ax.grid(True, which="both", alpha=0.25)
+    ax.set_xlabel("zipped size (MB, from 0)")
+    ax.set_ylabel("warm latency (ms, from 0): p50 marker, bar to p95")
+    ax.set_title(f"{data['title']}: size against latency (selected: {data['selected'] or 'none'}, ringed)",
+                 fontsize=10)
+    ax.grid(True, alpha=0.25)
+    ax.set_axisbelow(True)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False, borderaxespad=0)
     fig.tight_layout()
     _save(fig, path)
 
 
+def _off_chart(ax, p: dict, label: str, colour: str, corners: dict[str, int]) -> None:
+    """A point beyond the frame (the Keras baseline, usually) as a labelled arrow at the top right corner."""
+    n = corners["yTrue"] = corners.get("yTrue", 0) + 1  # stacked with the arrows of budgets above the frame
+    ax.annotate(f"{label}: {p['mb']:.3g} MB, {p['p50']:.3g} ms ↗", (1.0, 1.0), xycoords="axes fraction",
+                xytext=(-4, -6 - 16 * (n - 1)), textcoords="offset points", ha="right", va="top", fontsize=7,
+                color=colour, bbox={"boxstyle": "round", "fc": "white", "ec": colour, "lw": 0.6})
+
+
 def _budget(ax, axis: str, value: float, lim: tuple[float, float], label: str, style: str,
             corners: dict[str, int]) -> None:
-    """A budget inside the plotted range is a line named in the legend; one outside it is an arrow label at
-    the edge it lies beyond (stacked when several do), so it never stretches the axes."""
+    """A budget inside the plotted range is a line named in the legend (the range leaves a margin around it, so it
+    never lies on the frame); one beyond it is an arrow label at the edge it lies beyond (stacked when several
+    do), so it never stretches the axes."""
     colour = "#8250df"
-    if lim[0] <= value <= lim[1]:
+    if lim[0] < value < lim[1]:
         line = ax.axvline if axis == "x" else ax.axhline
         line(value, color=colour, linestyle=style, linewidth=1.2, label=label)
         return
-    beyond = value > lim[1]
+    beyond = value >= lim[1]
     arrow = {("x", True): "→", ("x", False): "←", ("y", True): "↑", ("y", False): "↓"}[(axis, beyond)]
     corner = f"{axis}{beyond}"
     n = corners[corner] = corners.get(corner, 0) + 1
@@ -190,24 +214,26 @@ def cold_data(doc: dict) -> dict | None:
 
 
 def draw_cold(data: dict, path: Path) -> None:
+    """Bars from 0 on a linear axis: a bar half as long is half the time. Each bar says its time and, beside the
+    Keras baseline's, its fraction of it."""
     plt = _pyplot()
     bars = data["bars"]
     colours = {"baseline": BASE, "variant": "#54aeff", "selected": CHOSEN, "handler": HANDLER}
     fig, ax = plt.subplots(figsize=(8.4, 0.9 + 0.36 * len(bars)), **ASPECT)
     ys = list(range(len(bars)))[::-1]
     values = [b["ms"] for b in bars]
-    left = min(values) / 2
-    ax.barh(ys, [v - left for v in values], left=left, color=[colours[b["kind"]] for b in bars], height=0.65)
+    base = next((b["ms"] for b in bars if b["kind"] == "baseline"), None)
+    ax.barh(ys, values, left=0, color=[colours[b["kind"]] for b in bars], height=0.65)
     for y, b in zip(ys, bars):
-        ax.annotate(f"{b['ms']:,.0f} ms", (b["ms"], y), xytext=(4, 0), textcoords="offset points", va="center",
-                    fontsize=8)
+        share = f" ({b['ms'] / base:.1%} of Keras)" if base and b["kind"] != "baseline" else ""
+        ax.annotate(f"{b['ms']:,.0f} ms{share}", (b["ms"], y), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize=8)
     ax.set_yticks(ys, [b["name"] for b in bars], fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlim(left, max(values) * 4)
-    _plain_log_ticks(ax.xaxis)
-    ax.set_xlabel("cold start (ms, log scale): import + load + first inference")
+    ax.set_xlim(0, max(values) * 1.45)  # room for the longest bar's label
+    ax.set_xlabel("cold start (ms, linear from 0): import + load + first inference")
     ax.set_title(f"{data['title']}: cold start, Keras baseline against the converted variants", fontsize=10)
-    ax.grid(True, axis="x", which="both", alpha=0.25)
+    ax.grid(True, axis="x", alpha=0.25)
+    ax.set_axisbelow(True)  # grid lines behind the bars, which stay whole
     fig.tight_layout()
     _save(fig, path)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from modelpack.report import markdown as M
 from modelpack.report import rows as R
+from modelpack.report.next_steps import EVENT, next_steps
 
 CSS = """
 :root{--pass:#1a7f37;--fail:#cf222e;--sel:#fff8c5;--line:#d0d7de;--muted:#57606a}
@@ -33,6 +34,9 @@ td.text{text-align:left;white-space:normal}
 figure{margin:.8rem 0}figure img{max-width:100%;height:auto;border:1px solid var(--line)}
 figcaption{color:var(--muted);font-size:.85rem}
 .note{color:var(--muted);font-size:.85rem}
+pre{background:#f6f8fa;border:1px solid var(--line);border-radius:4px;padding:.5rem;overflow-x:auto;
+white-space:pre-wrap;word-break:break-all}pre code{background:none;padding:0}
+li.failure{margin:.2rem 0}
 @media (max-width:40rem){body{font-size:14px;padding:.6rem}table{font-size:.78rem}}
 @media print{body{max-width:none;padding:0;font-size:10pt}.scroll{overflow:visible}
 table{font-size:7.5pt}th,td{padding:1px 3px}tr,figure,img{break-inside:avoid}
@@ -40,9 +44,11 @@ h2{break-after:avoid}.status,tr.selected,td.pass,td.fail{-webkit-print-color-adj
 """
 
 CAPTIONS = {
-    "report.png": "Zipped size against warm latency (dot p50, bar up to p95); green within every budget, red outside; "
-                  "budget lines dashed, budgets beyond the data as arrows at the edge.",
-    "cold.png": "Cold start: the Keras baseline, each converted variant (selected one darker) and the built handler.",
+    "report.png": "Zipped size against warm latency, both axes linear from 0 (hollow marker at p50, bar up to p95; "
+                  "the selected variant ringed); green within every budget, red outside; budget lines dashed, "
+                  "budgets (and a Keras baseline) beyond the variants as arrows at the edge.",
+    "cold.png": "Cold start, linear from 0: the Keras baseline, each converted variant (selected one darker) and the "
+                "built handler, each with its share of the Keras baseline's.",
     "memory.png": "Lambda memory size: time (top) and cost per million requests (bottom); recommendation dotted.",
 }
 
@@ -87,7 +93,12 @@ def _p(text: str, cls: str = "") -> str:
 
 def sections(doc: dict, charts: dict[str, Path]) -> list[str]:
     selected = doc.get("selected")
-    out = ["<h2 id='variants'>Variants</h2>", table(R.HEADERS, R.variant_rows(doc), selected)]
+    out = ["<h2 id='variants'>Variants</h2>", table(R.headers(doc), R.variant_rows(doc), selected)]
+    failures = R.failure_rows(doc)
+    if failures:
+        out += ["<h2 id='failures'>Failures</h2>",
+                "<ul>" + "".join(f"<li class='failure'><code>{html.escape(name)}</code>: {html.escape(error)}</li>"
+                                 for name, error in failures) + "</ul>"]
     out += [figure(n, charts[n]) for n in ("report.png", "cold.png") if n in charts]
     if doc.get("budgets"):
         out += [f"<h2 id='budgets'>Budgets ({html.escape(selected or doc.get('closest') or 'no variant')})</h2>",
@@ -97,7 +108,7 @@ def sections(doc: dict, charts: dict[str, Path]) -> list[str]:
         out.append(_p(search["outcome"] + "."))
         if search.get("float_nodes"):
             out.append(_p("Kept in float: " + ", ".join(f"`{n}`" for n in search["float_nodes"]) + "."))
-        out.append(table(R.SEARCH_HEADERS, R.search_rows(search)))
+        out.append(table(R.search_headers(doc), R.search_rows(search, doc)))
     if doc.get("search"):
         out.append(_p(M.SEARCH_NOTE, "note"))
     out += split_section(doc.get("split"))
@@ -116,6 +127,20 @@ def sections(doc: dict, charts: dict[str, Path]) -> list[str]:
                 table(R.ARTIFACT_HEADERS, [[a[0], f"`{a[1]}`", *a[2:]] for a in R.artifact_rows(doc)])]
     if doc.get("notes"):
         out += ["<h2 id='notes'>Notes</h2>", "<ul>" + "".join(f"<li>{inline(n)}</li>" for n in doc["notes"]) + "</ul>"]
+    out += next_steps_section(doc)
+    return out
+
+
+def next_steps_section(doc: dict) -> list[str]:
+    """report.md's "Next steps": the commands for what the build made, run from the report's folder."""
+    steps = next_steps(doc, Path("."))
+    if not steps:
+        return []
+    out = ["<h2 id='next-steps'>Next steps</h2>",
+           _p(f"Run from this report's folder; `{EVENT}` is the sample request the build wrote (`events/` has it "
+              "in every format).")]
+    for step in steps:
+        out += [_p(f"{step.title}:"), f"<pre><code>{html.escape(chr(10).join(step.commands))}</code></pre>"]
     return out
 
 

@@ -33,6 +33,8 @@ def summary_lines(doc: dict) -> list[str]:
                      f"sha256 `{m['sha256'][:12]}`).")
     if (doc.get("data") or {}).get("description"):
         lines.append(f"Data: {doc['data']['description']}")
+    if doc.get("task"):
+        lines.append(task_sentence(doc["task"]))
     ms = doc.get("measure") or {}
     if ms:
         lines.append(f"Latency: batch {ms['batch']}, {ms['threads']} thread(s), {ms['warmup']} warm-up + {ms['runs']} "
@@ -41,6 +43,20 @@ def summary_lines(doc: dict) -> list[str]:
     if cold:
         lines.append(cold)
     return lines
+
+
+def task_sentence(task: dict) -> str:
+    """What the report scored and where that came from; for regression, what its accuracy column holds."""
+    how = "inferred from the labels; set `task` to override" if task["inferred"] else "from the recipe"
+    return f"Task: **{task['name']}** ({how}: {task['why']}); accuracy in report.json is {task['score']}."
+
+
+def failures_section(doc: dict) -> list[str]:
+    """Every failed variant with its whole reason (the variants table shows only the first words)."""
+    rows = R.failure_rows(doc)
+    if not rows:
+        return []
+    return ["", "### Failures", ""] + [f"- `{name}`: {error}" for name, error in rows]
 
 
 def cold_start_sentence(doc: dict) -> str:
@@ -57,11 +73,11 @@ def cold_start_sentence(doc: dict) -> str:
     return text + "."
 
 
-def search_section(search: dict) -> list[str]:
+def search_section(search: dict, doc: dict | None = None) -> list[str]:
     lines = ["", f"### INT8 accuracy search ({search['variant']})", "", search["outcome"] + "."]
     if search.get("float_nodes"):
         lines.append("Kept in float: " + ", ".join(f"`{n}`" for n in search["float_nodes"]) + ".")
-    return lines + [""] + table(R.SEARCH_HEADERS, R.search_rows(search))
+    return lines + [""] + table(R.search_headers(doc or {}), R.search_rows(search, doc))
 
 
 SEARCH_NOTE = ("Trials are judged on the evaluation samples with the recipe's accuracy budgets; their p50 is a quick "
@@ -104,12 +120,13 @@ def memory_sentence(m: dict) -> str:
 def to_markdown(doc: dict) -> str:
     """report.md from the report's JSON document."""
     lines = [f"## modelpack: {doc['name']}", ""] + summary_lines(doc)
-    lines += [""] + table(R.HEADERS, R.variant_rows(doc))
+    lines += [""] + table(R.headers(doc), R.variant_rows(doc))
+    lines += failures_section(doc)
     if doc.get("budgets"):
         lines += ["", f"### Budgets ({doc.get('selected') or doc.get('closest') or 'no variant'})", ""]
         lines += table(["budget", "limit", "value", "result"], R.budget_rows(doc))
     for search in doc.get("search") or []:
-        lines += search_section(search)
+        lines += search_section(search, doc)
     if doc.get("search"):
         lines += ["", SEARCH_NOTE]
     lines += split_section(doc.get("split"))

@@ -6,6 +6,11 @@ from modelpack.limits import MB
 
 HEADERS = ["variant", "MB", "zip MB", "accuracy", "Δ acc", "agreement", "p50 ms", "p95 ms", "p99 ms",
            "cold ms", "RSS MB", "speed-up", "size ratio", "budgets"]
+# The task's own columns in place of accuracy, Δ acc and agreement: regression is judged by its error (MAE and
+# RMSE in the labels' units, the MAE's increase over Keras, R²) and by how far outputs move from Keras' (max abs).
+TASK_HEADERS = {"classification": ["accuracy", "Δ acc", "agreement"],
+                "regression": ["MAE", "Δ MAE", "RMSE", "R²", "max err vs Keras"]}
+CUSTOM_HEADERS = ["score", "Δ score", "agreement"]
 
 
 def fmt(x: float | None, spec: str = "{:.2f}") -> str:
@@ -39,28 +44,53 @@ def budget_cell(v: dict) -> str:
     return "FAIL: " + ", ".join(b["name"] for b in v["budgets"] if not b["passed"])
 
 
+def task_name(doc: dict) -> str:
+    """The task the report scored (reports written before it was recorded scored classification or regression
+    as the recipe said; they read as classification)."""
+    return (doc.get("task") or {}).get("name") or "classification"
+
+
+def headers(doc: dict) -> list[str]:
+    """The variants table's columns for this report's task."""
+    task_columns = TASK_HEADERS.get(task_name(doc), CUSTOM_HEADERS)
+    return [*HEADERS[:3], *task_columns, *HEADERS[6:]]
+
+
+def task_cells(doc: dict, v: dict) -> list[str]:
+    """The task's columns of one variant."""
+    fid = v.get("fidelity") or {}
+    if task_name(doc) == "regression":
+        reg = v.get("regression") or {}
+        increase = reg.get("mae_increase")
+        return [fmt(reg.get("mae"), "{:.4g}"), fmt(None if increase is None else increase + 0.0, "{:+.4g}"),
+                fmt(reg.get("rmse"), "{:.4g}"), fmt(reg.get("r2"), "{:.4f}"), fmt(fid.get("max_abs_err"), "{:.2e}")]
+    drop = v.get("accuracy_drop")
+    return [fmt(v.get("accuracy"), "{:.4f}"), fmt(None if drop is None else 0.0 - drop + 0.0, "{:+.4f}"),
+            fmt(fid.get("agreement"), "{:.4f}")]
+
+
 def variant_rows(doc: dict) -> list[list[str]]:
-    """One row per variant, in HEADERS order; a failed variant says so and why."""
+    """One row per variant, in `headers(doc)` order; a failed variant says so and why (the first words: the
+    report's failures section has the whole reason)."""
     base = variant(doc, "keras") or {}
     base_p50 = (base.get("latency_ms") or {}).get("p50")
     base_zip = base.get("zipped_bytes")
+    width = len(headers(doc))
     rows = []
     for v in doc.get("variants", []):
         if v["status"] != "ok":
-            rows.append([v["name"], "failed", *["–"] * (len(HEADERS) - 3), (v.get("error") or "")[:80]])
+            error = v.get("error") or ""
+            rows.append([v["name"], "failed", *["–"] * (width - 3),
+                         error if len(error) <= 80 else error[:77] + "... (see Failures)"])
             continue
         lat, cold = v.get("latency_ms") or {}, v.get("cold_start_ms") or {}
-        fid = v.get("fidelity") or {}
         speedup = base_p50 / lat["p50"] if base_p50 and lat.get("p50") else None
         ratio = v["zipped_bytes"] / base_zip if base_zip and v.get("zipped_bytes") else None
-        drop = v.get("accuracy_drop")
         rows.append([
             v["name"],
             fmt(v["size_bytes"] / MB, "{:.3f}"),
             fmt(v["zipped_bytes"] / MB, "{:.3f}"),
-            fmt(v.get("accuracy"), "{:.4f}"),
-            fmt(None if drop is None else 0.0 - drop + 0.0, "{:+.4f}"),
-            fmt(fid.get("agreement"), "{:.4f}"),
+            *task_cells(doc, v),
             fmt(lat.get("p50"), "{:.3f}"),
             fmt(lat.get("p95"), "{:.3f}"),
             fmt(lat.get("p99"), "{:.3f}"),
@@ -73,18 +103,32 @@ def variant_rows(doc: dict) -> list[list[str]]:
     return rows
 
 
+def failure_rows(doc: dict) -> list[list[str]]:
+    """Every variant that failed, with the whole reason."""
+    return [[v["name"], v.get("error") or "no reason recorded"] for v in doc.get("variants", [])
+            if v["status"] != "ok"]
+
+
 def budget_rows(doc: dict) -> list[list[str]]:
     return [[b["name"], f"{b['limit']:g}", fmt(b["value"], "{:.4g}"), "pass" if b["passed"] else "FAIL"]
             for b in doc.get("budgets", [])]
 
 
-def search_rows(search: dict) -> list[list[str]]:
+def search_rows(search: dict, doc: dict | None = None) -> list[list[str]]:
+    """One row per INT8 search trial, in `search_headers(doc)` order (regression: the trial's MAE and its
+    increase, read from its score, the negative MAE)."""
+    regression = task_name(doc or {}) == "regression"
     rows = []
     for t in search["trials"]:
-        drop, size = t.get("accuracy_drop"), t.get("size_bytes")
+        drop, size, acc = t.get("accuracy_drop"), t.get("size_bytes"), t.get("accuracy")
+        if regression:
+            scores = [fmt(None if acc is None else -acc + 0.0, "{:.4g}"),
+                      fmt(None if drop is None else drop + 0.0, "{:+.4g}")]
+        else:
+            scores = [fmt(acc, "{:.4f}"), fmt(None if drop is None else -drop + 0.0, "{:+.4f}"),
+                      fmt(t.get("agreement"), "{:.4f}")]
         rows.append([str(t["trial"]), t.get("calibration") or "–", yes_no(t.get("per_channel")),
-                     str(len(t["float_nodes"])), fmt(t.get("accuracy"), "{:.4f}"),
-                     fmt(None if drop is None else -drop + 0.0, "{:+.4f}"), fmt(t.get("agreement"), "{:.4f}"),
+                     str(len(t["float_nodes"])), *scores,
                      fmt(None if size is None else size / MB, "{:.3f}"), fmt(t.get("p50_ms"), "{:.3f}"),
                      "pass" if t.get("passed") else "FAIL"])
     return rows
@@ -92,6 +136,12 @@ def search_rows(search: dict) -> list[list[str]]:
 
 SEARCH_HEADERS = ["trial", "calibration", "per-channel", "float ops", "accuracy", "Δ acc", "agreement", "MB",
                   "p50 ms", "accuracy budgets"]
+
+
+def search_headers(doc: dict) -> list[str]:
+    if task_name(doc) == "regression":
+        return [*SEARCH_HEADERS[:4], "MAE", "Δ MAE", *SEARCH_HEADERS[7:]]
+    return SEARCH_HEADERS
 
 
 def memory_rows(memory: dict) -> list[list[str]]:

@@ -6,11 +6,11 @@ plus a line here. Worker-side failures a user can act on raise a `modelpack.erro
 from __future__ import annotations
 
 from modelpack.registry import Registry
-from modelpack.steps import inspect, int8_mixed, onnx, port, prune, split, tflite
+from modelpack.steps import inspect, int8_mixed, onnx, port, precision, prune, split, text, tflite
 from modelpack.steps.base import Step, StepJob
 
 STEPS: Registry[type[Step]] = Registry("step")
-for _module in (inspect, port, prune, tflite, onnx, int8_mixed, split):
+for _module in (inspect, text, port, precision, prune, tflite, onnx, int8_mixed, split):
     for _step in _module.STEPS:
         STEPS.register(_step)
 

@@ -23,6 +23,7 @@ class StepJob:
     custom_objects: str | None = None
     dep_dir: str | None = None
     data: dict = field(default_factory=dict)  # split name -> .npz path
+    shapes: dict | None = None  # the recipe's data.shapes: free input dimensions fixed by input name
 
     @property
     def out(self) -> Path:

@@ -17,9 +17,12 @@ class InspectStep(Step):
     FILE = "info.json"
 
     def run(self, job: StepJob, ctx: Any) -> dict:
+        from modelpack.steps.precision import half_precision
+
         loaded = ctx.model(job)
         info = {"inputs": loaded.inputs, "outputs": loaded.outputs, "params": loaded.params,
-                "vocabularies": loaded.vocabularies}
+                "vocabularies": loaded.vocabularies,
+                "precision": half_precision(loaded.keras_model) if loaded.keras_model is not None else None}
         (job.out / self.FILE).write_text(dumps_strict(info, indent=1))
         return info
 

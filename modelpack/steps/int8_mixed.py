@@ -36,6 +36,7 @@ class _SearchStep(Step):
         s, b = recipe.optimize.search, recipe.budgets
         return {
             "task": recipe.task, "max_accuracy_drop": b.max_accuracy_drop, "min_agreement": b.min_agreement,
+            **({"max_mae_increase": b.max_mae_increase} if b.max_mae_increase is not None else {}),
             "max_trials": s.max_trials, "max_minutes": s.max_minutes, "per_channel": list(s.per_channel),
             "methods": list(s.calibration_methods), "base": self.base_options(recipe),
         }

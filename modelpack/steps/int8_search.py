@@ -57,7 +57,8 @@ class Judge:
         self._check, self._metrics = check, metrics
         o = job.options
         self.task = o["task"]
-        self.budgets = Budgets(max_accuracy_drop=o["max_accuracy_drop"], min_agreement=o["min_agreement"])
+        self.budgets = Budgets(max_accuracy_drop=o["max_accuracy_drop"], min_agreement=o["min_agreement"],
+                               max_mae_increase=o.get("max_mae_increase"))
         with np.load(job.data["evaluation"]) as npz:
             self.xs = [npz[k] for k in sorted((k for k in npz.files if k.startswith("in_")), key=lambda k: int(k[3:]))]
             self.labels = npz["labels"] if "labels" in npz.files else None
@@ -76,7 +77,10 @@ class Judge:
         accuracy = self._metrics.accuracy(outputs, self.labels, self.task, scored=self.scored)
         drop = None if accuracy is None or self.base_accuracy is None else self.base_accuracy - accuracy
         agreement = self._metrics.fidelity(outputs, self.reference, self.task, self.scored)["agreement"]
-        rows = self._check({"status": "ok", "accuracy_drop": drop, "fidelity": {"agreement": agreement}}, self.budgets)
+        # For regression the score is the negative MAE, so its drop is the MAE increase.
+        regression = {"mae_increase": drop} if self.task == "regression" else None
+        rows = self._check({"status": "ok", "accuracy_drop": drop, "fidelity": {"agreement": agreement},
+                            "regression": regression}, self.budgets)
         one = {n: x[:1] for n, x in zip(names, self.xs)}
         for _ in range(5):
             model.predict(one)

@@ -73,9 +73,9 @@ def _load_keras3(job: StepJob, tf_keras_model: Any) -> Any:
 
     objects = None
     if job.custom_objects:
-        from modelpack.inputs.keras_io import _custom_objects
+        from modelpack.inputs.keras_io import load_custom_objects
 
-        objects = _custom_objects(job.custom_objects)
+        objects = load_custom_objects(job.custom_objects)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             h5 = Path(tmp) / "model.h5"

@@ -33,9 +33,10 @@ class WorkerState:
     def model(self, job: StepJob):
         from modelpack.inputs import keras_io
 
-        key = (job.model_path, job.model_format)
+        key = (job.model_path, job.model_format, repr(sorted((job.shapes or {}).items())))
         if key not in self._models:
-            self._models[key] = keras_io.load(job.model_path, job.model_format, job.trust_code, job.custom_objects)
+            self._models[key] = keras_io.load(job.model_path, job.model_format, job.trust_code, job.custom_objects,
+                                              job.shapes)
         return self._models[key]
 
 
@@ -45,13 +46,15 @@ ADVICE = (
                    "or use an ONNX variant"),
     ("Select TF ops", "the model uses TensorFlow ops TFLite has no builtin for: replace that layer, or use an "
                       "ONNX variant"),
+    ("neither a custom op nor a flex op", "the model uses TensorFlow ops TFLite has no builtin for: replace that "
+                                          "layer, or use an ONNX variant"),
     ("failed to legalize operation", "the model uses TensorFlow ops TFLite has no builtin for: replace that layer, "
                                      "or use an ONNX variant"),
     ("Unsupported Ops", "tf2onnx has no ONNX equivalent for these ops: replace that layer, or use a TFLite variant"),
     ("are missing from the graph", "the converted graph asks for inputs the model does not have: use a TFLite "
                                    "variant"),
 )
-MAX_MESSAGE = 300
+MAX_MESSAGE = 1000  # reports show a failure's reason whole; only tool dumps longer than this are cut
 
 
 def describe(exc: BaseException) -> tuple[str, str]:

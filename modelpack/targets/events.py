@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from modelpack.files.jsonio import dumps_strict
-from modelpack.targets.handler_check import sample
+from modelpack.targets.handler_check import request_sample, sample
 
 SAMPLES = 2
 OIP_TYPES = {"float16": "FP16", "float32": "FP32", "float64": "FP64", "int8": "INT8", "int16": "INT16",
@@ -100,6 +100,9 @@ def write(ctx: Any, out_dir: Path) -> list[Path]:
     dest.mkdir(parents=True, exist_ok=True)
     written = []
     files = requests(ctx.info["inputs"], ctx.recipe.name, arrays)
+    if ctx.info.get("text"):  # the JSON request sends the texts themselves; the binary ones their token ids
+        texts = next(iter(request_sample(ctx, SAMPLES).values())).tolist()
+        files["predict.json"] = (dumps_strict({"instances": texts}, sort_keys=True) + "\n").encode()
     if ctx.recipe.serving.image is not None:
         files["image.png"] = unscaled_png(next(iter(arrays.values()))[0], ctx.recipe.serving.image.model_dump())
     for filename, data in sorted(files.items()):

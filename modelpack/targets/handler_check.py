@@ -128,6 +128,15 @@ def sample(ctx: Any, n: int = 1) -> dict[str, np.ndarray]:
     return {spec["name"]: np.asarray(x[:n]) for spec, x in zip(ctx.info["inputs"], ctx.samples.eval_x)}
 
 
+def request_sample(ctx: Any, n: int = 1) -> dict[str, np.ndarray]:
+    """What a check sends through a handler: a text model's evaluation texts (so the handler's own vocabulary
+    lookup runs), else `sample`."""
+    text = ctx.info.get("text")
+    if text and ctx.samples.texts is not None:
+        return {text["input"]: np.asarray(ctx.samples.texts[:n])}
+    return sample(ctx, n)
+
+
 def shapes(arrays: dict[str, np.ndarray]) -> dict[str, list[int]]:
     """{input name: shape} of what a check served, for the report."""
     return {name: [int(d) for d in np.shape(a)] for name, a in arrays.items()}

@@ -13,6 +13,8 @@ from modelpack.files.jsonio import dumps_strict
 from modelpack.files.output import sha256_file
 
 IMAGE_FILE = "images.py"  # only in packages built for image requests, beside Pillow
+TEXT_FILE = "text.py"  # only in packages of a text model, beside text.json (its vocabulary lookup)
+OPTIONAL = (IMAGE_FILE, TEXT_FILE)
 PILLOW = "pillow"
 
 
@@ -22,12 +24,14 @@ def template_dir(name: str) -> Path:
 
 
 def common_files() -> list[str]:
-    """The shared serving modules every handler carries: every module of serving/common but the image decoder."""
-    return sorted(p.name for p in template_dir("common").glob("*.py") if p.name != IMAGE_FILE)
+    """The shared serving modules every handler carries: every module of serving/common but the image decoder and
+    the text lookup, which only the packages that need them carry."""
+    return sorted(p.name for p in template_dir("common").glob("*.py") if p.name not in OPTIONAL)
 
 
-def copy_code(dest: Path, entry: tuple[str, str], image: bool = False) -> None:
-    """The entry template (handler or app) and the shared serving code."""
+def copy_code(dest: Path, entry: tuple[str, str], image: bool = False, text: dict | None = None) -> None:
+    """The entry template (handler or app) and the shared serving code; with `text` (a text model's lookup
+    settings and vocabulary), text.py and its text.json."""
     dest.mkdir(parents=True, exist_ok=True)
     folder, filename = entry
     shutil.copyfile(template_dir(folder) / filename, dest / filename)
@@ -35,6 +39,9 @@ def copy_code(dest: Path, entry: tuple[str, str], image: bool = False) -> None:
         shutil.copyfile(template_dir("common") / name, dest / name)
     if image:
         shutil.copyfile(template_dir("common") / IMAGE_FILE, dest / IMAGE_FILE)
+    if text:
+        shutil.copyfile(template_dir("common") / TEXT_FILE, dest / TEXT_FILE)
+        (dest / "text.json").write_text(dumps_strict(text, sort_keys=True) + "\n")
 
 
 def write_config(ctx: Any, dest: Path, model: dict, options: dict, **overrides) -> dict:
@@ -48,11 +55,23 @@ def write_config(ctx: Any, dest: Path, model: dict, options: dict, **overrides) 
         "task_output": ctx.recipe.task_output or ctx.info["outputs"][0]["name"],
         "threads": 1,
         "image": image_config(ctx),
+        **text_config(ctx),
         **options,
         **overrides,
     }
     (dest / "modelpack.json").write_text(dumps_strict(config, indent=1, sort_keys=True) + "\n")
     return config
+
+
+def text_config(ctx: Any) -> dict:
+    """Config entries only a text model (its lookup's input and file) or named classes have."""
+    out: dict = {}
+    text = ctx.info.get("text")
+    if text:
+        out["text"] = {"input": text["input"], "feeds": text["feeds"], "file": "text.json"}
+    if ctx.info.get("labels"):
+        out["labels"] = ctx.info["labels"]
+    return out
 
 
 def served_inputs(info: dict) -> list[dict]:
@@ -87,7 +106,7 @@ def write(ctx: Any, dest: Path, entry: tuple[str, str], *, model_in_layer: bool,
     layer or is downloaded from `source` at cold start) the model; return the config.
 
     `model` defaults to the selected variant; `overrides` replace config entries (inputs, outputs, task...)."""
-    copy_code(dest, entry, image=ctx.recipe.serving.image is not None)
+    copy_code(dest, entry, image=ctx.recipe.serving.image is not None, text=ctx.info.get("text"))
     model = model or ctx.selected_file
     model_rel = f"model/model{model.suffix}"
     if not model_in_layer and source is None:

@@ -126,7 +126,7 @@ class _ImageTarget(Target):
             built = engine.build(client, context, tag, lambda line: ctx.reporter.info(f"  {line}"))
         except RuntimeError as exc:
             raise TargetError(str(exc)) from None
-        sample = handler_check.sample(ctx)
+        sample = handler_check.request_sample(ctx)
         smoke = ctx.work / f"smoke-{self.NAME}"
         smoke.mkdir(exist_ok=True)
         (smoke / "event.json").write_text(json.dumps(handler_check.event(sample)))  # a file: events can be megabytes

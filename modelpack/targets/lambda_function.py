@@ -58,7 +58,7 @@ class LambdaFunctionTarget(Target):
             ctx.report.notes.append("lambda-function: no lambda-layer target in this recipe; attach a layer with "
                                     "numpy and the inference runtime when deploying.")
         elif layer.can_run:
-            sample = handler_check.sample(ctx)
+            sample = handler_check.request_sample(ctx)
             extra_env = {}
             if spec.model_source:  # checked from a verified local copy; the download itself needs the cloud
                 seeded = ctx.work / "model-source-copy"

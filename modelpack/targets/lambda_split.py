@@ -161,7 +161,8 @@ class LambdaSplitTarget(Target):
             inputs = handler_files.served_inputs(ctx.info) if k == 1 else [{"name": p["input"], "shape": p["input_shape"], "dtype": dtype}]
             outputs = ctx.info["outputs"] if final else [{"name": "output_0", "shape": p["output_shape"], "dtype": dtype}]
             handler_files.write(ctx, fn, ("lambda", "handler.py"), model_in_layer=False, model=p["local"],
-                                options=self._options(spec, final), inputs=inputs, outputs=outputs, part=k, image=None)
+                                options=self._options(spec, final), inputs=inputs, outputs=outputs, part=k, image=None,
+                                **({} if final else {"labels": None}))  # class names belong to the last part only
             handler_files.ship_bytecode(fn, layer.interpreter, ctx)
             path = ctx.zip_tree(fn, out_dir / DIR / f"part{k}.zip")
             total = tree_bytes(fn) + layer.unzipped_bytes

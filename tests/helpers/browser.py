@@ -102,3 +102,32 @@ def check_in_browser(page, tmp_path, charts=("report", "cold", "memory")) -> Non
     assert seen.dom.count("src=\"data:image/png;base64,") == len(charts)
     assert seen.screenshot.read_bytes()[:4] == b"\x89PNG" and seen.screenshot.stat().st_size > 50_000
     assert seen.pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def solid_runs(png: Path, colour: str, min_width: int = 30, tolerance: int = 6) -> list[tuple[int, int, int]]:
+    """(row, first column, last column) of every horizontal run of at least `min_width` pixels of `colour`
+    (#rrggbb, each channel within `tolerance`) in a screenshot: the bars and lines a person sees."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(png).convert("RGB"), dtype=np.int16)
+    want = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.int16)
+    match = np.all(np.abs(pixels - want) <= tolerance, axis=2)
+    runs = []
+    for y in np.flatnonzero(match.any(axis=1)):
+        row = np.concatenate([[0], match[y].astype(np.int8), [0]])
+        edges = np.flatnonzero(np.diff(row))
+        runs += [(int(y), int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2]) if b - a >= min_width]
+    return runs
+
+
+def bars(png: Path, colour: str, min_height: int = 6, min_width: int = 3) -> list[tuple[int, int, int, int]]:
+    """Solid rectangles of `colour` (top, bottom, left, right), from rows of equal runs stacked together."""
+    found: list[list[int]] = []
+    for y, x0, x1 in sorted(solid_runs(png, colour, min_width=min_width)):
+        last = found[-1] if found else None
+        if last and y == last[1] + 1 and abs(x0 - last[2]) <= 1 and abs(x1 - last[3]) <= 1:
+            last[1] = y
+        else:
+            found.append([y, y, x0, x1])
+    return [tuple(b) for b in found if b[1] - b[0] + 1 >= min_height]

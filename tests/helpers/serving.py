@@ -37,8 +37,17 @@ def fresh_import(directory: Path, module: str) -> Iterator[ModuleType]:
 def serving_module(name: str) -> ModuleType:
     """A module of the shipped serving runtime (modelpack/serving/common/NAME.py), loaded by path under a
     private name: neither sys.path nor sys.modules changes."""
-    path = ROOT / "modelpack" / "serving" / "common" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_modelpack_serving_{name}", path)
+    folder = ROOT / "modelpack" / "serving" / "common"
+    spec = importlib.util.spec_from_file_location(f"_modelpack_serving_{name}", folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    # Its own imports of sibling modules (`from errors import ...`) resolve in the folder, then are forgotten.
+    before = {n for n in SERVING_MODULES if n in sys.modules}
+    sys.path.insert(0, str(folder))
+    try:
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    finally:
+        sys.path.remove(str(folder))
+        for n in SERVING_MODULES:
+            if n not in before:
+                sys.modules.pop(n, None)
     return module

@@ -1,5 +1,5 @@
 """Model families that used to break a build: recurrent layers to builtin TFLite, preprocessing layers to ONNX,
-string inputs refused at inspect, tf-keras models taken over by Keras 3 so they can be split, and a Keras 3 model
+string inputs no handler can take refused at inspect, tf-keras models taken over by Keras 3 so they can be split, and a Keras 3 model
 built from a dict of inputs of mixed dtypes.
 
 Every model is tiny (a few hundred parameters), seeded and built here with Keras 3 or tf-keras.
@@ -95,13 +95,16 @@ def preprocessing_cnn(path: Path) -> Path:
 
 
 def string_input(path: Path) -> Path:
+    """A string input read by two layers: no single vocabulary lookup a handler could run for it."""
     import keras
 
     keras.utils.set_random_seed(10)
     vectorize = keras.layers.TextVectorization(max_tokens=20, output_sequence_length=5)
     vectorize.adapt(["a b c", "d e f g", "a c e"])
+    lookup = keras.layers.StringLookup(vocabulary=["a b c", "d e f g"], output_mode="one_hot")
     x = keras.Input((1,), dtype="string", name="text")
     h = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(21, 3)(vectorize(x)))
+    h = keras.layers.Concatenate()([h, lookup(x)])
     keras.Model(x, keras.layers.Dense(2)(h)).save(path)
     return path
 
@@ -220,8 +223,9 @@ def test_string_input_is_refused_at_inspect_naming_input_and_layer(tmp_path):
     result = CliRunner().invoke(cli, ["build", str(recipe), "--out", str(tmp_path / "dist"), "--no-cache"])
     assert result.exit_code == 2, result.output
     text = " ".join(result.output.split())
-    assert "'text' is a string tensor" in text and "TextVectorization" in text
-    assert "token ids" in text and "Traceback" not in text
+    assert "'text' is a string tensor" in text and "TextVectorization" in text and "StringLookup" in text
+    assert "Read it with one TextVectorization or StringLookup layer" in text and "token ids" in text
+    assert "Traceback" not in text
     assert not (tmp_path / "dist").exists()
 
 

@@ -12,7 +12,7 @@ from modelpack.report.records import Selection, VariantRecord
 from modelpack.steps import STEPS
 from modelpack.steps.int8_mixed import MIXED
 
-ACCURACY_BUDGETS = ("max_accuracy_drop", "min_agreement")
+ACCURACY_BUDGETS = ("max_accuracy_drop", "min_agreement", "max_mae_increase")
 
 
 def check_budgets(variant: VariantRecord, budgets: Budgets) -> None:
@@ -60,7 +60,8 @@ def search_int8(state: BuildState, variants: list[VariantRecord]) -> list[dict]:
         missed = [b["name"] for b in plain.budgets if b["name"] in accuracy_budgets and not b["passed"]]
         record = {"variant": base, "result": None, "passed": None, "trials": [plain_trial(plain)]}
         if not accuracy_budgets:
-            record["outcome"] = "not needed: the recipe sets no accuracy budget (max_accuracy_drop, min_agreement)"
+            record["outcome"] = ("not needed: the recipe sets no accuracy budget (max_accuracy_drop, min_agreement, "
+                                 "max_mae_increase)")
         elif not missed:
             record.update(passed=True, outcome=f"ended at once: plain {base} already meets "
                                                f"{' and '.join(sorted(accuracy_budgets))}")

@@ -36,9 +36,12 @@ def run(state: BuildState) -> None:
 
 
 def set_accuracy_drop(variant: VariantRecord, keras: VariantRecord) -> None:
-    """The variant's accuracy drop from the Keras baseline, when both accuracies are known."""
+    """The variant's accuracy drop from the Keras baseline, when both accuracies are known; for regression also
+    the increase of its mean absolute error (what budgets.max_mae_increase limits)."""
     if variant.accuracy is not None and keras.accuracy is not None:
         variant.accuracy_drop = keras.accuracy - variant.accuracy
+    if variant.regression is not None and keras.regression is not None:
+        variant.regression["mae_increase"] = variant.regression["mae"] - keras.regression["mae"]
 
 
 def measure_one(state: BuildState, name: str, step, res: StepResult, baseline: list[np.ndarray],
@@ -51,7 +54,7 @@ def measure_one(state: BuildState, name: str, step, res: StepResult, baseline: l
     if not res.ok:
         record.fail(res.error)
         return record
-    path = state.model.path if step is None else res.dir / step.FILE
+    path = state.network.path if step is None else res.dir / step.FILE
     ms = state.recipe.measure
     spec = state.probe_spec(path, fmt, out=str(state.work / f"out-{name}.npz"))
     try:
@@ -87,7 +90,7 @@ def _measured(state: BuildState, name: str, path: Path, spec: dict, cold_runs: i
     probe options, the tool versions and this machine (timings from another machine are never reused).
     The size is kept too: deflating a large model again costs more than the rest of a cached build."""
     options = {k: v for k, v in spec.items() if k not in ("model", "data", "out")}
-    digest = state.model.sha256 if path == state.model.path else sha256_file(path)
+    digest = state.network.sha256 if path == state.network.path else sha256_file(path)
     key = cache_key("measure", digest, options, cold_runs, state.data_sha["evaluation"], state.versions, host_id())
     hit = state.cache.get(key)
     if hit is not None:

@@ -25,10 +25,15 @@ def new_report(state: BuildState) -> BuildReport:
     """The report's model, data and measurement settings."""
     d = state.recipe.data
     samples = state.samples
+    calibrates = state.recipe.optimize.calibrates
     if samples.synthetic:
         desc = f"synthetic random inputs ({len(samples.eval_x[0])} samples): no accuracy, fidelity and latency only"
     else:
-        desc = (f"{len(samples.eval_x[0])} evaluation and {len(samples.calib_x[0])} calibration samples "
+        calibration = (f"{len(samples.calib_x[0])} calibration samples" if calibrates else
+                       "no calibration samples (no variant calibrates)")
+        if samples.overlap:
+            calibration += f", {samples.overlap} of them also evaluation samples (data.allow_overlap)"
+        desc = (f"{len(samples.eval_x[0])} evaluation and {calibration} "
                 f"from {relative(Path(d.path), state.recipe_path) if d.path and os.path.exists(d.path) else d.path}"
                 f" (labels: {d.labels or 'none'})")
     ms = state.recipe.measure
@@ -39,9 +44,11 @@ def new_report(state: BuildState) -> BuildReport:
         name=state.recipe.name,
         model={"path": relative(model.path, state.recipe_path), "sha256": model.sha256,
                "format": model.format, "params": state.info["params"], "size_bytes": model.size_bytes,
-               "inputs": state.info["inputs"], "outputs": state.info["outputs"]},
+               "inputs": state.info.get("model_inputs", state.info["inputs"]), "outputs": state.info["outputs"]},
         data={"description": desc, "synthetic": samples.synthetic,
-              "evaluation": len(samples.eval_x[0]), "calibration": len(samples.calib_x[0])},
+              "evaluation": len(samples.eval_x[0]), "calibration": len(samples.calib_x[0]) if calibrates else 0,
+              "overlap": samples.overlap},
+        task=state.task.to_json(),
         measure={"batch": ms.latency.batch, "threads": ms.latency.threads, "warmup": ms.latency.warmup,
                  "runs": ms.latency.runs, "cold_runs": ms.cold_start.runs},
     )
@@ -51,11 +58,30 @@ def add_notes(state: BuildState, report: BuildReport) -> None:
     """Notes on how the variants came about: the Keras 3 port, pruning, synthetic data."""
     if state.port_note:
         report.notes.append(state.port_note)
+    if state.precision is not None:
+        p = state.precision
+        report.model["precision"] = dict(p)
+        report.notes.append(
+            f"{p['policy']} model: the variants are converted from a float32 copy with the same weights (every "
+            f"{p['policy']} layer set to float32); on the {p['samples']} evaluation samples it computes the model's "
+            f"outputs within {p['max_abs_err']:.1e} (relative {p['max_rel_err']:.1e}, tolerance {p['tolerance']:g}). "
+            "Fidelity and accuracy compare each variant with the model as it computes, in half precision.")
+    text = state.info.get("text")
+    if text:
+        report.model["text"] = {k: text[k] for k in ("input", "feeds", "layer", "kind", "standardize", "split",
+                                                     "ngrams", "output_mode", "sequence_length")}
+        report.model["text"]["vocabulary_size"] = len(text["vocabulary"])
+        report.notes.append(
+            f"Text model: input '{text['input']}' is read by '{text['layer']}' ({text['kind']}); its vocabulary "
+            f"lookup ({len(text['vocabulary'])} terms) runs in the handler (text.py), which gives the layer's very "
+            "ids on every sample text and on a corpus of awkward strings (checked by this build). The variants are "
+            f"the rest of the model, from '{text['feeds']}' on; their latency excludes the lookup.")
     if state.prune_details is not None:
         report.prune = state.prune_details
         report.notes.append("Pruning zeroes weights but keeps them in the file: it shrinks zipped size, not raw size.")
     if state.samples.synthetic:
         report.notes.append("Data is synthetic: accuracy is not measured; fidelity and latency are.")
+    report.notes += [f"Data: {note}." for note in state.samples.notes]
 
 
 def relative(path: Path, recipe_path: Path) -> str:

@@ -1,9 +1,9 @@
-"""The source stage: the model every variant is converted from (a tf-keras model's Keras 3 copy, then
-pruning when the recipe asks for it)."""
+"""The source stage: the model every variant is converted from (a tf-keras model's Keras 3 copy, a mixed-precision
+model's float32 copy, then pruning when the recipe asks for it)."""
 
 from __future__ import annotations
 
-from modelpack.errors import InputError, PortError, PruneError, StepFailedError
+from modelpack.errors import InputError, PortError, PrecisionError, PruneError, StepFailedError
 from modelpack.inputs.modelfile import ModelFile, detect
 from modelpack.pipeline.jobs import Job, run_step
 from modelpack.pipeline.state import BuildState
@@ -11,28 +11,34 @@ from modelpack.steps import STEPS
 
 
 def run(state: BuildState) -> None:
-    """The Keras 3 port of a tf-keras model, then pruning (optional); the result is the source of every variant."""
+    """The Keras 3 port of a tf-keras model, the float32 copy of a mixed-precision one, then pruning (optional);
+    the result is the source of every variant, and its own outputs what float32 conversions must reproduce."""
     state.source = keras3_source(state)
-    if state.recipe.optimize.prune is None:
-        return
-    res = run_step(state, Job("prune", "prune", STEPS.get("prune")().options(state.recipe), source=state.model))
-    if not res.ok:
-        if res.is_error(PruneError):
-            raise InputError(f"{state.origin}: optimize.prune: {res.message}")
-        raise StepFailedError(f"pruning failed: {res.error}")
-    state.prune_details = res.details
-    state.source = detect(res.dir / "model.keras")
-    # The pruned model's own outputs: what its float32 conversions must reproduce.
+    state.precision = None
+    if state.info.get("precision"):
+        state.source = float32_source(state)
+    if state.recipe.optimize.prune is not None:
+        prune_from = state.source if state.precision else state.network
+        res = run_step(state, Job("prune", "prune", STEPS.get("prune")().options(state.recipe), source=prune_from))
+        if not res.ok:
+            if res.is_error(PruneError):
+                raise InputError(f"{state.origin}: optimize.prune: {res.message}")
+            raise StepFailedError(f"pruning failed: {res.error}")
+        state.prune_details = res.details
+        state.source = detect(res.dir / "model.keras")
+    if state.prune_details is None and state.precision is None:
+        return  # a Keras 3 port reproduces the model within 1e-5: the model's outputs serve
+    # The source's own outputs: what its float32 conversions must reproduce (fidelity stays against the model).
     out = run_step(state, Job("source-baseline", "baseline"))
     if not out.ok:
-        raise StepFailedError(f"running the pruned model failed: {out.error}")
+        raise StepFailedError(f"running the model the variants come from failed: {out.error}")
     state.source_baseline_dir = out.dir
 
 
 def keras3_source(state: BuildState) -> ModelFile:
     """For tf-keras models, a Keras 3 copy with the same outputs is the source, so Keras-3-only
     paths take them too; sets the note that says which model the variants come from."""
-    model = state.model
+    model = state.network
     if model.format not in ("tf-keras", "tf-keras-h5"):
         return model
     res = run_step(state, Job("keras3-port", "keras3-port", source=model))
@@ -44,3 +50,15 @@ def keras3_source(state: BuildState) -> ModelFile:
     state.port_note = f"tf-keras model, used as it is: {why}."
     return model
 
+
+def float32_source(state: BuildState) -> ModelFile:
+    """A mixed-precision model's float32 copy (same weights, float32 policy), checked against the model's own
+    outputs in its compute dtype; the report says what was done."""
+    res = run_step(state, Job("float32-copy", "float32-copy", source=state.source))
+    if not res.ok:
+        why = res.message if res.is_error(PrecisionError) else res.error
+        raise InputError(f"{state.model.path}: the model computes in {state.info['precision']['policy']}, which the "
+                         f"converters take only as a float32 copy, and {why}. Save a float32 copy yourself "
+                         "(the model rebuilt under the float32 policy with the same weights) and build that.")
+    state.precision = res.details
+    return detect(res.dir / "model.keras")

@@ -74,7 +74,7 @@ def handle(holder, method: str, path: str, headers: dict, body, limit: int) -> R
         import tensors
 
         if arrays is None:
-            arrays = serving.to_arrays(request, config["inputs"], max_batch)
+            arrays = serving.request_arrays(holder, request)
         outputs, infer_ms = serving.infer(holder, arrays)
         names = [o["name"] for o in config["outputs"]]
         if accept == tensors.NPY:

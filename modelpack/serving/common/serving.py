@@ -50,7 +50,10 @@ class ModelHolder:
         self.source = os.environ.get("MODELPACK_MODEL_SOURCE") or model.get("source")
         self.base_dir = base_dir
         self.path = None if self.source or "parts" in config else _model_path(config, base_dir)
-        self.bounds = Bounds(config["inputs"], int(config.get("max_batch", 1024)), image=bool(config.get("image")))
+        # Text bodies have no structure to bound ahead (a review may hold any number of commas and quotes):
+        # their size limit bounds them, and the lookup works string by string.
+        self.bounds = None if config.get("text") else Bounds(config["inputs"], int(config.get("max_batch", 1024)),
+                                                             image=bool(config.get("image")))
         self._lock = threading.Lock()
         self._model = None
         self.loads = 0
@@ -189,9 +192,22 @@ def predict(holder: ModelHolder, request: dict) -> tuple[dict, float | None, str
     """Run a checked request; return the response body, the inference time in ms (None when the result
     came from the cache) and the cache outcome ("hit", "miss", or None without a cache)."""
     config = holder.config
-    arrays = to_arrays(request, config["inputs"], int(config.get("max_batch", 1024)))
+    arrays = request_arrays(holder, request)
     # A columnar request to a model with several outputs is answered in another shape: it has its own key.
     return predict_arrays(holder, arrays, "inputs" in request and len(config["outputs"]) > 1)
+
+
+def request_arrays(holder: ModelHolder, request: dict) -> dict:
+    """The checked input arrays of a JSON request; a text model's strings become the ids its vocabulary lookup
+    gives (text.py, shipped with such a model only), token ids sent as numbers go through as they are."""
+    config = holder.config
+    max_batch = int(config.get("max_batch", 1024))
+    if config.get("text"):
+        import text
+
+        if text.holds_text(request, config["text"]["input"]):
+            return text.request_arrays(request, text.load(holder.base_dir), max_batch)
+    return to_arrays(request, config["inputs"], max_batch)
 
 
 def batch_size(arrays: dict) -> int:
@@ -237,13 +253,18 @@ def predict_arrays(holder: ModelHolder, arrays: dict, columnar: bool = False
         body = {"predictions": [{n: np.asarray(o[i]).tolist() for n, o in zip(names, outputs)}
                                 for i in range(len(outputs[0]))]}
     body["model"] = {"name": config["name"], "sha256": config["model"]["sha256"]}
-    k = config.get("top_k")
-    if k and config.get("task") == "classification":
+    k, labels = config.get("top_k"), config.get("labels")
+    if (k or labels) and config.get("task") == "classification":
         scored = config.get("task_output")
         scores = np.asarray(outputs[names.index(scored) if scored in names else 0])
         scores = scores.reshape(len(scores), -1)
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        body["top_k"] = [[{"class": int(c), "score": float(s[c])} for c in row] for row, s in zip(top, scores)]
+        if labels:  # the top class by name: one unit is the probability of class 1
+            best = (scores[:, 0] > 0.5).astype(int) if scores.shape[1] == 1 else np.argmax(scores, axis=1)
+            body["classes"] = [labels[int(c)] for c in best]
+        if k:
+            top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            body["top_k"] = [[{"class": int(c), "score": float(s[c]), **({"label": labels[c]} if labels else {})}
+                              for c in row] for row, s in zip(top, scores)]
     if key is not None:
         holder.cache.put(key, body)
         return body, infer_ms, "miss"

@@ -42,3 +42,20 @@ def test_unknown_command_is_usage_error():
 def test_schema_command_prints_json():
     result = CliRunner().invoke(cli, ["schema"])
     assert result.exit_code == 0 and '"title": "modelpack recipe"' in result.output
+
+
+def test_a_build_that_made_no_variant_has_its_own_exit_code():
+    from modelpack.cli.build import exit_code
+    from modelpack.errors import EXIT_BUDGET, EXIT_NO_VARIANT, EXIT_OK
+    from modelpack.report.build_report import BuildReport
+    from modelpack.report.records import VariantRecord
+
+    def report(*variants, selected=None):
+        return BuildReport("0", "r.yaml", "m", {}, {}, variants=list(variants), selected=selected)
+
+    keras, ok, failed = VariantRecord("keras", "keras", "none"), VariantRecord("a", "tflite", "none"), \
+        VariantRecord("b", "onnx", "none", status="failed", error="ValueError: no")
+    assert exit_code(report(keras, failed)) == EXIT_NO_VARIANT == 4
+    assert exit_code(report(keras, ok, failed)) == EXIT_BUDGET  # a variant exists but misses a budget
+    assert exit_code(report(keras, ok, selected="a")) == EXIT_OK
+    assert len({EXIT_OK, EXIT_BUDGET, 2, 3, EXIT_NO_VARIANT}) == 5

@@ -85,3 +85,32 @@ def test_near_ties_in_time_go_to_the_smaller_variant():
     assert chosen == "c-cold" and "within 5%" in reason and "b-fast" in reason
     vs[3]["latency_ms"]["p50"] = 1.2  # 20 % slower: a real difference
     assert select(judged(vs, Budgets()), "fastest")[0] == "b-fast"
+
+
+def test_near_ties_in_time_go_to_fidelity_before_size():
+    """As on digits: INT8 (smaller, agreement 0.994) and dynamic-range (agreement 1.0) at the same latency."""
+    vs = VARIANTS()
+    vs[3].update(zipped_bytes=20_000, fidelity={"agreement": 0.994, "max_abs_err": 0.08})  # c-cold: the int8 one
+    vs[3]["latency_ms"]["p50"] = 0.99
+    vs[2]["fidelity"] = {"agreement": 1.0, "max_abs_err": 0.015}  # b-fast: 1 % slower, larger, faithful
+    chosen, reason, _ = select(judged(vs, Budgets()), "fastest")
+    assert chosen == "b-fast", reason
+    assert "within 5% of the lowest median warm latency (c-cold" in reason
+    assert "closest to the Keras model (agreement 1.0000" in reason and "next: c-cold, agreement 0.9940" in reason
+
+
+def test_without_agreement_the_largest_output_error_decides_a_tie():
+    vs = VARIANTS()
+    for v, err in zip(vs, (0.0, 0.5, 0.2, 0.01)):
+        v["fidelity"] = {"agreement": None, "max_abs_err": err}  # regression: no top-1 classes
+    vs[2]["latency_ms"]["p50"] = 2.0  # b-fast and c-cold tie on latency
+    chosen, reason, _ = select(judged(vs, Budgets()), "fastest")
+    assert chosen == "c-cold" and "max abs error 1.00e-02" in reason
+
+
+def test_equal_sizes_tie_under_smallest_and_fidelity_decides():
+    vs = VARIANTS()
+    vs[2].update(zipped_bytes=10_000)  # b-fast as small as a-small, and more faithful
+    vs[1]["fidelity"] = {"agreement": 0.96, "max_abs_err": 0.3}
+    chosen, reason, _ = select(judged(vs, Budgets()), "smallest")
+    assert chosen == "b-fast" and "tied on the smallest zipped size" in reason

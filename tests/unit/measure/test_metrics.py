@@ -23,7 +23,9 @@ def test_regression_score_is_negative_mae():
     out = [np.array([[1.0], [2.0], [4.0]])]
     labels = np.array([[1.0], [3.0], [2.0]])
     assert metrics.accuracy(out, labels, "regression") == pytest.approx(-1.0)
-    assert metrics.regression_errors(out, labels) == pytest.approx({"mae": 1.0, "rmse": np.sqrt(5 / 3)})
+    # Residuals 0, -1, 2 around labels whose mean is 2: R² = 1 - 5 / 2.
+    assert metrics.regression_errors(out, labels) == pytest.approx({"mae": 1.0, "rmse": np.sqrt(5 / 3), "r2": -1.5})
+    assert metrics.regression_errors(out, np.full((3, 1), 2.0))["r2"] is None  # constant labels: undefined
 
 
 def test_no_labels_no_accuracy():

@@ -15,7 +15,7 @@ FIELDS = field_names(BuildState)
 # BuildState helpers that read fields on the stage's behalf: helper -> the fields it reads.
 HELPERS = {"origin": ("recipe_path",), "inputs": ("info",), "outputs": ("info",),
            "baseline_outputs": ("baseline_dir",), "source_outputs": ("baseline_dir", "source_baseline_dir"),
-           "probe_spec": ("recipe", "model", "eval_npz", "info")}
+           "probe_spec": ("recipe", "network", "eval_npz", "info")}
 
 
 def test_every_stage_reads_what_earlier_stages_write():

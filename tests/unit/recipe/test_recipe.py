@@ -128,7 +128,9 @@ def test_init_example_targets_validate_when_uncommented(tmp_path):
     (tmp_path / "recipe.yaml").write_text(text.replace("path: model.keras", f"path: {DIGITS / 'model.keras'}"))
     result = CliRunner().invoke(cli, ["validate", "--json", str(tmp_path / "recipe.yaml")])
     assert result.exit_code == 0, result.output
-    assert len(json.loads(result.output)["targets"]) == 2 + len(commented)
+    out = json.loads(result.output)
+    assert len(out["targets"]) == 2 + len(commented)
+    assert out["task"] is None and out["notes"] == []  # synthetic data and no task: nothing to infer or say
 
 
 def test_misspelled_enum_value_gets_a_suggestion(digits_recipe):

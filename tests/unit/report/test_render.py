@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import html
 import json
 import re
 
@@ -54,7 +55,9 @@ def test_html_is_self_contained_and_marks_pass_fail_and_selection(doc, tmp_path)
     assert sorted(written) == ["cold.png", "memory.png", "report.png"]
     srcs = re.findall(r"(?:src|href)='([^']*)'", page)
     assert srcs and all(s.startswith("data:") for s in srcs)
-    assert "http" not in page.replace("http://www.w3.org", "")  # nothing fetched from anywhere
+    # Nothing fetched from anywhere; the Next steps' commands (curl https://...) are text to copy, not resources.
+    markup = re.sub(r"<pre><code>.*?</code></pre>", "", page, flags=re.S)
+    assert "<pre><code>" in page and "http" not in markup.replace("http://www.w3.org", "")
     assert page.count("data:image/png;base64,") == 3
     assert "<tr class='selected'><td>tflite-dynamic</td>" in page
     assert "<td class='fail'>FAIL: max_p95_ms</td>" in page and "<td class='pass'>pass</td>" in page
@@ -68,8 +71,12 @@ def test_scatter_colours_by_budget_and_keeps_far_budgets_off_the_axes(doc):
     status = {p["name"]: p["status"] for p in data["points"]}
     assert status["keras"] == "baseline" and status["onnx-dynamic"] == "fail" and status["tflite-int8"] == "pass"
     assert data["budgets"] == {"max_zip_mb": 50.0, "max_p95_ms": 20.0}
-    lo, hi = charts._log_range([p["mb"] for p in data["points"]])
-    assert hi < 1 < 50  # the 50 MB budget stays an arrow instead of stretching the axis three decades
+    variants = [p for p in data["points"] if p["status"] != "baseline"]
+    lo, hi = charts._linear_range([p["mb"] for p in variants], [50.0])
+    assert lo == 0 and hi < 1 < 50  # the 50 MB budget stays an arrow instead of squashing every variant
+    top = max(p["mb"] for p in variants)
+    lo, hi = charts._linear_range([p["mb"] for p in variants], [top * 2])
+    assert top * 2 < hi < top * 2.5  # a budget near the data is drawn inside the frame, with a margin beyond it
     assert not charts._accuracy_varies(data["points"])  # every variant has accuracy 0.9882: no colour bar
 
 
@@ -100,3 +107,42 @@ def test_charts_are_deterministic_and_cached(doc, tmp_path):
         drawn.append({n: p.read_bytes() for n, p in charts.write_charts(doc, tmp_path / name, use).items()})
     assert drawn[0] == drawn[1] == drawn[2] and len(drawn[0]) == 3
     assert len(list((tmp_path / "cache").rglob("*.png"))) == 3
+
+
+def test_a_failed_variant_shows_its_whole_reason_in_both_reports(doc):
+    reason = ("StepError: the model cannot run inputs of shape image (1, 8, 8, 3) (too short for its layers?): "
+              "tensorflow/lite/kernels/conv.cc:350 input->dims->data[1] >= filter height was not true. Node "
+              "number 3 (CONV_2D) failed to prepare.")
+    v = next(v for v in doc["variants"] if v["name"] == "onnx-int8")
+    v.update(status="failed", error=reason)
+    md, page = to_markdown(doc), to_html(doc, {})
+    row = next(line for line in md.splitlines() if line.startswith("| onnx-int8 |"))
+    assert row.endswith("... (see Failures) |") and reason not in row
+    # report.md writes <, > and & as entities (GitHub shows them as the characters), so the reason reads whole.
+    assert "### Failures" in md and f"- `onnx-int8`: {html.escape(reason, quote=False)}" in md
+    assert "<h2 id='failures'>Failures</h2>" in page and "failed to prepare." in page
+
+
+def test_html_has_every_section_of_markdown_next_steps_included(doc):
+    from modelpack.report.next_steps import with_next_steps
+
+    md, page = with_next_steps(to_markdown(doc), doc), to_html(doc, {})
+    titles = [line.lstrip("#").strip() for line in md.splitlines() if line.startswith("## ") or
+              line.startswith("### ")][1:]  # the first is the page title, the html's h1
+    assert "Next steps" in titles
+    for title in titles:
+        assert re.sub(r"[`]", "", title) in re.sub(r"<[^>]+>", "", page), title
+    assert "sam deploy --template-file" in page and "<pre><code>" in page
+
+
+def test_regression_reports_name_their_metrics(doc):
+    doc["task"] = {"name": "regression", "inferred": True, "why": "labels 'y' are fractional numbers",
+                   "score": "negative mean absolute error (higher is better; regression.mae has the error itself)"}
+    for i, v in enumerate(doc["variants"]):
+        v["regression"] = {"mae": 1.5 + i / 100, "rmse": 2.0, "r2": 0.8, "mae_increase": i / 100}
+    md = to_markdown(doc)
+    header = next(line for line in md.splitlines() if line.startswith("| variant |"))
+    assert "| MAE | Δ MAE | RMSE | R² | max err vs Keras |" in header and "accuracy" not in header
+    row = next(line for line in md.splitlines() if line.startswith("| tflite-fp32 |"))
+    assert "| 1.51 | +0.01 | 2 | 0.8000 |" in row
+    assert "Task: **regression** (inferred from the labels" in md and "negative mean absolute error" in md

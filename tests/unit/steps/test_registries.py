@@ -23,3 +23,9 @@ def test_recipe_variants_are_the_registered_variant_steps():
 def test_recipe_select_policies_are_the_selection_policies():
     assert SELECT_POLICIES == tuple(POLICIES)
     assert set(REASONS) == set(POLICIES)
+
+
+def test_recipe_calibrated_variants_are_the_steps_that_read_calibration_samples():
+    from modelpack.recipe.models import CALIBRATED
+
+    assert CALIBRATED == tuple(n for n in VARIANTS if STEPS.get(n).USES_CALIBRATION)
