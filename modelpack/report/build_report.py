@@ -35,6 +35,7 @@ class BuildReport:
     memory: dict | None = None
     search: list[dict] = field(default_factory=list)
     split: dict | None = None
+    build: dict | None = None  # peak memory (whole process tree) and seconds of each stage
 
     @property
     def passed(self) -> bool:

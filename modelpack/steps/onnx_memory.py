@@ -1,0 +1,89 @@
+"""ONNX conversion within bounded memory (worker process only: imports TensorFlow and tf2onnx).
+
+Two things make tf2onnx hold many copies of a model's weights, measured on a 103 MB Dense model (7.9 GB peak):
+- Freezing through `convert_variables_to_constants_v2` and grappler copies the weights at every hop between
+  Python and TensorFlow's C++ (about 20 copies at the peak). `frozen_large` freezes without building a new
+  function and keeps the big constants out of the graph TensorFlow imports (tf2onnx's own large-model route),
+  then converts the graph with the constants handed over by name: about 3 copies.
+- After each of its graph optimizers tf2onnx rewrites every node's NodeProto; with protobuf's upb backend the
+  replaced attributes stay in the node's arena until the node dies, so every optimizer pass leaves one more copy
+  of every weight behind (24 passes here). `bounded_optimizers` gives each rewrite a fresh NodeProto, so the old
+  one is freed, and collects the graph copies tf2onnx makes to roll back a failed optimizer as soon as they are
+  garbage.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+@contextmanager
+def bounded_optimizers(collect: bool = True) -> Iterator[None]:
+    """tf2onnx's graph rewrites with memory that does not grow with the number of optimizer passes; `collect`
+    also runs the garbage collector after each pass (a fraction of a second each: worth it for big models)."""
+    from onnx import NodeProto
+    from tf2onnx import optimizer
+    from tf2onnx.graph import Node
+
+    original_update = Node.update_proto
+
+    def update_proto(self, external_tensor_storage=None):
+        old = self._op
+        self._op = NodeProto(name=old.name, op_type=old.op_type, domain=old.domain, doc_string=old.doc_string)
+        original_update(self, external_tensor_storage)
+
+    originals = {cls: cls.optimize for cls in set(optimizer._get_optimizers().values())}
+
+    def collecting(optimize):
+        def run(self, graph, iteration):
+            result = optimize(self, graph, iteration)
+            gc.collect()  # the deep copy made to roll back a failed optimizer, and what it replaced
+            return result
+        return run
+
+    Node.update_proto = update_proto
+    for cls, optimize in originals.items():
+        cls.optimize = collecting(optimize) if collect else optimize
+    try:
+        yield
+    finally:
+        Node.update_proto = original_update
+        for cls, optimize in originals.items():
+            cls.optimize = optimize
+
+
+def frozen_large(func: Any, inputs: list[str], outputs: list[str]) -> Any | None:
+    """The function frozen without the copies of the usual route; None when it keeps calls of library functions
+    that only grappler's inlining removes (the usual route handles those)."""
+    from tf2onnx import tf_loader
+
+    from modelpack.steps.onnx import CALLS
+
+    graph_def = tf_loader.from_function(func, inputs, outputs, large_model=True)
+    if any(n.op in CALLS for n in graph_def.node):
+        return None
+    return graph_def
+
+
+def convert_frozen_large(graph_def: Any, name: str, inputs: list[str], outputs: list[str], opset: int,
+                         rename: dict[str, str]) -> Any:
+    """An ONNX model proto of a frozen graph whose big constants TensorFlow never sees: they are taken out of the
+    graph before it is imported and given to tf2onnx by node name, as its large-model route does; unlike that
+    route the weights are written into the model itself (a normal single .onnx file)."""
+    import tensorflow as tf
+    from tf2onnx import optimizer
+    from tf2onnx.tf_utils import compress_graph_def
+    from tf2onnx.tfonnx import process_tf_graph
+
+    const_values = compress_graph_def(graph_def)
+    with tf.Graph().as_default() as tf_graph:
+        tf.import_graph_def(graph_def, name="")
+        del graph_def
+        graph = process_tf_graph(tf_graph, continue_on_error=True, opset=opset, input_names=inputs,
+                                 output_names=outputs, const_node_values=const_values, tensors_to_rename=rename)
+    del const_values
+    graph = optimizer.optimize_graph(graph, catch_errors=True)
+    return graph.make_model(f"converted from {name}")
