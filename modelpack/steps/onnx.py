@@ -12,7 +12,7 @@ from modelpack import limits
 from modelpack.files.output import tree_bytes
 from modelpack.report.records import Int8Setting
 from modelpack.steps.base import Step, StepJob
-from modelpack.steps.onnx_memory import bounded_optimizers, convert_frozen_large, frozen_large
+from modelpack.steps.onnx_memory import bounded_optimizers, convert_large
 
 
 class OnnxFP32(Step):
@@ -53,10 +53,8 @@ def to_onnx(loaded: Any, opset: int, large: bool = False) -> Any:
     outputs = [t.name for t in func.outputs if t.dtype != tf.dtypes.resource]
     rename = dict(zip(real, [t["name"] for t in loaded.inputs]))
     with tf.device("/cpu:0"), bounded_optimizers(collect=large):
-        frozen = frozen_large(func, real, outputs) if large else None
-        if frozen is not None:  # a big model: its weights stay out of TensorFlow's graph copies
-            proto = convert_frozen_large(frozen, func.name, real, outputs, opset, rename)
-        else:
+        proto = convert_large(func, real, outputs, opset, rename) if large else None
+        if proto is None:
             graph_def = inline_calls(tf_loader.from_function(func, real, outputs), real, outputs)
             proto, _ = tf2onnx.convert.from_graph_def(graph_def, name=func.name, input_names=real,
                                                        output_names=outputs, opset=opset, tensors_to_rename=rename)

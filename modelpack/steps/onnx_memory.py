@@ -2,9 +2,9 @@
 
 Two things make tf2onnx hold many copies of a model's weights, measured on a 103 MB Dense model (7.9 GB peak):
 - Freezing through `convert_variables_to_constants_v2` and grappler copies the weights at every hop between
-  Python and TensorFlow's C++ (about 20 copies at the peak). `frozen_large` freezes without building a new
-  function and keeps the big constants out of the graph TensorFlow imports (tf2onnx's own large-model route),
-  then converts the graph with the constants handed over by name: about 3 copies.
+  Python and TensorFlow's C++ (about 20 copies at the peak). `convert_large` freezes without building a new
+  function, keeps the big constants out of the graph TensorFlow imports (tf2onnx's own large-model route) and
+  drops each intermediate as soon as the next holds the weights: about 4 copies at the peak.
 - After each of its graph optimizers tf2onnx rewrites every node's NodeProto; with protobuf's upb backend the
   replaced attributes stay in the node's arena until the node dies, so every optimizer pass leaves one more copy
   of every weight behind (24 passes here). `bounded_optimizers` gives each rewrite a fresh NodeProto, so the old
@@ -55,35 +55,38 @@ def bounded_optimizers(collect: bool = True) -> Iterator[None]:
             cls.optimize = optimize
 
 
-def frozen_large(func: Any, inputs: list[str], outputs: list[str]) -> Any | None:
-    """The function frozen without the copies of the usual route; None when it keeps calls of library functions
-    that only grappler's inlining removes (the usual route handles those)."""
-    from tf2onnx import tf_loader
+def convert_large(func: Any, inputs: list[str], outputs: list[str], opset: int, rename: dict[str, str]) -> Any | None:
+    """An ONNX model proto of `func`, converted so that few copies of its weights are alive at once; None when
+    this route does not apply (the frozen graph keeps calls of library functions that only grappler's inlining
+    removes, or one of tf2onnx's graph optimizers failed) and the usual route must convert it.
+
+    The big constants are taken out of the frozen graph before TensorFlow imports it and handed to tf2onnx by
+    node name, as its large-model route does; unlike that route the weights end up in the model itself (a
+    normal single .onnx file). Each intermediate is dropped as soon as the next one holds the weights.
+    """
+    import tensorflow as tf
+    from tf2onnx import optimizer, tf_loader
+    from tf2onnx.tf_utils import compress_graph_def
+    from tf2onnx.tfonnx import process_tf_graph
 
     from modelpack.steps.onnx import CALLS
 
     graph_def = tf_loader.from_function(func, inputs, outputs, large_model=True)
     if any(n.op in CALLS for n in graph_def.node):
         return None
-    return graph_def
-
-
-def convert_frozen_large(graph_def: Any, name: str, inputs: list[str], outputs: list[str], opset: int,
-                         rename: dict[str, str]) -> Any:
-    """An ONNX model proto of a frozen graph whose big constants TensorFlow never sees: they are taken out of the
-    graph before it is imported and given to tf2onnx by node name, as its large-model route does; unlike that
-    route the weights are written into the model itself (a normal single .onnx file)."""
-    import tensorflow as tf
-    from tf2onnx import optimizer
-    from tf2onnx.tf_utils import compress_graph_def
-    from tf2onnx.tfonnx import process_tf_graph
-
     const_values = compress_graph_def(graph_def)
     with tf.Graph().as_default() as tf_graph:
         tf.import_graph_def(graph_def, name="")
-        del graph_def
+        del graph_def  # its arena still held every weight
         graph = process_tf_graph(tf_graph, continue_on_error=True, opset=opset, input_names=inputs,
                                  output_names=outputs, const_node_values=const_values, tensors_to_rename=rename)
     del const_values
-    graph = optimizer.optimize_graph(graph, catch_errors=True)
-    return graph.make_model(f"converted from {name}")
+    try:
+        # No copy of the graph to roll back to: a failing optimizer sends the model down the usual route.
+        graph = optimizer.optimize_graph(graph, catch_errors=False)
+    except Exception:  # noqa: BLE001 - any optimizer failure: the usual route converts it, as it always did
+        return None
+    proto = graph.make_model(f"converted from {func.name}")
+    del graph
+    gc.collect()
+    return proto
