@@ -100,12 +100,14 @@ def measure(gb: float, work: Path) -> dict:
     model_mb = (folder / "model.keras").stat().st_size / MIB
     recipe = write_recipe(folder, host_python(), host_arch())
     cold = timed_build(recipe, folder / "dist", folder / "cache")
+    cold_report = folder / "cold-report.json"
+    if (folder / "dist" / "report.json").exists():
+        shutil.copyfile(folder / "dist" / "report.json", cold_report)
     cached = timed_build(recipe, folder / "dist", folder / "cache")
     row = {"gb": gb, "params": params, "model_mb": round(model_mb), "cold": cold, "cached": cached,
            "goal_peak_mb": round(GOAL_FACTOR * model_mb + GOAL_ALLOWANCE_MB)}
-    report_path = folder / "dist" / "report.json"
-    if report_path.exists():
-        report = json.loads(report_path.read_text())
+    if cold_report.exists():
+        report = json.loads(cold_report.read_text())
         row.update(selected=report.get("selected"), passed=report.get("passed"), build=report.get("build"),
                    variants={v["name"]: {"status": v["status"], "size_mb": round((v.get("size_bytes") or 0) / MIB)}
                              for v in report["variants"]},

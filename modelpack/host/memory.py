@@ -68,6 +68,7 @@ class TreeMemory:
         self.peaks: dict[str, int] = {}
         self.seconds: dict[str, float] = {}
         self._current: str | None = None
+        self._started = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -98,7 +99,7 @@ class TreeMemory:
         before = _finished_child_peak() if self.enabled else 0
         with self._lock:
             self._current = name
-        t = time.perf_counter()
+        self._started = t = time.perf_counter()
         try:
             yield
         finally:
@@ -110,7 +111,11 @@ class TreeMemory:
                     self._note(after + _rss_bytes(os.getpid()))
 
     def record(self) -> dict:
-        """report.json's `build` section: per-stage peak tree RSS (MiB) and wall time (s)."""
+        """report.json's `build` section: per-stage peak tree RSS (MiB) and wall time (s); a stage still running
+        (the package stage writes the report) counts up to now."""
+        seconds = dict(self.seconds)
+        if self._current is not None and self._current not in seconds:
+            seconds[self._current] = round(time.perf_counter() - self._started, 3)
         return {"peak_rss_mb": {k: round(v / MIB) for k, v in self.peaks.items()},
                 "peak_rss_mb_max": round(max(self.peaks.values(), default=0) / MIB) if self.peaks else None,
-                "seconds": dict(self.seconds)}
+                "seconds": seconds}
