@@ -101,3 +101,11 @@ class HandlerRaisedError(ModelpackError):
     exit_code = EXIT_BUDGET
     hint = "The printed response carries the error type, message and stack trace of the handler."
 
+
+
+class HandlerFailedError(ModelpackError):
+    """`modelpack invoke` ran the package, and its handler answered a 4xx or 5xx status (the responses are
+    printed). The request or the package is wrong, so the command shares the code of a failed check."""
+
+    exit_code = EXIT_BUDGET
+    hint = "The printed responses carry the handler's status and error message."

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from modelpack.cli.common import handle_errors, settings
+from modelpack.cli.help import examples
 from modelpack.errors import EXIT_BUDGET, EXIT_OK, UsageError
 from modelpack.files.jsonio import dumps_strict
 
@@ -19,11 +20,15 @@ def _reporter(quiet: bool = False):
     return Reporter(make_console(opts.color), quiet=quiet or opts.quiet, verbose=opts.verbose)
 
 
-@click.command()
+@click.command(epilog=examples(
+    "modelpack build recipe.yaml                      # writes dist/<name>/",
+    "modelpack build recipe.yaml --out dist/digits --cache-max-size 500MB",
+    "modelpack -q build recipe.yaml --json | jq -r .selected"))
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output directory [dist/<name>].")
 @click.option("--cache-dir", type=click.Path(file_okay=False),
-              help="Step cache [.modelpack-cache next to RECIPE, or $XDG_CACHE_HOME/modelpack/builds].")
+              help="Step cache [$MODELPACK_CACHE_DIR, or $XDG_CACHE_HOME/modelpack/builds, or "
+                   "~/.cache/modelpack/builds].")
 @click.option("--cache-max-size", default="2GB", show_default=True,
               help="After the build, remove least recently used cache entries beyond this size.")
 @click.option("--no-cache", is_flag=True, help="Rebuild every step; neither read nor write the cache.")
@@ -38,11 +43,16 @@ def build(recipe: Path, out: Path | None, cache_dir: str | None, cache_max_size:
     from modelpack.files import cache
     from modelpack.pipeline.entry import build as run_build
 
+    quiet = quiet or settings().quiet  # `modelpack -q build` and `modelpack build -q` mean the same
     cap = cache.parse_size(cache_max_size)
-    cache_root = Path(cache_dir) if cache_dir else cache.default_cache_dir(recipe)
+    cache_root = Path(cache_dir) if cache_dir else cache.default_cache_dir()
     reporter = _reporter(quiet)
     report = run_build(recipe, out=out, cache_dir=None if no_cache else cache_root, reporter=reporter, images=images)
-    if not no_cache and (pruned := cache.prune(cache_root, cap)).removed:
+    try:
+        pruned = None if no_cache else cache.prune(cache_root, cap)
+    except cache.CacheBusy:  # another build is using the cache: it is trimmed after a later build
+        pruned = None
+    if pruned is not None and pruned.removed:
         reporter.info(f"cache over {cache_max_size}: removed {pruned.removed} least recently used entries "
                       f"({cache.human(pruned.freed)})")
     out_dir = out or Path("dist") / report.name
@@ -82,13 +92,16 @@ def _print_next_steps(report, out_dir: Path, quiet: bool) -> None:
         click.echo(text)
 
 
-@click.command()
+@click.command(epilog=examples(
+    "modelpack bench recipe.yaml",
+    "modelpack bench model.keras --data data.npz --variants tflite-int8,onnx-int8"))
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="With a model instead of a recipe: a .npz with arrays x (inputs) and y (labels).")
 @click.option("--variants", help="With a model: comma-separated variants to build [all].")
 @click.option("--cache-dir", type=click.Path(file_okay=False),
-              help="Step cache [.modelpack-cache next to SOURCE, or $XDG_CACHE_HOME/modelpack/builds].")
+              help="Step cache [$MODELPACK_CACHE_DIR, or $XDG_CACHE_HOME/modelpack/builds, or "
+                   "~/.cache/modelpack/builds].")
 @click.option("--json", is_flag=True, help="Print the measurements as JSON.")
 @handle_errors
 def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir: str | None, json: bool) -> None:
@@ -108,9 +121,7 @@ def bench(source: Path, data_path: Path | None, variants: str | None, cache_dir:
             recipe = source
         else:
             recipe = recipe_for_model(source, data_path, variants, Path(tmp))
-        from modelpack.files.cache import default_cache_dir
-
-        report = run_bench(recipe, cache_dir=cache_dir or default_cache_dir(source), reporter=_reporter(json))
+        report = run_bench(recipe, cache_dir=cache_dir or ..., reporter=_reporter(json))
     if json:
         click.echo(dumps_strict({"variants": [v.to_json() for v in report.variants], "selected": report.selected,
                                  "selection_reason": report.selection_reason, "search": report.search},

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import os
+import select
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
@@ -27,8 +30,36 @@ def settings() -> Settings:
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(message, err=True)
+    from modelpack.console.github import inert
+
+    click.echo(inert(message), err=True)
     sys.exit(code)
+
+
+def output_closed() -> bool:
+    """Whether the reader of stdout or stderr has gone (`modelpack ... | head`): poll() reports an error on the
+    write end of a pipe nobody reads."""
+    poller = select.poll()
+    for stream in (sys.__stdout__, sys.__stderr__):
+        try:
+            poller.register(stream.fileno(), select.POLLOUT)
+        except (AttributeError, OSError, ValueError):
+            continue
+    return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+
+
+def quit_as_pipes_do() -> None:
+    """End the way `git log | head` does when the reader has gone: no message, killed by SIGPIPE (exit status
+    141 in a shell). The work was unwound first, as after any error; output is sent nowhere so that flushing
+    it at exit raises nothing more."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.__stdout__, sys.__stderr__):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            pass
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGPIPE)
 
 
 def handle_errors(fn):
@@ -56,6 +87,8 @@ def handle_errors(fn):
         except Terminated as exc:
             _fail("terminated (SIGTERM): stopped and cleaned up; no output was changed.", exc.exit_code)
         except Exception as exc:  # an internal fault: say so plainly
+            if isinstance(exc, BrokenPipeError) and output_closed():
+                quit_as_pipes_do()  # the reader went away (`| head`): the work is unwound, nothing to report
             if debug:
                 traceback.print_exc()
             _fail(

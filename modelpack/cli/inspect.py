@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from modelpack.cli.common import handle_errors
+from modelpack.cli.help import examples
 from modelpack.errors import InputError, SplitError, UnservableInputError
 from modelpack.files.jsonio import dumps_strict
 from modelpack.limits import MB
@@ -17,8 +18,9 @@ from modelpack.limits import MB
 KB = 1_000
 
 
-def inspect(path: Path, trust_code: bool = False) -> dict:
-    """{"model": inputs/outputs/params, "cuts": every position with legality, sizes and the crossing tensor}."""
+def inspect(path: Path, trust_code: bool = False, cuts: bool = True) -> dict:
+    """{"model": inputs/outputs/params, "cuts": every position with legality, sizes and the crossing tensor}
+    (without `cuts`, the model's signature only)."""
     from modelpack.inputs import safety
     from modelpack.inputs.modelfile import detect
     from modelpack.report.records import StepResult
@@ -29,18 +31,18 @@ def inspect(path: Path, trust_code: bool = False) -> dict:
     safety.check(model, trust_code, str(path))
     with tempfile.TemporaryDirectory(prefix="modelpack-inspect-") as tmp:
         jobs = [StepJob(name, str(model.path), model.format, str(Path(tmp) / name), trust_code=trust_code)
-                for name in ("inspect", "cuts")]
+                for name in ("inspect", "cuts")[:2 if cuts else 1]]
         results = run_jobs(jobs, Path(tmp) / "worker.log")
-        info, cuts = (StepResult.from_json(results[j.out_dir], j.out_dir) for j in jobs)
+        info, *found = (StepResult.from_json(results[j.out_dir], j.out_dir) for j in jobs)
         if info.is_error(UnservableInputError):
             raise InputError(f"{path}: {info.message}")
         if not info.ok:
             raise InputError(f"{path}: the model could not be loaded ({info.error}).")
         out = {"model": info.details, "format": model.format, "cuts": None, "cuts_error": None}
-        if cuts.ok:
+        if found and found[0].ok:
             out["cuts"] = json.loads((Path(jobs[1].out_dir) / "cuts.json").read_text())
-        else:
-            out["cuts_error"] = cuts.message if cuts.is_error(SplitError) else cuts.error
+        elif found:
+            out["cuts_error"] = found[0].message if found[0].is_error(SplitError) else found[0].error
     return out
 
 
@@ -57,7 +59,9 @@ def rows(cuts: list[dict]) -> list[list[str]]:
 HEADERS = ["cut after", "legal", "MB before", "MB after", "crossing tensor", "KB per sample", "why not"]
 
 
-@click.command("inspect")
+@click.command("inspect", epilog=examples(
+    "modelpack inspect model.keras",
+    "modelpack inspect model.keras --json | jq .model.inputs"))
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
 @click.option("--trust-code", is_flag=True, help="Allow Lambda layers and custom objects (their code runs).")
 @click.option("--json", is_flag=True, help="Print the inspection as JSON.")

@@ -4,24 +4,31 @@ below) and the signal handling that lets a stopped build clean up."""
 from __future__ import annotations
 
 import signal
+import sys
 
 import click
 
 from modelpack import __version__
 from modelpack.cli.build import bench, build
 from modelpack.cli.cache import cache_group
-from modelpack.cli.common import Settings
+from modelpack.cli.common import Settings, output_closed, quit_as_pipes_do
+from modelpack.cli.help import Commands, examples
+from modelpack.cli.init import init
 from modelpack.cli.inspect import inspect_cmd
 from modelpack.cli.invoke import invoke
 from modelpack.cli.publish import publish
-from modelpack.cli.recipe import init, schema, validate
+from modelpack.cli.recipe import schema, validate
 from modelpack.cli.serve import serve
 from modelpack.cli.tune import tune
 from modelpack.console.progress import COLOR_CHOICES
 from modelpack.errors import Terminated
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MODELPACK"})
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MODELPACK"},
+             epilog=examples("modelpack init my-model --model my-model/model.keras --data my-model/data.npz",
+                             "modelpack build my-model/recipe.yaml",
+                             "modelpack serve dist/my-model",
+                             "modelpack build --help                    # a command's options and examples"))
 @click.version_option(__version__, prog_name="modelpack")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only results and errors (no progress).")
@@ -61,7 +68,19 @@ def _stop(signum: int, frame) -> None:
 def main() -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    cli(prog_name="modelpack")
+    try:
+        cli(prog_name="modelpack")
+    except SystemExit:
+        # click answers a write to a closed pipe with exit 1 after wrapping stdout in PacifyFlushWrapper; a reader
+        # that went away is no failure of ours: end as `git log | head` does.
+        if type(sys.stdout).__name__.lstrip("_") == "PacifyFlushWrapper" and output_closed():
+            quit_as_pipes_do()
+        raise
+    finally:
+        try:
+            sys.stdout.flush()  # what is still buffered goes now, not at exit where an error is only printed
+        except BrokenPipeError:
+            quit_as_pipes_do()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PROBLEM = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):?\s+(?P<message>.+)$")
+COMMAND_LINE = re.compile(r"^(\s*)::", re.MULTILINE)  # what the Actions runner takes as a workflow command
+LINE_BREAKS = re.compile(r"\r\n|\r|\n")  # the runner, like Azure Pipelines' agent, also ends a line at \r
+LOG_COMMAND = re.compile(r"##(?=\[|vso\[)", re.IGNORECASE)  # ##[group], ##vso[task.setvariable]: anywhere
 IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?!https?://|data:)(?P<src>[^)\s]+)\)")
+
+
+def inert(text: str) -> str:
+    r"""`text` as plain log output that no CI runner executes: a line that starts with `::` (after spaces) would be
+    a GitHub Actions workflow command (::add-mask::, ::warning::, ::stop-commands::), `##[` and `##vso[` anywhere
+    one of the older or Azure Pipelines' log commands. Messages quote recipe values, data array names and paths
+    as they are, so a value holding a line break and `::add-mask::` must not become a command: such lines get a
+    backslash before the `::`, and `##` before `[` becomes `#\#`. Carriage returns end lines too."""
+    text = LINE_BREAKS.sub("\n", text)
+    return LOG_COMMAND.sub("#\\#", COMMAND_LINE.sub(lambda m: m.group(1) + "\\::", text))
 
 
 def active() -> bool:
@@ -38,6 +51,7 @@ def error(message: str, file: str | Path | None = None, line: int | None = None)
         return
     props = ",".join(p for p in (f"file={_prop(str(file))}" if file else "",
                                  f"line={line}" if line else "") if p)
+    message = LOG_COMMAND.sub("#\\#", message)
     _command(f"::error {props}::{_data(message)}" if props else f"::error::{_data(message)}")
 
 

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 COLOR_CHOICES = ("auto", "always", "never")
+BAR_WIDTH = 10
+# spinner, bar, "10/11", elapsed, "left ~", remaining and the spaces between the eight columns
+FIXED_WIDTH = 1 + BAR_WIDTH + 5 + 7 + 6 + 7 + 7
+MIN_TEXT = 16
 
 
 def escape(text: str) -> str:
@@ -131,10 +135,20 @@ class Reporter:
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
+            from rich.table import Column
 
-            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                                      TextColumn("[dim]{task.fields[step]}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), TextColumn("left ~"), TimeRemainingColumn(),
+            # Counts and times keep their width; the stage and step texts share the rest of the terminal and end
+            # in an ellipsis, so a 100-column terminal shows "6/11 0:00:12 left ~ 0:00:20" whole, never "10/… 0:0…".
+            room = max(MIN_TEXT, self.console.width - FIXED_WIDTH)
+            whole = lambda: Column(no_wrap=True)  # noqa: E731
+            cut = lambda width: Column(no_wrap=True, overflow="ellipsis", max_width=width)  # noqa: E731
+            self._progress = Progress(SpinnerColumn(table_column=whole()),
+                                      TextColumn("{task.description}", table_column=cut(room * 3 // 5)),
+                                      TextColumn("[dim]{task.fields[step]}", table_column=cut(room - room * 3 // 5)),
+                                      BarColumn(bar_width=BAR_WIDTH, table_column=whole()),
+                                      MofNCompleteColumn(table_column=whole()), TimeElapsedColumn(table_column=whole()),
+                                      TextColumn("left ~", table_column=whole()),
+                                      TimeRemainingColumn(table_column=whole()),
                                       console=self.console, transient=True)
             self._task = self._progress.add_task("", total=total, step="")
             self._progress.start()

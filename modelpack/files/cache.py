@@ -1,13 +1,16 @@
 """The build cache: content-addressed entries of step outputs (written to a temporary name, renamed, verified on
 read), where the cache lives, and how it is kept small (`modelpack cache info|prune|clean`).
 
-Default folder: `$XDG_CACHE_HOME/modelpack/builds` when XDG_CACHE_HOME is set, else `.modelpack-cache` next to
-the recipe (so a build finds its cache wherever it is started from). Only what the cache wrote is ever
+Default folder: one per user (`default_cache_dir`), the same for every recipe and working directory. Only what the cache wrote is ever
 removed: entry folders (32 hex digits holding entry.json) and half-written `.<key>.*` folders it left.
+A running build holds a shared lock on the folder (its `.modelpack-lock` file); `cache prune` and `cache clean`
+take it exclusively and refuse, naming the folder, while any build uses it, so entries never vanish under one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -15,6 +18,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +27,11 @@ from modelpack.files.jsonio import dumps_strict
 from modelpack.files.output import sha256_file
 
 META = "entry.json"
+LOCK = ".modelpack-lock"
+
+
+class CacheBusy(UsageError):
+    """A build is using the cache folder that prune or clean would change."""
 
 
 def cache_key(*parts: object) -> str:
@@ -37,6 +46,15 @@ class Cache:
     def __init__(self, root: Path, enabled: bool = True):
         self.root = root
         self.enabled = enabled
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Held by a build for its whole run: `modelpack cache prune|clean` wait for no build (they refuse)."""
+        if not self.enabled:
+            yield
+            return
+        with locked(self.root, exclusive=False):
+            yield
 
     def get(self, key: str) -> Path | None:
         """The entry directory if present and intact; a damaged entry is removed and reported missing."""
@@ -92,13 +110,14 @@ PARTIAL = re.compile(r"^\.[0-9a-f]{32}\..+$")
 UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3}
 
 
-def default_cache_dir(near: Path | None = None) -> Path:
-    """The cache folder for a recipe (or model) at `near`; the current folder's when `near` is None."""
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg) / "modelpack" / "builds"
-    base = near.resolve().parent if near is not None else Path.cwd()
-    return base / ".modelpack-cache"
+def default_cache_dir() -> Path:
+    """The one step cache every command uses unless told otherwise: $MODELPACK_CACHE_DIR, else
+    $XDG_CACHE_HOME/modelpack/builds, else ~/.cache/modelpack/builds. It does not depend on the recipe or the
+    current folder, so `modelpack cache info` finds what `modelpack build` wrote wherever either runs."""
+    if explicit := os.environ.get("MODELPACK_CACHE_DIR"):
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "modelpack" / "builds"
 
 
 def parse_size(text: str) -> int:
@@ -169,6 +188,13 @@ def info(root: Path) -> Summary:
 def prune(root: Path, max_bytes: int, keep_partial_s: float = 3600) -> Summary:
     """Remove least recently used entries until the cache holds at most `max_bytes`; half-written folders
     older than `keep_partial_s` (left by a killed build) go first."""
+    if not root.is_dir():
+        return Summary(root, 0, 0)
+    with locked(root, exclusive=True):
+        return _prune(root, max_bytes, keep_partial_s)
+
+
+def _prune(root: Path, max_bytes: int, keep_partial_s: float) -> Summary:
     found = entries(root)
     now = time.time()
     removed = freed = 0
@@ -185,8 +211,37 @@ def prune(root: Path, max_bytes: int, keep_partial_s: float = 3600) -> Summary:
 def clean(root: Path) -> Summary:
     """Remove every entry (and the folder itself when nothing else is left in it)."""
     summary = prune(root, 0, keep_partial_s=0)
-    try:
-        root.rmdir()
-    except OSError:
-        pass  # not empty (files modelpack did not write stay) or not there
+    if root.is_dir():
+        with locked(root, exclusive=True):
+            with contextlib.suppress(OSError):
+                (root / LOCK).unlink()  # a build starting meanwhile finds it gone and takes a new one
+            with contextlib.suppress(OSError):
+                root.rmdir()  # not empty: files modelpack did not write stay
     return summary
+
+
+@contextlib.contextmanager
+def locked(root: Path, exclusive: bool) -> Iterator[None]:
+    """The cache folder's lock: shared for builds (they wait for a prune or clean to finish), exclusive and
+    refused at once (CacheBusy, exit 2) for prune and clean while a build holds it."""
+    root.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX | fcntl.LOCK_NB) if exclusive else fcntl.LOCK_SH)
+        except BlockingIOError:
+            os.close(fd)
+            raise CacheBusy(f"the cache {root} is in use by a running build (modelpack build or bench); its "
+                            "entries are left as they are. Run the command again when the build has finished.") from None
+        try:
+            current = os.stat(root / LOCK).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)  # a clean removed the lock file while we waited: lock the new one
+        root.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    finally:
+        os.close(fd)

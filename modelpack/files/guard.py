@@ -3,6 +3,11 @@
 A build replaces its output folder as a whole, so a wrong `--out` (the project folder, `.`, a parent folder)
 would delete everything in it. These checks run before any work starts and again just before the
 replacement, and refuse with the folder named instead.
+
+What tools write into an output folder after the build belongs to the user, not to the build: `sam build`'s
+`.aws-sam/` and `sam deploy --guided`'s `samconfig.toml` beside a template.yaml, and the record `modelpack
+publish` keeps of what it created. A rebuild neither refuses nor deletes them; it carries them over into the
+new folder (SAM's built template points at the zips by relative path, so it then names the new ones).
 """
 
 from __future__ import annotations
@@ -15,6 +20,15 @@ from modelpack.errors import UsageError
 
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+PUBLISH_RECORD = "publish.json"
+SAM_FOLDERS = ("lambda", "lambda/split")  # where a build writes a template.yaml, so where SAM users run sam
+SAM_STATE = (".aws-sam", "samconfig.toml", "samconfig.yaml", "samconfig.yml")
+KEPT = (PUBLISH_RECORD, *(f"{folder}/{name}" for folder in SAM_FOLDERS for name in SAM_STATE))
+
+
+def kept_entries(folder: Path) -> list[str]:
+    """The entries of KEPT present in `folder` (relative paths), which a rebuild carries over."""
+    return [rel for rel in KEPT if os.path.lexists(folder / rel)]
 
 
 def replace_problem(folder: Path) -> str | None:
@@ -36,10 +50,12 @@ def replace_problem(folder: Path) -> str | None:
         listed = _manifest_files(folder / MANIFEST)
         for root, dirs, files in os.walk(folder):
             base = Path(root)
+            if listed is not None:  # carried over by a rebuild, never looked into
+                dirs[:] = [d for d in dirs if (base / d).relative_to(folder).as_posix() not in KEPT]
             for name in [*files, *(d for d in dirs if (base / d).is_symlink())]:
                 path = base / name
                 rel = path.relative_to(folder).as_posix()
-                if rel == MANIFEST and listed is not None:
+                if (rel == MANIFEST or rel in KEPT) and listed is not None:
                     continue
                 if listed is None:
                     return f"holds {rel}, which modelpack did not write (no modelpack {MANIFEST} lists it)"
@@ -99,6 +115,21 @@ def refusal(out: Path, why: str, given: bool = True, *, built: bool = False) -> 
     name = f"--out {out}" if given else f"the default output folder {out}"
     outcome = ("the new output was discarded and nothing was deleted" if built
                else "nothing was built or deleted")
+    blocking = why.removeprefix("holds ").partition(", which modelpack did not write")[0]
+    fix = (f"Move {out / blocking} out of the folder (or delete it yourself if you do not need it), or build "
+           f"into another folder with --out {_sibling(out)}." if why.startswith("holds ") else
+           f"Choose a new or empty folder for --out, e.g. --out {_sibling(out) if given else out}.")
     return (f"{name} {why}. A build replaces its output folder as a whole, so modelpack only replaces an empty "
-            f"folder or one it wrote itself (with its {MANIFEST}); {outcome}. "
-            "Choose a new or empty folder for --out, e.g. --out dist/<name>.")
+            f"folder or one it wrote itself (with its {MANIFEST}); {outcome}. {fix}")
+
+
+def _sibling(out: Path) -> Path:
+    """A folder next to `out` that does not exist yet (a suggestion that is never the refused folder)."""
+    base = out.name
+    if base in ("", ".", ".."):  # the root, `.` or `..`: no sibling to name
+        return Path("dist") / "<name>"
+    for n in range(2, 1000):
+        candidate = out.with_name(f"{base}-{n}")
+        if not os.path.lexists(candidate):
+            return candidate
+    return out.with_name(f"{base}-new")

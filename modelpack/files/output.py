@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from modelpack.errors import ModelpackError, UsageError
-from modelpack.files.guard import refusal, replace_problem
+from modelpack.files.guard import kept_entries, refusal, replace_problem
 from modelpack.files.jsonio import dumps_strict
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -123,6 +123,7 @@ def atomic_output_dir(final: Path) -> Iterator[Path]:
         yield staging
         _check_replaceable(final, built=True)
         if final.exists():
+            _carry_over(final, staging)
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
             os.replace(final, old)
             os.replace(staging, final)
@@ -132,6 +133,16 @@ def atomic_output_dir(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _carry_over(final: Path, staging: Path) -> None:
+    """Move what sam and publish wrote into the old folder (guard.KEPT) into the new one, unless the build
+    wrote a file of that name itself."""
+    for rel in kept_entries(final):
+        dest = staging / rel
+        if not os.path.lexists(dest):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(final / rel, dest)
 
 
 def _check_replaceable(final: Path, built: bool = False) -> None:

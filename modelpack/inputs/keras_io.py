@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ class Loaded:
     inputs: list[dict]
     outputs: list[dict]
     params: int
+    vocabularies: dict[str, int] = field(default_factory=dict)  # input name -> rows of the Embedding it feeds
 
     def predict(self, xs: list[np.ndarray], batch: int = 128) -> list[np.ndarray]:
         import tensorflow as tf
@@ -65,6 +66,28 @@ def _readers(model: Any, tensor: Any) -> str:
                 found.append(f"'{layer.name}' ({type(layer).__name__})")
                 break
     return ", ".join(found)
+
+
+def embedding_vocabularies(model: Any, names: list[str]) -> dict[str, int]:
+    """{input name: vocabulary size} for every model input that an Embedding layer reads directly: an id outside
+    [0, size) is a request the model cannot answer (a gather out of bounds), which handlers refuse as a 400.
+    An input read by several embeddings gets the smallest; empty when the graph cannot be walked."""
+    found: dict[str, int] = {}
+    try:
+        inputs = list(getattr(model, "inputs", None) or [])
+        for layer in getattr(model, "layers", []):
+            rows = getattr(layer, "input_dim", None)
+            if type(layer).__name__ != "Embedding" or not isinstance(rows, int):
+                continue
+            for node in getattr(layer, "_inbound_nodes", []):
+                tensors = getattr(node, "input_tensors", None)
+                for tensor in tensors if isinstance(tensors, (list, tuple)) else [tensors]:
+                    at = next((i for i, t in enumerate(inputs) if t is tensor), None)
+                    if at is not None and at < len(names):
+                        found[names[at]] = min(found.get(names[at], rows), rows)
+    except Exception:  # a graph that cannot be walked: no ids are checked, as before
+        return {}
+    return found
 
 
 def safe_name(name: str) -> str:
@@ -128,6 +151,7 @@ def from_keras(model: Any) -> Loaded:
         inputs=[_spec_json(s) for s in specs],
         outputs=[{"name": f"output_{i}", "shape": _shape(o.shape), "dtype": o.dtype.name} for i, o in enumerate(outs)],
         params=int(model.count_params()),
+        vocabularies=embedding_vocabularies(model, [s.name for s in specs]),
     )
 
 

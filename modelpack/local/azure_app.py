@@ -22,7 +22,7 @@ AZURE_FUNCTIONS_VERSION = "1.26.0"
 MARKER = "MODELPACK_AZURE"
 
 _CALL = r"""
-import json, sys, threading, traceback
+import base64, json, sys, threading, traceback
 import azure.functions as func
 def failure(exc):
     # What the worker logs for an unhandled exception; the host answers the request with HTTP 500.
@@ -40,9 +40,13 @@ def one(call):
     if boot is not None:
         return failure(boot)
     body = call.get("body")
-    raw = body.encode() if isinstance(body, str) else json.dumps(body).encode() if body is not None else b""
+    if "body_b64" in call:
+        raw = base64.b64decode(call["body_b64"])
+    else:
+        raw = body.encode() if isinstance(body, str) else json.dumps(body).encode() if body is not None else b""
     req = func.HttpRequest(method=call.get("method", "POST"), url="/api/" + call.get("route", ""), body=raw,
-                           headers=call.get("headers", {"content-type": "application/json"}))
+                           headers=call.get("headers", {"content-type": "application/json"}),
+                           route_params=call.get("route_params") or {})
     try:
         resp = functions[call.get("function", "predict")](req)
     except Exception as exc:

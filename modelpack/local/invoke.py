@@ -8,29 +8,23 @@ for people or as JSON lines (`--json`, one object per event, for jq).
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from modelpack.errors import UsageError
-
-
-@dataclass
-class Event:
-    name: str  # file name, or "stdin" / "stdin:<line>"
-    payload: object
+from modelpack.local.invoke_events import Event
 
 
 @dataclass
 class Answer:
     event: str
-    status: str  # "ok", or "raised" when the handler raised (the runtime's error object is the response)
+    status: str  # "ok"; "error" when the handler answered 4xx/5xx; "raised" when it raised (the runtime's error)
     ms: float | None  # round trip through the emulator / app, None when not measured
     cold: bool  # the first request this process served: it loads the model
     response: object
-    http_status: int | None = None  # Azure only: the HTTP status the app answered
+    http_status: int | None = None  # the status the handler answered (a direct event's `statusCode`, else 200)
+    sent_as: str | None = None  # how invoke turned the event into an HTTP request, when it did
     logs: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -38,38 +32,30 @@ class Answer:
         del d["logs"]
         return d
 
-
-def read_events(paths: tuple[str, ...], stdin=None) -> list[Event]:
-    """Every --event: a JSON file, or `-` for standard input (one JSON document, or one per line)."""
-    events: list[Event] = []
-    for path in paths:
-        if path == "-":
-            events += _stdin_events((stdin or sys.stdin).read())
-            continue
-        try:
-            events.append(Event(Path(path).name, json.loads(Path(path).read_text())))
-        except ValueError as exc:
-            raise UsageError(f"{path}: not valid JSON ({exc}).") from None
-    return events
+    @property
+    def body(self) -> object:
+        """What the handler answered: the decoded body of an HTTP response, else the response itself."""
+        r = self.response
+        if isinstance(r, dict) and "statusCode" in r and isinstance(r.get("body"), str) and not r.get("isBase64Encoded"):
+            try:
+                return json.loads(r["body"])
+            except ValueError:
+                return r["body"]
+        return r
 
 
-def _stdin_events(text: str) -> list[Event]:
-    try:
-        return [Event("stdin", json.loads(text))]
-    except ValueError:
-        pass
-    events = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            events.append(Event(f"stdin:{number}", json.loads(line)))
-        except ValueError as exc:
-            raise UsageError(f"standard input, line {number}: not valid JSON ({exc}); --event - reads one JSON "
-                             "document or one JSON event per line.") from None
-    if not events:
-        raise UsageError("standard input is empty; --event - reads one JSON document or one JSON event per line.")
-    return events
+def _status(http_status: int | None, raised_: bool) -> str:
+    if raised_:
+        return "raised"
+    return "error" if http_status is not None and http_status >= 400 else "ok"
+
+
+def _lambda_status(event: Event, response: object) -> int | None:
+    """The handler's status: an HTTP response's statusCode; a direct event's answer carries one only on errors."""
+    if not isinstance(response, dict):
+        return None
+    code = response.get("statusCode", None if event.request is not None else 200)
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
 
 
 def downloads(dist: Path, platform: str) -> list[str]:
@@ -108,10 +94,12 @@ def _lambda(dist: Path, tmp: Path, events: list[Event], platform: str,
         announce(f"first run: downloading {item}")
     with runner as emu:
         for i, event in enumerate(events):
-            response, ms = emu.invoke(event.payload)
+            response, ms = emu.invoke(event.lambda_event())
             logs = _log_lines(emu)
-            yield Answer(event.name, "raised" if raised(response) else "ok", round(ms, 3), _cold(logs, i == 0),
-                         response, logs=logs)
+            failed = bool(raised(response))
+            code = None if failed else _lambda_status(event, response)
+            yield Answer(event.name, _status(code, failed), round(ms, 3), _cold(logs, i == 0), response, code,
+                         event.why or None, logs=logs)
 
 
 def _log_lines(emu) -> list[str]:
@@ -137,14 +125,18 @@ def _azure(dist: Path, tmp: Path, events: list[Event]) -> Iterator[Answer]:
     from modelpack.local.azure_app import AzureApp
 
     app = AzureApp(dist, tmp)
-    out = app.call([{"route": "predict", "body": e.payload} for e in events])
+    out = app.call([e.azure_call() for e in events])
     logs = [line for line in app.stderr.splitlines() if line.strip()]
     for i, (event, result) in enumerate(zip(events, out["results"])):
         ms = result.get("ms")
-        yield Answer(event.name, "raised" if result.get("raised") else "ok", None if ms is None else round(ms, 3),
-                     i == 0, result["body"], http_status=result["status"], logs=logs if i == len(events) - 1 else [])
+        yield Answer(event.name, _status(result["status"], bool(result.get("raised"))),
+                     None if ms is None else round(ms, 3), i == 0, result["body"], http_status=result["status"],
+                     sent_as=event.why or None, logs=logs if i == len(events) - 1 else [])
 
 
 def failure_text(answer: Answer) -> str:
-    body = answer.response if isinstance(answer.response, dict) else {}
-    return f"{answer.event}: {body.get('errorType', 'error')}: {body.get('errorMessage', '')}"[:300]
+    """One line naming the event and what went wrong: the raised error, or the status and the error message."""
+    body = answer.body if isinstance(answer.body, dict) else {}
+    if answer.status == "raised":
+        return f"{answer.event}: {body.get('errorType', 'error')}: {body.get('errorMessage', '')}"[:300]
+    return f"{answer.event}: HTTP {answer.http_status}: {body.get('error', answer.body)}"[:300]

@@ -1,230 +1,219 @@
-"""`modelpack serve`: a local HTTP server in front of a built package, for curl, browsers and real clients.
+"""`modelpack serve`: a local HTTP/1.1 server in front of a built package, for curl, browsers and real clients.
 
-The package is unpacked as the platform lays it out (Lambda: the function as the task root and the layer as
-/opt; Azure: the app folder with its .python_packages) and its handler runs in one child process of the
-package's Python that sees only those files, like one execution environment. Each HTTP request becomes a
-Function URL event (Lambda) or an azure.functions.HttpRequest (Azure); requests are handled one at a time by
-that child, as one Lambda execution environment handles them. The server listens on loopback by default.
-A build with a split model's single chaining function (lambda-split, layout single) and no lambda-function
-serves that function, its part layers under /opt beside the runtime layer.
+HTTP is spoken by h11, strictly: chunked request bodies are read as such (other transfer codings are a 501),
+two different Content-Length values or one that is not ASCII digits are a 400, a request with both
+Content-Length and Transfer-Encoding is a 400 (the ambiguity request smuggling lives on), and an error closes
+the connection, so a malformed request never desynchronises the next one. Each connection has its thread; the
+requests go one at a time to the package's handler in its child process (local/handler_child.py), which is
+restarted if it dies. `GET /` describes what is served; an Azure app with `auth_level: function` or `admin` wants
+the function key the banner prints (`x-functions-key` header or `code` query parameter), as the deployed app
+does. The server listens on loopback unless told otherwise.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import struct
-import subprocess
+import secrets
+import socket
 import sys
 import threading
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from collections.abc import Callable
+from http import HTTPStatus
 from pathlib import Path
+from urllib.parse import parse_qs
 
-from modelpack.errors import TargetError, UsageError
+import h11
+
+from modelpack.errors import UsageError
+from modelpack.local.handler_child import Answer, Package, Supervisor, Unavailable, unpack
+from modelpack.local.serve_routes import Routes, is_loopback
 
 MAX_BODY = 64 * 1024 * 1024  # the platforms' own limits are far lower; the handler enforces the package's
-TEXT_TYPES = ("application/json", "text/", "application/xml")
-
-# Runs inside the child: frames of (4-byte length, JSON header, body) in and out over stdin/stdout; the
-# handler's own prints and logs go to stderr.
-CHILD = r"""
-import base64, json, os, struct, sys
-out = os.fdopen(os.dup(1), "wb"); os.dup2(2, 1); inp = sys.stdin.buffer
-def read(n):
-    data = inp.read(n)
-    if len(data) < n: sys.exit(0)
-    return data
-def send(head, body):
-    head = json.dumps(head).encode()
-    out.write(struct.pack(">II", len(head), len(body)) + head + body); out.flush()
-TARGET = sys.argv[1]
-if TARGET == "lambda":
-    import handler
-    def call(req, body):
-        text = req["text"]
-        event = {"version": "2.0", "routeKey": "$default", "rawPath": req["path"], "rawQueryString": req["query"],
-                 "headers": req["headers"], "requestContext": {"http": {"method": req["method"], "path": req["path"],
-                 "sourceIp": "127.0.0.1"}}, "isBase64Encoded": not text,
-                 "body": body.decode() if text else base64.b64encode(body).decode()}
-        result = handler.handler(event, None)
-        if not isinstance(result, dict) or "statusCode" not in result:  # Function URLs answer such a value as JSON
-            return {"status": 200, "headers": {"content-type": "application/json"}}, json.dumps(result).encode()
-        data = result.get("body") or ""
-        data = base64.b64decode(data) if result.get("isBase64Encoded") else data.encode()
-        return {"status": result["statusCode"], "headers": result.get("headers") or {}}, data
-else:
-    import azure.functions as func
-    import function_app
-    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
-    def call(req, body):
-        path = req["path"][len("/api/"):] if req["path"].startswith("/api/") else req["path"].lstrip("/")
-        params = {}
-        if path.startswith("v2/") or path == "v2":
-            name, params = "inference_protocol", {"path": path[3:]}
-        elif path == "health":
-            name = "health"
-        else:
-            name = "predict"
-        user = functions[name].get_user_function()
-        request = func.HttpRequest(method=req["method"], url="http://localhost/api/" + path, body=body,
-                                   headers=req["headers"], route_params=params)
-        resp = user(request)
-        headers = dict(resp.headers)
-        headers["content-type"] = resp.mimetype or "application/json"
-        return {"status": resp.status_code, "headers": headers}, resp.get_body()
-send({"ready": True}, b"")
-while True:
-    head_len, body_len = struct.unpack(">II", read(8))
-    req = json.loads(read(head_len)); body = read(body_len)
-    try:
-        head, data = call(req, body)
-    except Exception as exc:
-        head = {"status": 500, "headers": {"content-type": "application/json"}}
-        data = json.dumps({"error": f"the handler raised {type(exc).__name__}: {str(exc)[:300]}"}).encode()
-    send(head, data)
-"""
+MAX_HEADERS = 64 * 1024
+IDLE_S = 120  # an idle keep-alive connection is closed after this long
+JSON_TYPE = "application/json"
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: dict
-    body: bytes
+def _json(status: int, obj: dict, **headers: str) -> Answer:
+    return Answer(status, {"content-type": JSON_TYPE, **headers}, json.dumps(obj).encode())
 
 
-class Child:
-    """The package's handler in its own interpreter; `call` sends one request and waits for its answer."""
+class RequestTooLarge(Exception):
+    pass
 
-    def __init__(self, target: str, interpreter: str, env: dict, cwd: Path):
-        self.proc = subprocess.Popen([interpreter, "-S", "-c", CHILD, target], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env, cwd=cwd)
-        self.lock = threading.Lock()
-        head, _ = self._receive()
-        if not head.get("ready"):
-            raise TargetError("the package's handler did not start")
 
-    def _receive(self) -> tuple[dict, bytes]:
-        lengths = self.proc.stdout.read(8)
-        if len(lengths) < 8:
-            self.close()
-            raise TargetError(f"the package's handler process exited (code {self.proc.returncode}); its output "
-                              "above says why")
-        head_len, body_len = struct.unpack(">II", lengths)
-        head = json.loads(self.proc.stdout.read(head_len))
-        return head, self.proc.stdout.read(body_len)
+class Server:
+    """Accepts connections on (host, port) and answers each request through `answer(method, target, headers,
+    body)`; stops when `close()` is called or `serve_forever` is interrupted."""
 
-    def call(self, method: str, path: str, query: str, headers: dict, body: bytes) -> Answer:
-        ctype = headers.get("content-type", "application/json").lower()
-        request = {"method": method, "path": path, "query": query, "headers": headers,
-                   "text": ctype.startswith(TEXT_TYPES) and _utf8(body)}
-        head = json.dumps(request).encode()
-        with self.lock:
-            self.proc.stdin.write(struct.pack(">II", len(head), len(body)) + head + body)
-            self.proc.stdin.flush()
-            answer, data = self._receive()
-        return Answer(answer["status"], {str(k).lower(): str(v) for k, v in answer["headers"].items()}, data)
+    def __init__(self, host: str, port: int, answer: Callable[[str, str, dict, bytes], Answer],
+                 log: Callable[[str], None] | None = None):
+        try:
+            families = [info[0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+            family = socket.AF_INET if socket.AF_INET in families else families[0]  # localhost: 127.0.0.1 first
+            self.sock = socket.create_server((host, port), family=family, reuse_port=False)
+        except (OSError, UnicodeError) as exc:
+            raise UsageError(f"cannot listen on {host}:{port} ({getattr(exc, 'strerror', None) or exc}); choose "
+                             "another --host or --port.") from None
+        self.address = self.sock.getsockname()
+        self.answer, self.log = answer, log or (lambda line: None)
+        self._closed = threading.Event()
+
+    def serve_forever(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                if self._closed.is_set():
+                    return
+                raise
+            threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def _connection(self, sock: socket.socket) -> None:
+        sock.settimeout(IDLE_S)
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADERS)
+        try:
+            while not self._closed.is_set():
+                try:
+                    request = self._read(conn, sock)
+                except h11.RemoteProtocolError as exc:
+                    self._refuse(conn, sock, exc.error_status_hint, f"malformed HTTP/1.1 request: {exc}")
+                    return
+                except RequestTooLarge as exc:
+                    self._refuse(conn, sock, 413, str(exc))
+                    return
+                if request is None:
+                    return
+                event, body = request
+                method, target = event.method.decode("ascii", "replace"), event.target.decode("latin-1")
+                headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
+                start = time.perf_counter()
+                try:
+                    answer = self.answer(method, target, headers, body)
+                except Exception as exc:  # never a dropped connection: the client gets a JSON 500
+                    answer = _json(500, {"error": f"modelpack serve failed: {type(exc).__name__}: {exc}"})
+                self.log(f"{method} {target[:200]} -> {answer.status} ({(time.perf_counter() - start) * 1e3:.1f} ms)")
+                self._send(conn, sock, answer, head=method == "HEAD")
+                if conn.our_state is h11.MUST_CLOSE or conn.their_state is not h11.DONE:
+                    return
+                conn.start_next_cycle()
+        except (OSError, h11.LocalProtocolError):
+            return  # the client went away, or its connection cannot go on
+        finally:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _read(self, conn: h11.Connection, sock: socket.socket) -> tuple[h11.Request, bytes] | None:
+        request, chunks, size = None, [], 0
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                if request is not None and conn.they_are_waiting_for_100_continue:
+                    sock.sendall(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+                try:
+                    data = sock.recv(256 * 1024)
+                except TimeoutError:
+                    if request is None:
+                        return None  # an idle keep-alive connection
+                    raise
+                conn.receive_data(data)
+            elif isinstance(event, h11.Request):
+                names = {name.lower() for name, _ in event.headers}
+                if b"content-length" in names and b"transfer-encoding" in names:
+                    raise h11.RemoteProtocolError("both Content-Length and Transfer-Encoding", error_status_hint=400)
+                length = next((int(v) for k, v in event.headers if k.lower() == b"content-length"), 0)
+                if length > MAX_BODY:
+                    raise RequestTooLarge(f"request body of {length} bytes; modelpack serve takes at most {MAX_BODY}")
+                request = event
+            elif isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > MAX_BODY:
+                    raise RequestTooLarge(f"request body over {MAX_BODY} bytes")
+                chunks.append(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                return request, b"".join(chunks)
+            elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                return None
+
+    def _send(self, conn: h11.Connection, sock: socket.socket, answer: Answer, head: bool = False) -> None:
+        skip = ("content-length", "connection", "transfer-encoding")
+        headers = [("-".join(p.capitalize() for p in k.split("-")), v) for k, v in answer.headers.items()
+                   if k.lower() not in skip]
+        headers.append(("Content-Length", str(len(answer.body))))
+        if self._closed.is_set():
+            headers.append(("Connection", "close"))
+        sock.sendall(conn.send(h11.Response(status_code=answer.status, headers=headers, reason=_reason(answer.status))))
+        sock.sendall((b"" if head else conn.send(h11.Data(data=answer.body))) + conn.send(h11.EndOfMessage()))
+
+    def _refuse(self, conn: h11.Connection, sock: socket.socket, status: int, message: str) -> None:
+        self.log(f"refused a request: {status} {message}")
+        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        body = json.dumps({"error": message}).encode()
+        with contextlib.suppress(OSError, h11.LocalProtocolError):
+            sock.sendall(conn.send(h11.Response(status_code=status, reason=_reason(status), headers=[
+                ("Content-Type", JSON_TYPE), ("Content-Length", str(len(body))), ("Connection", "close")])))
+            sock.sendall(conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
 
 
-def _utf8(body: bytes) -> bool:
+def _reason(status: int) -> bytes:
     try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
 
 
-def start_child(dist: Path, target: str, workdir: Path) -> Child:
-    """Unpack DIST's package for `target` into `workdir` and start its handler."""
-    if target == "azure":
-        from modelpack.local.azure_app import AzureApp, azure_functions_lib
+def answerer(supervisor: Supervisor, routes: Routes, key: str | None) -> Callable[[str, str, dict, bytes], Answer]:
+    """What the server does with one request: describe, authenticate, then hand it to the handler process."""
 
-        app = AzureApp(dist, workdir)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-        env.update(PYTHONPATH=os.pathsep.join([str(app.root), str(app.root / ".python_packages/lib/site-packages"),
-                                               str(azure_functions_lib(app.python))]),
-                   PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1", OMP_NUM_THREADS="1")
-        return Child("azure", app.interpreter, env, app.root)
-    if target != "lambda":
-        raise UsageError(f"--target {target}: modelpack serve runs lambda or azure packages.")
-    from modelpack.local.lambda_emulator import LambdaEmulator
-    from modelpack.local.split_chain import SplitChain
-    from modelpack.targets.handler_check import handler_env
+    def answer(method: str, target: str, headers: dict, body: bytes) -> Answer:
+        path, _, query = target.partition("?")
+        if path in ("", "/") and method == "GET":
+            return _json(200, routes.description())
+        if key is not None and routes.needs_key(path):
+            given = headers.get("x-functions-key") or (parse_qs(query).get("code") or [None])[0]
+            if not given or not secrets.compare_digest(given, key):
+                return _json(401, {"error": f"this app's auth_level is {routes.auth_level}: send the function key "
+                                            "modelpack serve printed, as the x-functions-key header or the code "
+                                            "query parameter"})
+        try:
+            return supervisor.call(method, path, query, headers, body)
+        except Unavailable as exc:
+            return _json(exc.status, {"error": str(exc)}, **({"retry-after": "1"} if exc.status == 503 else {}))
 
-    function, layers = "lambda/function.zip", ()
-    if not (dist / function).is_file() and (dist / "lambda" / "split").is_dir():  # a split model's chaining function
-        chain = SplitChain(dist, workdir)
-        if not chain.single:
-            raise UsageError(f"{dist}: this split model runs as one function per part, chained by Step Functions; "
-                             "modelpack serve runs one function. Run the chain with `modelpack invoke`, or build "
-                             "the lambda-split target with `layout: single` to serve it.")
-        function, layers = "lambda/split/function.zip", chain.layers
-    # Unpacks the layer(s) and the function; the emulator itself is not started.
-    layout = LambdaEmulator(dist, workdir, function, layers)
-    env = handler_env(layout.task, layout.opt)
-    env.update(AWS_LAMBDA_FUNCTION_NAME=dist.name, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1024")
-    return Child("lambda", layout.interpreter, env, layout.task)
+    return answer
 
 
-def make_server(child: Child, host: str, port: int, log=None) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _any(self) -> None:
-            length = self.headers.get("content-length") or "0"
-            if not length.isdigit() or int(length) > MAX_BODY:
-                return self._send(Answer(413, {"content-type": "application/json"},
-                                         b'{"error": "request body missing a valid Content-Length or too large"}'))
-            body = self.rfile.read(int(length))
-            path, _, query = self.path.partition("?")
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            self._send(child.call(self.command, path, query, headers, body))
-
-        do_GET = do_POST = do_PUT = do_DELETE = _any
-
-        def _send(self, answer: Answer) -> None:
-            self.send_response(answer.status)
-            for key, value in answer.headers.items():
-                if key not in ("content-length", "connection", "transfer-encoding"):
-                    self.send_header("-".join(part.capitalize() for part in key.split("-")), value)
-            self.send_header("Content-Length", str(len(answer.body)))
-            self.end_headers()
-            self.wfile.write(answer.body)
-
-        def log_message(self, fmt: str, *args) -> None:
-            if log is not None:
-                log(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else ''}")
-
-    try:
-        return ThreadingHTTPServer((host, port), Handler)
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port.") from None
-
-
-def serve(dist: Path, target: str, host: str, port: int, echo=print) -> None:
+def serve(dist: Path, target: str, host: str, port: int, echo=print, warn=None, function_key: str | None = None
+          ) -> None:
     """Run until interrupted."""
     import tempfile
 
+    warn = warn or (lambda line: print(line, file=sys.stderr))
     with tempfile.TemporaryDirectory(prefix="modelpack-serve-") as tmp:
-        child = start_child(dist, target, Path(tmp))
+        package: Package = unpack(dist, target, Path(tmp))
+        routes = Routes(dist, package)
+        key = (function_key or secrets.token_urlsafe(32)) if routes.auth_level in ("function", "admin") else None
+        supervisor = Supervisor(package, log=lambda line: echo(line))
         try:
-            server = make_server(child, host, port, log=lambda line: echo(line))
-            bound = server.server_address[1]
-            echo(f"serving {dist} ({target}) on http://{host}:{bound}  (Ctrl-C stops)")
-            echo(f"  curl -s http://{host}:{bound}/v2/health/ready")
+            server = Server(host, port, answerer(supervisor, routes, key), log=lambda line: echo(line))
+            for line in routes.banner(host, server.address[1], key):
+                echo(line)
+            if not is_loopback(host):
+                warn(f"warning: --host {host} listens beyond this machine: anyone who can reach it on port "
+                     f"{server.address[1]} can call the model{' (with the function key above)' if key else ''}. "
+                     "modelpack serve is for trying a package, not for production traffic.")
             sys.stdout.flush()
             try:
                 server.serve_forever()
             finally:
-                server.server_close()
+                server.close()
         finally:
-            child.close()
+            supervisor.close()

@@ -94,8 +94,8 @@ class Builder:
         state = BuildState(self.recipe_path, self.recipe, self.reporter, self.cache, self.versions, work,
                            staging, images)
         plan = STAGES if staging is not None else MEASURE_ONLY
-        with state.usage.running():
-            for index, stage in enumerate(plan, 1):
+        with self.cache.in_use(), state.usage.running():  # `modelpack cache clean` refuses while this build
+            for index, stage in enumerate(plan, 1):  # reads and writes entries
                 with self.reporter.stage(index, len(plan), stage.name, stage.purpose), state.usage.stage(stage.name):
                     stage.run(state)
         assert state.report is not None  # the report stage always runs

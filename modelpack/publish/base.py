@@ -6,11 +6,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelpack.errors import ModelpackError, UsageError
+from modelpack.errors import EXIT_BUDGET, ModelpackError, UsageError
 
 
 class PublishError(ModelpackError):
     """The cloud (or registry) refused a call; nothing modelpack wrote locally changed."""
+
+
+class ServiceRefused(PublishError):
+    """The cloud service refused a call: the command ran and the service said no, so, like a failed check, exit 1
+    with the service's own message and what publish had created before."""
+
+    exit_code = EXIT_BUDGET
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ Loc = tuple[Any, ...]
 MAX_RECIPE_BYTES = 1_000_000
 # Values (scalars, lists, mappings) after aliases are resolved; real recipes have a few hundred.
 MAX_RECIPE_NODES = 20_000
+# Fields that hold version numbers as text: YAML reads an unquoted `3.10` as the float 3.1, so these keep the
+# characters the user wrote instead (`python: 3.10` is "3.10", never "3.1"); values of a `versions` mapping too.
+VERSION_KEYS = frozenset({"python", "glibc"})
+_NUMBER_TAGS = frozenset({"tag:yaml.org,2002:float", "tag:yaml.org,2002:int"})
 
 
 def load_recipe(path: str | Path, *, check_files: bool = True) -> Recipe:
@@ -52,6 +56,7 @@ def read_yaml(path: Path) -> tuple[dict, dict[Loc, int]]:
         # constructor turns them into copies (a few hundred bytes can otherwise expand to gigabytes).
         node = loader.get_single_node()
         _check_expansion(node, path)
+        _versions_as_written(node)
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -111,6 +116,34 @@ def _check_expansion(root: yaml.Node | None, path: Path) -> None:
 
     if root is not None:
         size(root)
+
+
+def _versions_as_written(root: yaml.Node | None) -> None:
+    """Give unquoted numbers under VERSION_KEYS (and in `versions` mappings) the string tag, so they are read as
+    the text written: the float 3.10 would otherwise become "3.1", a different Python."""
+    seen: set[int] = set()
+    todo = [root] if root is not None else []
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            todo += node.value
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else None
+                if name in VERSION_KEYS:
+                    _as_text(value)
+                elif name == "versions" and isinstance(value, yaml.MappingNode):
+                    for _, pinned in value.value:
+                        _as_text(pinned)
+                todo.append(value)
+
+
+def _as_text(node: yaml.Node) -> None:
+    if isinstance(node, yaml.ScalarNode) and node.style is None and node.tag in _NUMBER_TAGS:
+        node.tag = "tag:yaml.org,2002:str"
 
 
 def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], problems: list[str], path: Path) -> None:

@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from modelpack import limits
 from modelpack.recipe.base import Strict
-from modelpack.recipe.endpoint import Endpoint, EndpointOptions
+from modelpack.recipe.endpoint import ROUTE, Endpoint, EndpointOptions, checked_route
 
 PythonVersion = Literal["3.10", "3.11", "3.12", "3.13", "3.14"]
 S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^\s]+)$")
@@ -165,7 +165,7 @@ class AzureFunctionsSpec(ServedSpec):
 
     kind: Literal["azure-functions"]
     python: Literal[limits.AZURE_PYTHONS] = Field("3.11", description="Functions Python version.")  # type: ignore[valid-type]
-    route: str = Field("predict", pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_/-]{0,63}$", description="POST route under /api/.")
+    route: str = Field("predict", pattern=ROUTE, description="POST route under /api/.")
     auth_level: Literal["anonymous", "function", "admin"] = Field("function", description="HTTP auth level.")
     app_name: str | None = Field(None, pattern=r"^[A-Za-z0-9-]{2,60}$", description="Function app name (for docs).")
     max_request_mb: float = Field(10, gt=0, le=100, description="Larger request bodies get 413.")
@@ -174,6 +174,11 @@ class AzureFunctionsSpec(ServedSpec):
 
     def identity(self) -> str:
         return f"azure-functions({self.python})"
+
+    @field_validator("route")
+    @classmethod
+    def _route(cls, v: str) -> str:
+        return checked_route(v, azure=True)
 
 
 class ImageSpecBase(ResponseSpec):
@@ -206,8 +211,13 @@ class AzureImageSpec(ImageSpecBase):
     """An Azure Functions container image (Premium, Dedicated, Container Apps)."""
 
     kind: Literal["azure-image"]
-    route: str = Field("predict", pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_/-]{0,63}$", description="POST route under /api/.")
+    route: str = Field("predict", pattern=ROUTE, description="POST route under /api/.")
     auth_level: Literal["anonymous", "function", "admin"] = Field("function", description="HTTP auth level.")
+
+    @field_validator("route")
+    @classmethod
+    def _route(cls, v: str) -> str:
+        return checked_route(v, azure=True)
 
 
 # Every target kind and its options, in build order (layers before the functions that use them);

@@ -1,7 +1,13 @@
 """report.md: the whole report as GitHub-flavoured markdown, self-contained so it can be appended to
-$GITHUB_STEP_SUMMARY (no images or links to files beside it; the charts are in report.html)."""
+$GITHUB_STEP_SUMMARY (no images or links to files beside it; the charts are in report.html).
+
+GitHub renders raw HTML in markdown, and the report quotes what the user's files name (data arrays, layers, paths):
+every `<`, `>` and `&` of it is written as an entity, so a name holding `<img src=x onerror=...>` shows as text.
+The report itself uses none of them (the Next steps' fenced commands are added afterwards, unescaped)."""
 
 from __future__ import annotations
+
+import html
 
 from modelpack.limits import MB
 from modelpack.report import rows as R
@@ -121,4 +127,4 @@ def to_markdown(doc: dict) -> str:
     if doc.get("notes"):
         lines += ["", "### Notes", ""] + [f"- {n}" for n in doc["notes"]]
     lines += ["", "_Charts (size against latency, cold start, memory) are in report.html beside this file._"]
-    return "\n".join(lines) + "\n"
+    return html.escape("\n".join(lines) + "\n", quote=False)

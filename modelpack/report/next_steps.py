@@ -80,7 +80,23 @@ def _azure_functions(art: dict, name: str, dist: Path) -> list[Step]:
             Step("Deploy the zip (dependencies included, no remote build)",
                  (f"az functionapp deployment source config-zip -g \"$RESOURCE_GROUP\" -n \"$APP_NAME\" "
                   f"--src {_q(dist / art['path'])}",
-                  f"cd {_q(dist / 'azure' / 'functionapp')} && func azure functionapp publish \"$APP_NAME\" --no-build"))]
+                  f"cd {_q(dist / 'azure' / 'functionapp')} && func azure functionapp publish \"$APP_NAME\" --no-build")),
+            _azure_call(art.get("details") or {}, dist)]
+
+
+def _azure_call(details: dict, dist: Path) -> Step:
+    """How to call the deployed app: with auth_level function (the default) or admin, requests carry a key."""
+    route = details.get("route") or "/api/predict"
+    url = f"https://$APP_NAME.azurewebsites.net{route}"
+    post = f"curl -H 'content-type: application/json' -d @{_event(dist)}"
+    level = details.get("auth_level", "function")
+    if level == "anonymous":
+        return Step("Call the deployed app (auth_level anonymous: no key)", (f'{post} "{url}"',))
+    fetch = ('KEY=$(az functionapp function keys list -g "$RESOURCE_GROUP" -n "$APP_NAME" --function-name predict '
+             '--query default -o tsv)' if level == "function" else
+             'KEY=$(az functionapp keys list -g "$RESOURCE_GROUP" -n "$APP_NAME" --query masterKey -o tsv)')
+    return Step(f"Call the deployed app (auth_level {level}: send a {'function' if level == 'function' else 'master'} "
+                "key as x-functions-key, or ?code=)", (fetch, f'{post} -H "x-functions-key: $KEY" "{url}"'))
 
 
 def _image(art: dict, name: str, dist: Path) -> list[Step]:

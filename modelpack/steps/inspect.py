@@ -18,7 +18,8 @@ class InspectStep(Step):
 
     def run(self, job: StepJob, ctx: Any) -> dict:
         loaded = ctx.model(job)
-        info = {"inputs": loaded.inputs, "outputs": loaded.outputs, "params": loaded.params}
+        info = {"inputs": loaded.inputs, "outputs": loaded.outputs, "params": loaded.params,
+                "vocabularies": loaded.vocabularies}
         (job.out / self.FILE).write_text(dumps_strict(info, indent=1))
         return info
 

@@ -12,7 +12,7 @@ from modelpack import limits
 from modelpack.files.output import tree_bytes
 from modelpack.report.records import Int8Setting
 from modelpack.steps.base import Step, StepJob
-from modelpack.steps.onnx_memory import bounded_optimizers, convert_large
+from modelpack.steps.onnx_memory import CALLS, bounded_optimizers, convert_large
 
 
 class OnnxFP32(Step):
@@ -72,7 +72,6 @@ def to_onnx(loaded: Any, opset: int, large: bool = False) -> Any:
     return proto
 
 
-CALLS = ("StatefulPartitionedCall", "PartitionedCall")
 # Attributes that keep grappler from inlining a function: Keras marks ops it compiles with XLA (its grouped
 # and depthwise-as-grouped convolutions, as in ConvNeXt) `jit_compile=True`. ONNX has no function calls.
 NO_INLINE = ("_XlaMustCompile", "_noinline")

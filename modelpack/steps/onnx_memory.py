@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+CALLS = ("StatefulPartitionedCall", "PartitionedCall")  # calls of library functions in a TensorFlow graph
+
 
 @contextmanager
 def bounded_optimizers(collect: bool = True) -> Iterator[None]:
@@ -69,7 +71,6 @@ def convert_large(func: Any, inputs: list[str], outputs: list[str], opset: int, 
     from tf2onnx.tf_utils import compress_graph_def
     from tf2onnx.tfonnx import process_tf_graph
 
-    from modelpack.steps.onnx import CALLS
 
     graph_def = tf_loader.from_function(func, inputs, outputs, large_model=True)
     if any(n.op in CALLS for n in graph_def.node):

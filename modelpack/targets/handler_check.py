@@ -39,9 +39,26 @@ def handler_env(function_dir: Path, layer_dir: Path) -> dict:
                         LAMBDA_TASK_ROOT=str(function_dir))
 
 
-def event(sample: dict[str, np.ndarray]) -> dict:
-    """The request a check sends: the first evaluation sample(s) as named JSON inputs."""
-    return {"inputs": {k: np.asarray(v).tolist() for k, v in sample.items()}}
+def event(sample: dict[str, np.ndarray], route: str | None = None) -> dict:
+    """The request a check sends: the first evaluation sample(s) as named JSON inputs; with a `route`, as the
+    body of a Function URL event POSTed to /<route>, so the check goes through the handler's routing as a
+    deployed endpoint's requests do."""
+    body = {"inputs": {k: np.asarray(v).tolist() for k, v in sample.items()}}
+    if route is None:
+        return body
+    path = "/" + route
+    return {"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+            "headers": {"content-type": "application/json"}, "isBase64Encoded": False,
+            "requestContext": {"http": {"method": "POST", "path": path}}, "body": json.dumps(body, allow_nan=False)}
+
+
+def http_answer(result: object, route: str) -> dict:
+    """The JSON body of a handler's answer to a routed check event; anything but a 200 is a RuntimeError."""
+    if not isinstance(result, dict) or result.get("statusCode") != 200:
+        status = result.get("statusCode") if isinstance(result, dict) else None
+        body = result.get("body") if isinstance(result, dict) else result
+        raise RuntimeError(f"the handler answered POST /{route} with status {status}: {str(body)[:300]}")
+    return json.loads(result["body"])
 
 
 def agree(answer: dict, names: list[str], expected: list[np.ndarray] | None, what: str, reference: str) -> float | None:
@@ -72,14 +89,15 @@ def _parse(proc: subprocess.CompletedProcess) -> dict:
 
 
 def cold_start(function_dir: Path, layer_dir: Path, interpreter: str, sample: dict[str, np.ndarray],
-               runs: int = 3, extra_env: dict | None = None) -> dict:
-    """Median import and first-invocation time of the handler, and its prediction for `sample`."""
+               runs: int = 3, extra_env: dict | None = None, route: str | None = None) -> dict:
+    """Median import and first-invocation time of the handler, and its prediction for `sample` (POSTed to
+    /<route> as a Function URL event when a route is given, else as a direct invocation)."""
     results = []
     # The event goes through a file: one image as JSON can exceed the kernel's limit for an argument.
     with tempfile.NamedTemporaryFile("w", suffix=".json") as request:
         # dumps, not dump: dump streams through the pure-Python encoder, 0.6 s for one 224x224x3 image.
         # The samples were refused at load if non-finite, so strict output needs no walk over them.
-        request.write(json.dumps(event(sample), allow_nan=False))
+        request.write(json.dumps(event(sample, route), allow_nan=False))
         request.flush()
         for _ in range(runs):
             proc = subprocess.run([interpreter, "-S", "-c", _RUN, request.name], capture_output=True, text=True,
@@ -87,6 +105,8 @@ def cold_start(function_dir: Path, layer_dir: Path, interpreter: str, sample: di
                                   cwd=function_dir, timeout=300, check=False)
             results.append(_parse(proc))
     result = results[0]["result"]
+    if route is not None:
+        result = http_answer(result, route)
     if "predictions" not in result and "outputs" not in result:  # columnar answers of several outputs: "outputs"
         raise RuntimeError(f"the handler answered {str(result)[:300]}")
     return {

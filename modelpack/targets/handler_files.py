@@ -42,7 +42,7 @@ def write_config(ctx: Any, dest: Path, model: dict, options: dict, **overrides) 
         "name": ctx.recipe.name,
         "variant": ctx.report.selected,
         "model": model,
-        "inputs": ctx.info["inputs"],
+        "inputs": served_inputs(ctx.info),
         "outputs": ctx.info["outputs"],
         "task": ctx.recipe.task,
         "task_output": ctx.recipe.task_output or ctx.info["outputs"][0]["name"],
@@ -53,6 +53,14 @@ def write_config(ctx: Any, dest: Path, model: dict, options: dict, **overrides) 
     }
     (dest / "modelpack.json").write_text(dumps_strict(config, indent=1, sort_keys=True) + "\n")
     return config
+
+
+def served_inputs(info: dict) -> list[dict]:
+    """The model's input specs for a handler config; an input that feeds an Embedding layer carries its
+    `vocabulary` (rows), so the handler refuses ids outside [0, vocabulary) as the client's error."""
+    vocabularies = info.get("vocabularies") or {}
+    return [{**spec, "vocabulary": vocabularies[spec["name"]]} if spec["name"] in vocabularies else spec
+            for spec in info["inputs"]]
 
 
 def image_config(ctx: Any) -> dict | None:

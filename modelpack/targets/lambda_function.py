@@ -39,7 +39,7 @@ class LambdaFunctionTarget(Target):
         fn = ctx.work / "lambda-function"
         shutil.rmtree(fn, ignore_errors=True)
         config = handler_files.write(ctx, fn, ("lambda", "handler.py"), model_in_layer=in_layer, source=spec.model_source,
-                                     options={**spec.response_options(), "load": spec.load,
+                                     options={**spec.response_options(), "load": spec.load, "route": spec.route,
                                               "payload_limit_bytes": limits.LAMBDA_SYNC_PAYLOAD_BYTES,
                                               **serving_options.config(spec)})
         extras = serving_options.extra_packages(spec) + serving_options.request_packages(ctx)
@@ -70,7 +70,8 @@ class LambdaFunctionTarget(Target):
                 serving_options.seed_local_copy(model, config["model"]["sha256"], seeded)
                 extra_env["MODELPACK_MODEL_DIR"] = str(seeded)
             try:
-                check = handler_check.cold_start(fn, layer.dir, layer.interpreter, sample, extra_env=extra_env)
+                check = handler_check.cold_start(fn, layer.dir, layer.interpreter, sample, extra_env=extra_env,
+                                                 route=spec.route)
             except RuntimeError as exc:
                 raise TargetError(str(exc)) from None
             names = [o["name"] for o in ctx.info["outputs"]]

@@ -90,7 +90,7 @@ class LambdaSplitTarget(Target):
         return artifacts
 
     def _options(self, spec: LambdaSplitSpec, final: bool) -> dict:
-        return {**spec.response_options(), **({} if final else {"top_k": None}), "load": "lazy",
+        return {**spec.response_options(), **({} if final else {"top_k": None}), "load": "lazy", "route": spec.route,
                 "payload_limit_bytes": limits.LAMBDA_SYNC_PAYLOAD_BYTES}
 
     def _single(self, ctx, spec, parts, layer, work, out_dir) -> list[Artifact]:
@@ -142,7 +142,7 @@ class LambdaSplitTarget(Target):
             shutil.unpack_archive(out_dir / art.path, opt, "zip")
         sample = handler_check.sample(ctx)
         try:
-            check = handler_check.cold_start(fn, opt, layer.interpreter, sample)
+            check = handler_check.cold_start(fn, opt, layer.interpreter, sample, route=self.spec.route)
         except RuntimeError as exc:
             raise TargetError(f"lambda-split: {exc}") from None
         expected = np.load(ctx.split_outputs)["out_0"][:1].astype(np.float64)
@@ -158,7 +158,7 @@ class LambdaSplitTarget(Target):
             k, final = p["part"], p["part"] == len(parts)
             fn = work / f"part{k}"
             dtype = ctx.info["inputs"][0]["dtype"]
-            inputs = ctx.info["inputs"] if k == 1 else [{"name": p["input"], "shape": p["input_shape"], "dtype": dtype}]
+            inputs = handler_files.served_inputs(ctx.info) if k == 1 else [{"name": p["input"], "shape": p["input_shape"], "dtype": dtype}]
             outputs = ctx.info["outputs"] if final else [{"name": "output_0", "shape": p["output_shape"], "dtype": dtype}]
             handler_files.write(ctx, fn, ("lambda", "handler.py"), model_in_layer=False, model=p["local"],
                                 options=self._options(spec, final), inputs=inputs, outputs=outputs, part=k, image=None)

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from modelpack.errors import UsageError
+from modelpack.files.guard import PUBLISH_RECORD
 
 
 @dataclass(frozen=True)
@@ -71,3 +72,13 @@ def _template_function(path: Path) -> dict:
     resources = (yaml.safe_load(path.read_text()) or {}).get("Resources") or {}
     fn = resources.get("ModelFunction") or {}
     return fn.get("Properties") or {}
+
+
+def publish_record_function(dist: Path) -> str | None:
+    """The function `modelpack publish` created or updated from this dist, from its record, if any."""
+    try:
+        record = json.loads((dist / PUBLISH_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    name = record.get("function_name") if isinstance(record, dict) else None
+    return name if isinstance(name, str) and name else None

@@ -13,7 +13,7 @@ import math
 from modelpack import limits
 from modelpack.measure import memory_curve as curve_tools
 from modelpack.tune.dist import BuildFacts
-from modelpack.tune.records import Evidence, Recommendation, percentile, rounded
+from modelpack.tune.records import CHANGE_WORTH, Evidence, Recommendation, percentile, rounded, usd_pair
 from modelpack.tune.sources import Observations
 
 STEP_MB = 64  # the floor is rounded up to a multiple of this
@@ -82,6 +82,18 @@ def recommend_memory(obs: Observations, facts: BuildFacts) -> Recommendation:
             chosen = picks["speed"]
             why = f"fastest size; no size is predicted to meet the {facts.latency_budget_name} budget of {budget:g} ms"
     cost = {mb: curve_tools.cost_per_million(pred[mb], mb, facts.arch, facts.prices) for mb in sizes}
+    if chosen != current and current in pred and (budget is None or pred_q[current] <= budget):
+        cost_gain, speed_gain = 1 - cost[chosen] / cost[current], 1 - pred[chosen] / pred[current]
+        if max(cost_gain, speed_gain) < CHANGE_WORTH:
+            why = (f"keep {current} MB: {chosen} MB ({why}) would change the cost per request by {-cost_gain:+.1%} "
+                   f"and the duration by {-speed_gain:+.1%}, under the {CHANGE_WORTH:.0%} a change must gain in "
+                   "one of them")
+            chosen = current
+    if chosen != current and current in pred:
+        cost_change, speed_change = cost[chosen] / cost[current] - 1, pred[chosen] / pred[current] - 1
+        why += (f"; against {current} MB: {abs(speed_change):.0%} {'faster' if speed_change < 0 else 'slower'}, "
+                f"{abs(cost_change):.1%} {'cheaper' if cost_change < 0 else 'dearer'} per request")
+    before, after = usd_pair(cost.get(current, curve_tools.cost_per_million(mean, current, facts.arch)), cost[chosen])
     source = obs.source
     evidence = (
         Evidence("memory size observed", current, "MB", "REPORT lines"),
@@ -93,9 +105,8 @@ def recommend_memory(obs: Observations, facts: BuildFacts) -> Recommendation:
         Evidence("floor (max used + headroom)", floor, "MB", f"headroom {facts.headroom_mb} MB from the build"),
         Evidence(f"predicted p99 at {chosen} MB", rounded(pred_p99[chosen]), "ms",
                  "measured memory curve (report.json memory)" if facts.curve else "CPU share only (no curve)"),
-        Evidence(f"cost per 1M requests, {current} → {chosen} MB",
-                 f"${cost.get(current, curve_tools.cost_per_million(mean, current, facts.arch)):.2f} → "
-                 f"${cost[chosen]:.2f}", "USD", f"{facts.arch} list price"),
+        Evidence(f"cost per 1M requests, {current} → {chosen} MB", f"{before} → {after}", "USD",
+                 f"{facts.arch} list price"),
     )
     if budget is not None:
         evidence += (Evidence(f"latency budget ({facts.latency_budget_name})", budget, "ms", "report.json budgets"),)

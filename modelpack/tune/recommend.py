@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from modelpack import limits
 from modelpack.errors import UsageError
@@ -27,10 +27,19 @@ class TuneResult:
     requests: int
     recommendations: tuple[Recommendation, ...]
     notes: tuple[str, ...]
+    skipped: dict = field(default_factory=dict)  # count and first examples of the input lines left out
 
     def to_json(self) -> dict:
         return {"function": self.function, "source": self.source, "requests": self.requests,
-                "recommendations": [r.to_json() for r in self.recommendations], "notes": list(self.notes)}
+                "recommendations": [r.to_json() for r in self.recommendations], "notes": list(self.notes),
+                "skipped": self.skipped}
+
+
+def untimed(setting: str, current: int | str | None) -> Recommendation:
+    """What cannot be judged without timestamps: load over time, idle gaps."""
+    return Recommendation(setting, current, current, "the log lines carry no timestamps (copied from a console), so "
+                          "load over time is unknown; left as it is. Export the log group with timestamps to "
+                          "judge it.", (), write=False)
 
 
 def check_data(obs: Observations, function: str) -> None:
@@ -88,13 +97,19 @@ def recommend_warmer(obs: Observations, facts: BuildFacts, provisioned: Recommen
                           evidence)
 
 
-def recommend_all(obs: Observations, facts: BuildFacts, function: str) -> TuneResult:
+def recommend_all(obs: Observations, facts: BuildFacts, function: str, named: str | None = None) -> TuneResult:
     check_data(obs, function)
     memory = recommend_memory(obs, facts)
     size = memory.recommended if isinstance(memory.recommended, int) else (facts.memory_mb or 1024)
-    provisioned = recommend_provisioned(obs, facts, size)
-    recs = (memory, provisioned, recommend_timeout(obs, facts), recommend_warmer(obs, facts, provisioned, size))
-    notes = []
+    if obs.timed:
+        provisioned = recommend_provisioned(obs, facts, size)
+        warmer = recommend_warmer(obs, facts, provisioned, size)
+    else:
+        provisioned = untimed("provisioned_concurrency", facts.provisioned_concurrency)
+        warmer = untimed("warmer_schedule", facts.warmer_schedule)
+    recs = (memory, provisioned, recommend_timeout(obs, facts), warmer)
+    notes = [f"function: {function} (from {named}; pass --function to name another)"] if named else []
+    notes += obs.skipped.notes()
     if obs.totals.get("Throttles"):
         notes.append(f"{obs.totals['Throttles']:g} throttled invocations: the account or reserved concurrency limit "
                      "was reached; raise it or provision concurrency.")
@@ -113,4 +128,5 @@ def recommend_all(obs: Observations, facts: BuildFacts, function: str) -> TuneRe
     elif obs.source.startswith("CloudWatch"):
         notes.append("CloudWatch answered no Duration percentiles; they were computed from the REPORT lines.")
     requests = sum(1 for _, h in obs.pairs if h is None or h.kind != "warmer")
-    return TuneResult(function, obs.source, requests, recs, tuple(notes))
+    skipped = {"count": obs.skipped.count, "examples": obs.skipped.examples, "older_than_since": obs.skipped.older}
+    return TuneResult(function, obs.source, requests, recs, tuple(notes), skipped)

@@ -6,6 +6,19 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+# A change of a setting is recommended only when it gains at least this share of the cost or of the duration
+# (memory size), or of the monthly cost (provisioned concurrency): smaller gains are within what the
+# predictions can tell apart, and churn in the recipe for nothing.
+CHANGE_WORTH = 0.05
+
+
+def usd_pair(a: float, b: float) -> tuple[str, str]:
+    """Two prices with enough decimals to tell them apart (never "$0.22 → $0.22" for different numbers)."""
+    digits = 2
+    while digits < 6 and a != b and round(a, digits) == round(b, digits):
+        digits += 1
+    return f"${a:.{digits}f}", f"${b:.{digits}f}"
+
 
 @dataclass(frozen=True)
 class Evidence:

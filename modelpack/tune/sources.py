@@ -6,10 +6,8 @@ service does not answer are computed from the REPORT lines, which carry every in
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from modelpack.errors import UsageError
 from modelpack.tune.logparse import HandlerLine, Invocation, parse_handler, parse_report
@@ -28,12 +26,39 @@ class Minute:
 
 
 @dataclass
+class Skipped:
+    """Input lines left out of the analysis, and why (the first few, by line number)."""
+
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+    older: int = 0  # well-formed events before the --since window
+
+    def add(self, where: str, why: str) -> None:
+        self.count += 1
+        if len(self.examples) < 5:
+            self.examples.append(f"{where}: {why}")
+
+    def notes(self) -> list[str]:
+        out = []
+        if self.count:
+            out.append(f"skipped {self.count} malformed or implausible log line(s) ({'; '.join(self.examples)}"
+                       f"{'; ...' if self.count > len(self.examples) else ''})")
+        if self.older:
+            out.append(f"left out {self.older} log event(s) older than the --since window (before the last event "
+                       "minus --since); widen --since to include them")
+        return out
+
+
+@dataclass
 class Observations:
     """Everything observed about one function over a window."""
 
     source: str
     start_ms: int
     end_ms: int
+    timed: bool = True  # False when the input had no timestamps (lines copied from the console)
+    skipped: Skipped = field(default_factory=Skipped)
+    log_group: str | None = None  # the function's log group, when the input names it
     invocations: list[Invocation] = field(default_factory=list)
     handler: list[HandlerLine] = field(default_factory=list)
     minutes: dict[int, Minute] = field(default_factory=dict)  # keyed by the minute's start, epoch ms
@@ -43,6 +68,7 @@ class Observations:
     pairs: list[tuple[Invocation, HandlerLine | None]] = field(default_factory=list)
 
     def add_message(self, message: str, stream: str, time_ms: int) -> None:
+        """Record a REPORT or handler line; BadLine (for the caller to skip) when it is malformed."""
         if (inv := parse_report(message, stream, time_ms)) is not None:
             self.invocations.append(inv)
         elif (line := parse_handler(message, stream, time_ms)) is not None:
@@ -99,54 +125,19 @@ def _minute(t_ms: float) -> int:
     return int(t_ms // 60_000 * 60_000)
 
 
+MAX_SINCE = timedelta(days=455)  # CloudWatch keeps per-minute metrics for 15 months
+
+
 def parse_since(text: str) -> timedelta:
     units = {"m": "minutes", "h": "hours", "d": "days"}
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) <= 0:
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isascii() or not text[:-1].isdigit() \
+            or int(text[:-1]) <= 0 or len(text) > 9:
         raise UsageError(f"--since {text!r}: write a whole number of minutes, hours or days, e.g. 90m, 12h or 7d.")
-    return timedelta(**{units[text[-1]]: int(text[:-1])})
-
-
-def from_log_file(path: Path) -> Observations:
-    """CloudWatch Logs events exported as JSON lines (one {timestamp, message, logStreamName} per line), or
-    the JSON document `aws logs filter-log-events` prints ({"events": [...]})."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read the log file ({exc}).") from None
-    events = _events(text, path)
-    if not events:
-        raise UsageError(f"{path}: no log events in the file; export the function's log group as JSON lines "
-                         "(one object with timestamp and message per line).")
-    obs = Observations(f"log file {path.name}", min(e[2] for e in events), max(e[2] for e in events))
-    for message, stream, stamp in events:
-        obs.add_message(message, stream, stamp)
-    return obs.finish()
-
-
-def _events(text: str, path: Path) -> list[tuple[str, str, int]]:
-    stripped = text.lstrip()
-    if stripped.startswith("{") and '"events"' in stripped[:200]:
-        try:
-            doc = json.loads(text)
-            if isinstance(doc, dict) and isinstance(doc.get("events"), list):
-                return [_event(e, path, n) for n, e in enumerate(doc["events"], 1)]
-        except ValueError:
-            pass
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(_event(json.loads(line), path, n))
-            except ValueError:
-                raise UsageError(f"{path}:{n}: not a JSON object; each line must be one CloudWatch Logs event "
-                                 '{"timestamp": <epoch ms>, "message": "..."}.') from None
-    return out
-
-
-def _event(e: object, path: Path, n: int) -> tuple[str, str, int]:
-    if not isinstance(e, dict) or not isinstance(e.get("message"), str) or not isinstance(e.get("timestamp"), int):
-        raise UsageError(f"{path}: event {n} needs an integer \"timestamp\" (epoch ms) and a string \"message\".")
-    return e["message"], str(e.get("logStreamName", "")), e["timestamp"]
+    window = timedelta(**{units[text[-1]]: int(text[:-1])})
+    if window > MAX_SINCE:
+        raise UsageError(f"--since {text!r} is longer than the {MAX_SINCE.days} days CloudWatch keeps per-minute "
+                         "metrics; write a shorter window, e.g. 90d.")
+    return window
 
 
 def from_cloudwatch(function: str, since: timedelta, region: str | None) -> Observations:

@@ -28,3 +28,28 @@ def layer_info() -> BuiltLayer:
     return BuiltLayer(dir=Path("layer"), spec=LambdaLayerSpec(kind="lambda-layer", python="3.12", arch="arm64"),
                       runtime=SimpleNamespace(name="onnxruntime"), interpreter=None, can_run=False,
                       unzipped_bytes=0, info={})
+
+
+def tiny_dist(root: Path, layer_bytes: int = 0, report: dict | None = None, **spec) -> Path:
+    """A dist as a build leaves it for publish and tune: report.json, template.yaml (written by the build's own
+    template code for a lambda-function spec), a function zip and a layer zip (padded to `layer_bytes`)."""
+    import json
+    import zipfile
+
+    from modelpack.recipe.targets import LambdaFunctionSpec
+    from modelpack.targets import sam
+
+    dist = root / "dist"
+    (dist / "lambda").mkdir(parents=True)
+    (dist / "report.json").write_text(json.dumps({"name": "tiny", "passed": True, "selected": "onnx-fp32",
+                                                  **(report or {})}))
+    with zipfile.ZipFile(dist / "lambda" / "function.zip", "w") as z:
+        z.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    with zipfile.ZipFile(dist / "lambda" / "layer.zip", "w") as z:
+        z.writestr("python/empty.py", "")
+    if layer_bytes:
+        with open(dist / "lambda" / "layer.zip", "r+b") as f:
+            f.truncate(layer_bytes)
+    sam.write(fake_ctx(root), LambdaFunctionSpec(kind="lambda-function", **spec), layer_info(),
+              dist / "lambda" / "template.yaml")
+    return dist

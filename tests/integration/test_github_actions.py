@@ -41,7 +41,20 @@ def outputs(path: Path) -> dict[str, str]:
 
 
 def test_build_writes_groups_outputs_and_summary(digits_recipe, tmp_path):
+    # The labels array is named with HTML, as a hostile or careless data file may name it: the job summary
+    # (report.md) must show it as text.
+    import numpy as np
+
+    from tests.helpers.paths import DIGITS
+
+    hostile = "y<img src=x onerror=alert(1)>"
+    with np.load(DIGITS / "digits.npz") as npz:
+        np.savez(tmp_path / "digits.npz", **{"x": npz["x"], hostile: npz["y"], "x_train": npz["x_train"],
+                                             "y_train": npz["y_train"]})
     recipe = digits_recipe(optimize={"variants": ["tflite-int8"]}, targets=[{"kind": "lambda-function", "top_k": 3}])
+    data = yaml.safe_load(recipe.read_text())
+    data["data"].update(path=str(tmp_path / "digits.npz"), labels=hostile)
+    recipe.write_text(yaml.safe_dump(data, sort_keys=False))
     out = tmp_path / "out"
     proc, files = run_cli(["build", str(recipe), "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
                            "--summary"], tmp_path)
@@ -53,6 +66,7 @@ def test_build_writes_groups_outputs_and_summary(digits_recipe, tmp_path):
     assert all(Path(p).is_file() for p in values["artifacts"].splitlines())
     summary = files["GITHUB_STEP_SUMMARY"].read_text()
     assert "tflite-int8" in summary and "## Next steps" in summary
+    assert "<img" not in summary and "y&lt;img src=x onerror=alert(1)&gt;" in summary
     assert "](report.png)" not in summary and "](memory.png)" not in summary
     assert "Next steps:" in proc.stdout and f"modelpack publish {out} --target lambda" in proc.stdout
 

@@ -274,7 +274,12 @@ def test_dict_input_model_builds_and_serves_named_instances(tmp_path):
                                                 "cat": np.asarray([sample["cat"]], "int32")})
     with LambdaEmulator(dist, tmp_path / "emu") as emu:
         body, _ = emu.invoke({"instances": [sample]})
+        # `cat` feeds Embedding(10, 3): the build records its vocabulary, the handler refuses ids outside it.
+        config = json.loads((emu.task / "modelpack.json").read_text())
+        refused, _ = emu.invoke({"instances": [{**sample, "cat": [12]}]})
     assert np.max(np.abs(np.asarray(body["predictions"]) - np.asarray(expected))) <= 1e-5
+    assert {i["name"]: i.get("vocabulary") for i in config["inputs"]} == {"cat": 10, "num": None}
+    assert refused["statusCode"] == 400 and "'cat'" in refused["error"] and "0 to 9" in refused["error"], refused
 
 
 def test_conv1d_over_any_length_is_served_at_every_valid_length(tmp_path, import_fresh):

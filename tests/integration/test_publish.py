@@ -4,34 +4,13 @@ is written by the build's own template code (the publish of a real build is in t
 from __future__ import annotations
 
 import json
-import zipfile
-from pathlib import Path
 
 import pytest
 
-from modelpack.recipe.targets import LambdaFunctionSpec
-from modelpack.targets import sam
 from tests.helpers.aws_loopback import client, modelpack, moto_server
-from tests.helpers.sam import fake_ctx, layer_info
+from tests.helpers.sam import tiny_dist as make_dist
 
 pytestmark = pytest.mark.slow
-
-
-def make_dist(root: Path, layer_bytes: int = 0, **spec) -> Path:
-    """A dist with report.json, template.yaml, a function zip and a layer zip (padded to `layer_bytes`)."""
-    dist = root / "dist"
-    (dist / "lambda").mkdir(parents=True)
-    (dist / "report.json").write_text(json.dumps({"name": "tiny", "passed": True, "selected": "onnx-fp32"}))
-    with zipfile.ZipFile(dist / "lambda" / "function.zip", "w") as z:
-        z.writestr("handler.py", "def handler(event, context):\n    return {}\n")
-    with zipfile.ZipFile(dist / "lambda" / "layer.zip", "w") as z:
-        z.writestr("python/empty.py", "")
-    if layer_bytes:
-        with open(dist / "lambda" / "layer.zip", "r+b") as f:
-            f.truncate(layer_bytes)
-    sam.write(fake_ctx(root), LambdaFunctionSpec(kind="lambda-function", **spec), layer_info(),
-              dist / "lambda" / "template.yaml")
-    return dist
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +69,82 @@ def test_missing_region_and_non_dist_are_usage_errors(tmp_path):
     assert not_dist.returncode == 2 and "report.json" in not_dist.stderr
     wrong = modelpack("publish", str(dist), "--target", "gcp", "--region", "eu-west-1", env={})
     assert wrong.returncode == 2 and "lambda" in wrong.stderr
+
+
+def _names(aws) -> dict:
+    lam, iam = client("lambda", aws), client("iam", aws)
+    return {"functions": sorted(f["FunctionName"] for f in lam.list_functions()["Functions"]),
+            "roles": sorted(r["RoleName"] for r in iam.list_roles()["Roles"]),
+            "layers": sorted((layer["LayerName"], v["Version"]) for layer in lam.list_layers()["Layers"]
+                             for v in lam.list_layer_versions(LayerName=layer["LayerName"])["LayerVersions"])}
+
+
+def test_dry_run_prints_the_notes_a_real_publish_prints(tmp_path, aws):
+    dist = make_dist(tmp_path, warmer_schedule="rate(5 minutes)", endpoint="http-api")
+    dry = modelpack("publish", str(dist), "--function-name", "dry-notes", "--dry-run", env=aws)
+    assert dry.returncode == 0, dry.stderr
+    assert "note: the warmer schedule is created by the template (sam deploy); publish made no schedule." in dry.stdout
+    assert "note: the HTTP API endpoint is created by the template" in dry.stdout
+    assert not (dist / "publish.json").exists()
+
+
+@pytest.mark.parametrize("args,why", [
+    (["--function-name", "bad;name"], "is not a Lambda function name"),
+    (["--function-name", "two\nlines"], "is not a Lambda function name"),
+    (["--function-name", "x" * 65], "is not a Lambda function name"),
+    (["--function-name", "arn:aws:lambda:eu-west-1:123456789012:function:f"], "is an ARN"),
+    (["--region", "mars-1"], "is not a region where Lambda runs"),
+    (["--role", "my-role"], "is not an IAM role ARN"),
+    (["--s3-bucket", "Bad_Bucket"], "is not an S3 bucket name"),
+])
+def test_bad_names_are_refused_before_any_call(tmp_path, aws, args, why):
+    dist = make_dist(tmp_path)
+    before = _names(aws)
+    proc = modelpack("publish", str(dist), *args, env=aws)
+    assert proc.returncode == 2, proc.stderr
+    assert why in proc.stderr and "Traceback" not in proc.stderr
+    assert _names(aws) == before and not (dist / "publish.json").exists()
+
+
+def test_a_service_refusal_is_exit_1_and_names_what_to_clean_up(tmp_path, aws):
+    dist = make_dist(tmp_path)
+    proc = modelpack("publish", str(dist), "--function-name", "tiny-refused",
+                     "--role", "arn:aws:iam::123456789012:role/does-not-exist", env=aws)
+    assert proc.returncode == 1, proc.stderr
+    assert "CreateFunction refused (InvalidParameterValueException: The role defined for the function" in proc.stderr
+    version = json.loads((dist / "publish.json").read_text())["resources"][0]["detail"]
+    assert f"Created before that: layer version digits-onnxruntime {version}" in proc.stderr
+    assert f"modelpack publish {dist} --delete" in proc.stderr and "Traceback" not in proc.stderr
+    cleaned = modelpack("publish", str(dist), "--delete", env=aws)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert ("digits-onnxruntime", int(version)) not in _names(aws)["layers"]
+
+
+def test_delete_removes_exactly_what_publish_created(tmp_path, aws):
+    lam, iam = client("lambda", aws), client("iam", aws)
+    dist = make_dist(tmp_path, auth="none", cors={"allow_origins": ["https://example.org"]})
+    layer_zip = (dist / "lambda" / "layer.zip").read_bytes()
+    theirs = lam.publish_layer_version(LayerName="digits-onnxruntime", Content={"ZipFile": layer_zip})["Version"]
+    role = iam.create_role(RoleName="bystander-role", AssumeRolePolicyDocument=json.dumps({}))["Role"]["Arn"]
+    lam.create_function(FunctionName="bystander", Role=role, Runtime="python3.12", Handler="handler.handler",
+                        Code={"ZipFile": (dist / "lambda" / "function.zip").read_bytes()})
+    before = _names(aws)["layers"]
+    for _ in range(2):  # create, then update: the second publish adds a layer version and a function version
+        proc = modelpack("publish", str(dist), "--function-name", "tiny-delete", env=aws)
+        assert proc.returncode == 0, proc.stderr
+    assert "tiny-delete" in _names(aws)["functions"] and "tiny-delete-modelpack" in _names(aws)["roles"]
+    kinds = [r["kind"] for r in json.loads((dist / "publish.json").read_text())["resources"]]
+    assert kinds.count("layer-version") == 2 and kinds.count("function") == 1 and "permission" in kinds
+
+    dry = modelpack("publish", str(dist), "--delete", "--dry-run", env=aws)
+    assert dry.returncode == 0 and "lambda.delete_function FunctionName=tiny-delete" in dry.stdout, dry.stderr
+    assert "tiny-delete" in _names(aws)["functions"]
+    proc = modelpack("publish", str(dist), "--delete", env=aws)
+    assert proc.returncode == 0, proc.stderr
+    after = _names(aws)
+    assert "tiny-delete" not in after["functions"] and "tiny-delete-modelpack" not in after["roles"]
+    assert after["layers"] == before and ("digits-onnxruntime", theirs) in after["layers"]
+    assert "bystander" in after["functions"] and "bystander-role" in after["roles"]
+    assert not (dist / "publish.json").exists()
+    again = modelpack("publish", str(dist), "--delete", env=aws)
+    assert again.returncode == 2 and "created nothing" in again.stderr

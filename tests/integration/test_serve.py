@@ -38,7 +38,8 @@ def built(tmp_path_factory):
     data["optimize"] = {"variants": ["tflite-fp32"]}
     data["targets"] = [{"kind": "lambda-layer", "python": host_python(), "arch": host_arch()},
                        {"kind": "lambda-function", "max_batch": BIG_BATCH},
-                       {"kind": "azure-functions", "python": host_python(), "max_batch": BIG_BATCH}]
+                       {"kind": "azure-functions", "python": host_python(), "max_batch": BIG_BATCH,
+                        "auth_level": "anonymous"}]  # the function key is test_serve_cli.py's
     data["serving"] = {"image": {"size": [8, 8], "channels": "grayscale", "scale": "unit", "max_pixels": 100_000}}
     recipe = tmp / "recipe.yaml"
     recipe.write_text(yaml.safe_dump(data))
@@ -166,6 +167,11 @@ def test_images_and_sample_events_predict_as_json_does(server, built):
         status, _, body = post(url, data, ctype)
         assert status == 200, body
         np.testing.assert_allclose(json.loads(body)["predictions"], want, rtol=1e-5, atol=1e-6)
+    # An HTML form's upload, as curl -F sends it, predicts as the PNG body does.
+    upload = subprocess.run(["curl", "-s", url, "-F", f"image=@{events / 'image.png'}"], capture_output=True,
+                            timeout=60, check=True).stdout
+    status, _, body = post(url, (events / "image.png").read_bytes(), "image/png")
+    assert json.loads(upload)["predictions"] == json.loads(body)["predictions"], upload[:300]
     for name, body, ctype in (("corrupt JPEG", encoded(pixels, "JPEG")[:30] + b"\0" * 40, "image/jpeg"),
                               ("too many pixels", encoded(np.zeros((400, 400), np.uint8), "PNG"), "image/png")):
         status, _, answer = post(url, body, ctype)

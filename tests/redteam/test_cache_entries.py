@@ -111,7 +111,7 @@ def test_a_corrupt_entry_never_marks_redis_as_down(cached, capsys):
 def test_every_served_entry_is_strict_json_over_http(cached, capsys):
     handler, client, key, first = cached
     client.set(key, json.dumps(first).replace(str(first["predictions"][0][0]), "Infinity", 1))
-    result = handler.handler({"version": "2.0", "rawPath": "/p", "requestContext": {"http": {"method": "POST"}},
+    result = handler.handler({"version": "2.0", "rawPath": "/predict", "requestContext": {"http": {"method": "POST"}},
                               "body": json.dumps({"instances": GOOD})}, None)
     assert result["statusCode"] == 200 and strict(result["body"]) == first
     log_lines(capsys.readouterr().out)

@@ -269,3 +269,28 @@ def test_custom_task_calling_sys_exit_is_a_recipe_error(tmp_path, monkeypatch):
     with pytest.raises(InputError, match=r"task exiting_task:score called sys.exit\(0\)"):
         metrics.accuracy(outputs, labels, "exiting_task:score")
     assert metrics.accuracy(outputs, labels, "nan_score:score") is None
+
+
+@pytest.mark.slow
+def test_cache_clean_while_a_build_runs_leaves_the_build_alone(tmp_path):
+    """`modelpack cache clean` during a build is refused (exit 2, naming the cache) for as long as the build uses it;
+    the build finishes with exit 0 and its artifacts (it used to die with exit 3, FileNotFoundError)."""
+    recipe = write_recipe(tmp_path, targets=[{"kind": "lambda-function"}])
+    cache = tmp_path / "cache"
+    build_proc = subprocess.Popen([str(MODELPACK), "build", str(recipe), "--out", str(tmp_path / "out"), "--cache-dir",
+                                   str(cache), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cleans = []
+    try:
+        while build_proc.poll() is None:
+            if any(cache.glob("[0-9a-f]" * 32)):  # entries written: the build is under way
+                clean = subprocess.run([str(MODELPACK), "cache", "clean", "--cache-dir", str(cache)],
+                                       capture_output=True, text=True, timeout=120, check=False)
+                cleans.append((clean.returncode, clean.stderr))
+            time.sleep(0.5)
+        out, err = build_proc.communicate(timeout=600)
+    finally:
+        if build_proc.poll() is None:
+            build_proc.kill()
+    assert build_proc.returncode == 0, err[-2000:]
+    assert (tmp_path / "out" / "lambda" / "function.zip").is_file()
+    assert cleans and all(code == 2 and "in use by a running build" in text for code, text in cleans[:-1]), cleans

@@ -23,6 +23,7 @@ from tests.helpers.handlers import (
     GOOD,
     check_strict,
     function_dir,
+    hostile_body,
     http,
     log_lines,
     sha256,
@@ -146,14 +147,7 @@ def test_integer_model_serves_its_range(tiny_int):
 @pytest.mark.parametrize("make", ["empty lists", "empty objects", "flat numbers", "short strings", "oversize batch",
                                   "deep nesting"])
 def test_hostile_bodies_are_refused_before_they_are_parsed(tiny, make):
-    n = 190_000  # just under the 200 kB limit of this function
-    one = json.dumps(GOOD[0])
-    text = {"empty lists": lambda: '{"instances": [' + ",".join(["[]"] * (n // 3)) + "]}",
-            "empty objects": lambda: '{"instances": [' + ",".join(["{}"] * (n // 3)) + "]}",
-            "flat numbers": lambda: '{"instances": [' + ",".join(["0"] * (n // 2)) + "]}",
-            "short strings": lambda: '{"instances": [' + ",".join(['"ab"'] * (n // 5)) + "]}",
-            "oversize batch": lambda: '{"instances": [' + ",".join([one] * (n // len(one))) + "]}",
-            "deep nesting": lambda: '{"instances": ' + "[" * (n // 2) + "]" * (n // 2) + "}"}[make]()
+    text = hostile_body(make, json.dumps(GOOD[0]))
     event = http(text)
     tiny.handler(http(json.dumps({"instances": GOOD})), None)  # loaded: only the request's own cost is traced
     tracemalloc.start()

@@ -196,6 +196,54 @@ def test_empty_folder_and_own_output_are_replaced(tmp_path):
     assert [p.name for p in out.iterdir()] == ["b.txt"]
 
 
+def test_sam_and_publish_files_are_carried_over_and_a_foreign_file_is_named(tmp_path):
+    """What sam and publish write after a build is the user's: a rebuild keeps it; anything else still blocks,
+    named by its path, with a folder that is not the refused one to build into instead."""
+    out = tmp_path / "out"
+    with atomic_output_dir(out) as staging:
+        (staging / "lambda").mkdir()
+        (staging / "lambda" / "template.yaml").write_text("first\n")
+    write_manifest(out)
+    (out / "lambda" / ".aws-sam" / "build").mkdir(parents=True)
+    (out / "lambda" / ".aws-sam" / "build.toml").write_text("# sam\n")
+    (out / "lambda" / "samconfig.toml").write_text("version = 0.1\n")
+    (out / "publish.json").write_text("{}\n")
+    with atomic_output_dir(out) as staging:
+        (staging / "lambda").mkdir()
+        (staging / "lambda" / "template.yaml").write_text("second\n")
+        write_manifest(staging)
+    assert (out / "lambda" / "template.yaml").read_text() == "second\n"
+    assert (out / "lambda" / ".aws-sam" / "build.toml").read_text() == "# sam\n"
+    assert (out / "lambda" / "samconfig.toml").exists() and (out / "publish.json").exists()
+    (out / "lambda" / "notes.txt").write_text("mine\n")
+    with pytest.raises(UsageError) as refused:
+        with atomic_output_dir(out):
+            pass
+    message = str(refused.value)
+    assert f"Move {out}/lambda/notes.txt out of the folder" in message and f"--out {tmp_path}/out-2" in message
+
+
+@pytest.mark.slow
+def test_sam_build_in_the_output_then_rebuild(digits_dist, tmp_path):
+    """`sam build` where the build put template.yaml, then `modelpack build` again: the rebuild succeeds, keeps
+    .aws-sam, and SAM's built template names the new zips."""
+    from tests.helpers.builds import copy_dist
+    from tests.helpers.sam import sam_cli
+
+    dist = copy_dist(digits_dist, tmp_path / "copy")
+    proc = subprocess.run([sam_cli(), "build"], cwd=dist.out / "lambda", capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "SAM_CLI_TELEMETRY": "0"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    built = dist.out / "lambda" / ".aws-sam" / "build" / "template.yaml"
+    before = built.read_text()
+    result = build(dist.recipe, str(dist.out), "--cache-dir", str(dist.cache))
+    assert result.exit_code == 0, result.output
+    assert "kept from the previous output" in result.output and "lambda/.aws-sam" in result.output
+    assert built.read_text() == before
+    code_uri = yaml.safe_load(before)["Resources"]["ModelFunction"]["Properties"]["CodeUri"]
+    assert (built.parent / code_uri).resolve() == (dist.out / "lambda" / "function.zip").resolve()
+
+
 @pytest.mark.slow
 def test_sigterm_cleans_up_and_keeps_previous_output(digits_recipe, tmp_path):
     """SIGTERM while the worker runs: exit 143, no staging or temporary folders, no child left running,

@@ -18,11 +18,11 @@ CORE = {"errors", "limits", "registry"}
 ALLOWED: dict[str, set[str]] = {
     "__main__": {"cli"},
     "(facade)": {"pipeline"},  # modelpack/__init__.py: build() and bench()
-    "cli": {"(facade)", "console", "files", "inputs", "local", "pipeline", "publish", "recipe", "report", "steps",
-            "tune"},
+    "cli": {"(facade)", "console", "files", "host", "inputs", "local", "pipeline", "publish", "recipe", "report",
+            "steps", "tune"},
     "local": {"host", "report", "targets"},
-    "publish": {"host", "targets"},
-    "tune": {"measure", "recipe"},
+    "publish": {"files", "host", "targets"},
+    "tune": {"files", "measure", "recipe"},
     "pipeline": {"console", "files", "host", "inputs", "judge", "measure", "recipe", "report", "steps", "targets"},
     "targets": {"console", "files", "host", "inputs", "measure", "recipe", "report"},
     "steps": {"files", "inputs", "judge", "measure", "recipe", "report"},

@@ -53,3 +53,24 @@ class LoadError(ServeError):
 
 class OutputError(ServeError):
     """The model produced NaN or infinity: such a result is never served (strict JSON has no such numbers)."""
+
+
+class decoding:  # noqa: N801 - used as `with decoding(...)`, like a keyword
+    """`with decoding("input 'x'"):` around code that reads a client's bytes (numpy's .npy header parser, zipfile,
+    zlib, Pillow, the JSON decoders): whatever they raise is the request's fault, so it becomes a 4xx naming
+    `what` (413 when decoding ran out of memory), never a 500. RequestError and ServeError pass unchanged."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if exc is None or isinstance(exc, (RequestError, ServeError)) or not isinstance(exc, Exception):
+            return False
+        if isinstance(exc, MemoryError):
+            raise RequestError(f"{self.what} is too large to decode", status=413) from None
+        detail = str(exc).strip().replace("\n", " ")[:160]
+        raise RequestError(f"{self.what} cannot be decoded ({type(exc).__name__}{': ' + detail if detail else ''})"
+                           ) from None

@@ -1,18 +1,15 @@
-"""Run a TFLite or ONNX model with numpy arrays in and out, and check that a model file is the one the build
-measured (its sha256 against the build manifest's).
+"""Run a TFLite or ONNX model with numpy arrays in and out.
 
-Shipped inside every generated artifact and used by the build's own measurements, so it depends only
-on numpy, the standard library, errors.py and one inference runtime (onnxruntime, or LiteRT / tflite-runtime).
+Shipped inside every generated artifact and used by the build's own measurements (loaded there by path), so it
+depends only on numpy, the standard library and one inference runtime (onnxruntime, or LiteRT / tflite-runtime).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 
 import numpy as np
-from errors import IntegrityError, LoadError
 
 
 class ShapeError(ValueError):
@@ -233,22 +230,3 @@ def load(path: str, threads: int = 1):
     if ext not in LOADERS:
         raise ValueError(f"no runtime for {ext!r} files")
     return LOADERS[ext](path, threads)
-
-
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def verify(path: str, expected: str) -> None:
-    """Refuse a model file whose bytes are not the ones the build measured (or that cannot be read)."""
-    try:
-        digest = sha256_of(path)
-    except OSError as exc:  # missing or unreadable: the package is incomplete, not the request wrong
-        raise LoadError(f"model file {path} cannot be read ({exc.strerror or type(exc).__name__}); the package "
-                        "is incomplete: redeploy it") from None
-    if digest != expected:
-        raise IntegrityError(f"model file {path} has sha256 {digest}, the build manifest says {expected}")

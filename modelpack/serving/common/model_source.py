@@ -1,4 +1,5 @@
-"""Fetch the model from object storage at cold start, verified against the build manifest.
+"""The model file the build measured: fetched from object storage at cold start when it has a source, and
+verified against the build manifest's sha256 wherever it comes from.
 
 Shipped inside generated handlers; standard library only until a source is used. S3 (`s3://bucket/key`)
 needs boto3, which the Lambda Python runtime already has; Azure Blob Storage (`https://<account>.blob.
@@ -12,12 +13,11 @@ so an execution environment downloads it once and a restarted process in the sam
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
-# Only serving imports this module, and only when a model source is configured.
-from errors import IntegrityError, SourceError
-from model_runtime import sha256_of
+from errors import IntegrityError, LoadError, SourceError
 
 PART_BYTES = 8 * 1024 * 1024
 WORKERS = 8
@@ -125,3 +125,22 @@ def _from_blob(source: str, dest: str) -> None:
                           f"or fix MODELPACK_MODEL_SOURCE") from None
     except AzureError as exc:
         raise SourceError(f"cannot read {source}: {str(exc).splitlines()[0][:200]}") from None
+
+
+def sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(path: str, expected: str) -> None:
+    """Refuse a model file whose bytes are not the ones the build measured (or that cannot be read)."""
+    try:
+        digest = sha256_of(path)
+    except OSError as exc:  # missing or unreadable: the package is incomplete, not the request wrong
+        raise LoadError(f"model file {path} cannot be read ({exc.strerror or type(exc).__name__}); the package "
+                        "is incomplete: redeploy it") from None
+    if digest != expected:
+        raise IntegrityError(f"model file {path} has sha256 {digest}, the build manifest says {expected}")

@@ -8,9 +8,11 @@ shape and datatype are checked against the model's spec and against the bytes or
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import serving
-from errors import RequestError
+from errors import RequestError, decoding
 from payload import checked, walk
 from replies import JSON, Reply, json_reply, media_type
 from tensors import check_shape
@@ -79,10 +81,11 @@ def infer(holder, headers: dict, body, limit: int) -> Reply:
     if HEADER_LENGTH not in headers and media_type(headers.get("content-type")) not in ("", "application/json"):
         raise RequestError("send an inference request as application/json, or with the binary tensor extension "
                            "(header Inference-Header-Content-Length)", status=415)
-    request = serving.parse_body(header_text, limit, holder.bounds)
     config = holder.config
     max_batch = int(config.get("max_batch", 1024))
-    arrays = read_inputs(request, config["inputs"], binary, max_batch)
+    with decoding("the inference request"):
+        request = serving.parse_body(header_text, limit, holder.bounds)
+        arrays = read_inputs(request, config["inputs"], binary, max_batch)
     outputs, infer_ms = serving.infer(holder, arrays)
     return answer(config, request, outputs, infer_ms)
 
@@ -94,9 +97,13 @@ def split_body(headers: dict, body) -> tuple:
         return body, b""
     if isinstance(body, str):
         body = body.encode("utf-8", "surrogatepass")
-    if not length.isdigit() or int(length) > len(body):
+    # ASCII digits only (str.isdigit takes Arabic-Indic and superscript digits), and no more of them than the
+    # body's own length has: int() of thousands of digits is refused by Python itself.
+    digits = length.isascii() and length.isdigit() and len(length) <= len(str(len(body)))
+    if not digits or int(length) > len(body):
         raise RequestError(f"Inference-Header-Content-Length is {length[:20]!r}, but the body holds {len(body)} "
-                           "bytes; it must be the length of the JSON header at the start of the body")
+                           "bytes; it must be the length of the JSON header at the start of the body, in ASCII "
+                           "digits")
     view = memoryview(body)
     return bytes(view[:int(length)]), view[int(length):]
 
@@ -106,6 +113,9 @@ def read_inputs(request: dict, inputs: list[dict], binary, max_batch: int) -> di
     names = [s["name"] for s in inputs]
     if not isinstance(given, list) or not all(isinstance(t, dict) for t in given):
         raise RequestError('"inputs" must be a list of tensors {"name", "shape", "datatype", "data"}')
+    if not all(isinstance(t.get("name"), str) for t in given):
+        raise RequestError(f'every tensor of "inputs" needs a "name" string, one of {names}; got '
+                           f"{[str(t.get('name'))[:40] for t in given][:8]}")
     by_name = {t.get("name"): t for t in given}
     if sorted(map(str, by_name)) != sorted(names) or len(given) != len(names):
         raise RequestError(f"send exactly the inputs {names}; got {[str(t.get('name'))[:40] for t in given][:8]}")
@@ -122,12 +132,12 @@ def _tensor(tensor: dict, spec: dict, binary, offset: int, max_batch: int) -> tu
     name, shape, datatype = spec["name"], tensor.get("shape"), tensor.get("datatype")
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise RequestError(f"input '{name}': shape must be a list of non-negative integers")
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise RequestError(f"input '{name}': datatype {str(datatype)[:20]!r} is not one this model takes; send "
                            f"{_tensor_meta(spec)['datatype']}")
     check_shape(shape, spec, max_batch)
     dtype = np.dtype(DATATYPES[datatype])
-    count = int(np.prod(shape))
+    count = math.prod(shape)  # Python integers: numpy's product wraps silently past 64 bits
     params = tensor.get("parameters") or {}
     if not isinstance(params, dict):
         raise RequestError(f"input '{name}': parameters must be an object")

@@ -27,37 +27,108 @@ class Bounds:
 
     Literal `[`, `{`, `"` and `,` bound what json.loads can build: each array or object starts with a bracket
     outside any string, each string has two quotes, each value but the last in its container is followed by a
-    comma. With a per-sample dimension unknown (`known` false) only the body size bounds a request.
+    comma. Strings and objects are bounded whatever the shape (names, {"b64": ...} instances). Arrays are bounded
+    by the shape while every per-sample dimension but the last is known; below a free one, every array of a
+    valid request holds at least one number, and every number a digit (or is true or false), so digits bound
+    them. Values are bounded by the shape when every dimension is known; with a free one a valid request may hold
+    any number of them, but never more than `max_batch` instances: the commas at the top two levels (outside
+    strings) are counted before anything is parsed, which refuses flat, oversized and empty-list batches.
     """
 
-    def __init__(self, inputs: list[dict], max_batch: int):
+    def __init__(self, inputs: list[dict], max_batch: int, image: bool = False):
         self.max_batch = max_batch
         self.known = all(d is not None for spec in inputs for d in spec["shape"][1:])
         lists = numbers = 0
+        self.per_digit = 0.0  # arrays a digit may account for, below a free dimension
         for spec in inputs:
-            dims = [int(d) for d in spec["shape"][1:] if d is not None]
+            dims = spec["shape"][1:]
             size = 1
-            for d in dims:  # one list per prefix of the per-sample shape: [8, 8, 1] -> 1 + 8 + 64
-                lists += size
-                size *= d
-            numbers += size
+            for depth in range(len(dims)):  # one list per prefix of the per-sample shape: [8, 8, 1] -> 1 + 8 + 64
+                if size is None:  # below a free dimension: each of these arrays holds `inner` numbers at least
+                    inner = 1
+                    for d in dims[depth:]:
+                        inner *= d or 1
+                    self.per_digit += 1 / inner
+                else:
+                    lists += size
+                    size = None if dims[depth] is None else size * dims[depth]
+            numbers += size or 0
         keys = 2 + len(inputs) * (max_batch + 1) + EXTRA_KEYS
         self.lists = 1 + len(inputs) + max_batch * lists
         self.objects = 2 + max_batch + EXTRA_KEYS
-        self.quotes = 2 * keys
+        self.quotes = 2 * keys + (4 * max_batch if image else 0)  # {"b64": "..."}: two strings per image
         self.commas = max_batch * numbers + self.lists + self.objects + keys
+        self.shallow = max_batch + len(inputs) + 2 * EXTRA_KEYS + 2
 
     def check(self, body: bytes | str) -> None:
-        """Refuse a body with more structure than any valid request: counted in C, nothing is allocated."""
-        if not self.known:
-            return
+        """Refuse a body with more structure than any valid request: counted in C (and, with free dimensions,
+        by numpy over 64 KiB chunks), nothing the size of the body is allocated but one copy of a text body."""
         text = isinstance(body, str)
-        for char, limit, what in (("[", self.lists, "arrays"), ("{", self.objects, "objects"),
-                                  ('"', self.quotes, "strings"), (",", self.commas, "values")):
-            if body.count(char if text else char.encode()) > limit:
-                raise RequestError(f"request holds more {what} than any batch within the limit of {self.max_batch} "
-                                   "instances of this model's input shape can; send at most that many, each of "
-                                   "that shape", status=413)
+        counts = {ch: body.count(ch if text else ch.encode()) for ch in '[{",'}
+        if self.known:
+            self._refuse(counts, (("[", self.lists, "arrays"), ("{", self.objects, "objects"),
+                                  ('"', self.quotes, "strings"), (",", self.commas, "values")))
+            return
+        self._refuse(counts, (("{", self.objects, "objects"), ('"', self.quotes, "strings")))
+        data = np.frombuffer(body.encode("utf-8", "surrogatepass") if text else body, dtype=np.uint8)
+        shallow, digits = scan(data)
+        if shallow > self.shallow:
+            raise self._too_many("instances")
+        if counts["["] > self.lists + int(digits * self.per_digit):
+            raise self._too_many("arrays")
+
+    def _refuse(self, counts: dict, limits: tuple) -> None:
+        for char, limit, what in limits:
+            if counts[char] > limit:
+                raise self._too_many(what)
+
+    def _too_many(self, what: str) -> RequestError:
+        return RequestError(f"request holds more {what} than any batch within the limit of {self.max_batch} "
+                            "instances of this model's input shape can; send at most that many, each of that "
+                            "shape", status=413)
+
+
+CHUNK = 1 << 14  # 16 KiB: the arrays of one chunk stay near 100 kB
+STEP = np.zeros(256, dtype=np.int8)
+STEP[[ord("["), ord("{")]] = 1
+STEP[[ord("]"), ord("}")]] = -1
+DIGIT = np.zeros(256, dtype=bool)
+DIGIT[[*b"0123456789tf"]] = True  # outside strings, t and f start true and false
+
+
+def scan(data: np.ndarray) -> tuple[int, int]:
+    """(commas at nesting depth 1 or 2, digits and booleans), both outside strings: the members of the top-level
+    object and of the arrays or objects it holds directly (a batch), and what bounds the values."""
+    shallow = digits = depth = 0
+    for start, stop in _outside_strings(data):
+        for at in range(start, stop, CHUNK):
+            chunk = data[at:min(at + CHUNK, stop)]
+            level = np.cumsum(STEP[chunk], dtype=np.int32)
+            level += depth
+            shallow += int(np.count_nonzero((chunk == 44) & (level <= 2)))
+            digits += int(np.count_nonzero(DIGIT[chunk]))
+            depth = int(level[-1])
+    return shallow, digits
+
+
+def _outside_strings(data: np.ndarray) -> list[tuple[int, int]]:
+    """The spans of `data` outside JSON strings (the string bound above keeps the quotes few)."""
+    quotes = [at + q for at in range(0, len(data), CHUNK) for q in np.flatnonzero(data[at:at + CHUNK] == 34).tolist()]
+    spans, inside, begin = [], False, 0
+    for q in quotes:
+        run = 0
+        while run < 64 and q > run and data[q - run - 1] == 92:
+            run += 1
+        if run == 64:
+            raise RequestError("request body holds a run of 64 backslashes, which no request to this model has")
+        if run % 2:
+            continue  # an escaped quote, inside a string
+        if not inside:
+            spans.append((begin, q))
+        begin, inside = q + 1, not inside
+    if not inside:
+        spans.append((begin, len(data)))
+    return spans
 
 
 def _strict_constant(name: str):
@@ -214,7 +285,18 @@ def _float_rows(value, spec: dict, max_batch: int) -> np.ndarray | None:
 
 
 def checked(arr: np.ndarray, spec: dict) -> np.ndarray:
-    """A numeric array in the input's own dtype: integers within range and whole, floats finite in that dtype."""
+    """A numeric array in the input's own dtype: integers within range and whole, floats finite in that dtype,
+    and ids within the vocabulary of the Embedding layer an input feeds (config `vocabulary`)."""
+    arr = _in_dtype(arr, spec)
+    rows = spec.get("vocabulary")
+    if rows is not None and arr.size and (arr.min() < 0 or arr.max() >= rows):
+        bad = arr[(arr < 0) | (arr >= rows)].flat[0]
+        raise RequestError(f"input '{spec['name']}' holds the id {bad.item()!r}, outside its vocabulary: ids go from "
+                           f"0 to {int(rows) - 1} (the Embedding layer it feeds has {int(rows)} rows)")
+    return arr
+
+
+def _in_dtype(arr: np.ndarray, spec: dict) -> np.ndarray:
     name, dtype = spec["name"], np.dtype(spec["dtype"])
     if arr.dtype.kind not in "biuf":  # integers beyond 64 bits become Python objects
         raise RequestError(f"input '{name}' holds integers too large for {dtype.name}")

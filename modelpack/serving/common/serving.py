@@ -21,6 +21,7 @@ import threading
 import time
 
 import model_runtime
+import model_source
 import numpy as np
 from errors import IntegrityError, LoadError, OutputError, RequestError, ServeError, SourceError
 from payload import Bounds, parse_body, shape_text, to_arrays, walk
@@ -49,7 +50,7 @@ class ModelHolder:
         self.source = os.environ.get("MODELPACK_MODEL_SOURCE") or model.get("source")
         self.base_dir = base_dir
         self.path = None if self.source or "parts" in config else _model_path(config, base_dir)
-        self.bounds = Bounds(config["inputs"], int(config.get("max_batch", 1024)))
+        self.bounds = Bounds(config["inputs"], int(config.get("max_batch", 1024)), image=bool(config.get("image")))
         self._lock = threading.Lock()
         self._model = None
         self.loads = 0
@@ -84,8 +85,6 @@ class ModelHolder:
     def _load(self) -> None:
         sha256 = self.config["model"]["sha256"]
         if self.source:
-            import model_source
-
             suffix = os.path.splitext(self.config["model"]["path"])[1]
             self.path, self.download_ms = model_source.fetch(self.source, sha256, suffix)
             t = time.perf_counter()
@@ -94,7 +93,7 @@ class ModelHolder:
             self._model = Chain(self.config, self.base_dir)
         else:
             t = time.perf_counter()
-            model_runtime.verify(self.path, sha256)
+            model_source.verify(self.path, sha256)
         if self._model is None:
             self._model = model_runtime.load(self.path, int(self.config.get("threads", 1)))
         self.load_ms = (time.perf_counter() - t) * 1e3
@@ -111,7 +110,7 @@ class Chain:
         self._models = []
         for part in parts:
             path = _model_path({"model": part}, base_dir)
-            model_runtime.verify(path, part["sha256"])
+            model_source.verify(path, part["sha256"])
             self._models.append(model_runtime.load(path, threads))
         self._inputs = [part.get("input") for part in parts]
 

@@ -112,7 +112,7 @@ def test_invoke_reads_stdin_and_names_a_bad_line(tmp_path):
 
 
 def test_read_events_one_document_or_lines():
-    from modelpack.local.invoke import read_events
+    from modelpack.local.invoke_events import read_events
 
     one = read_events(("-",), io.StringIO('{\n "instances": [[1]]\n}\n'))
     assert [(e.name, e.payload) for e in one] == [("stdin", {"instances": [[1]]})]
@@ -139,3 +139,19 @@ def test_a_step_outside_stages_shows_elapsed_time_on_a_terminal():
         pass
     out = console.file.getvalue()
     assert "measuring keras" in out and "0:00:00" in out and "measuring keras: done in" in out
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
+def test_the_live_line_keeps_counts_and_times_whole(width):
+    """The stage and step texts give way (with an ellipsis); `6/11 0:00:00 left ~ 0:00:00` never does."""
+    import re
+
+    console = Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
+    reporter = Reporter(console)
+    with reporter.stage(6, 11, "measure", "measure size, accuracy, fidelity, latency and cold start of every variant"):
+        with reporter.step("cold start of tflite-int8 (process 3 of 5)"):
+            reporter._progress.refresh()
+    reporter._stop_progress()
+    lines = [s for s in re.split(r"[\r\n]|\x1b\[[0-9;?]*[A-Za-z]", console.file.getvalue()) if " left ~ " in s]
+    assert lines and all(re.search(r"\b\d{1,2}/11 0:00:00 left ~ (0:00:\d\d|-:--:--)\s*$", s) for s in lines), lines
+    assert all(len(s.rstrip()) <= width for s in lines)

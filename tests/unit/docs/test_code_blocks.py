@@ -311,7 +311,7 @@ def test_command_block_parses(block: Block, scratch_cwd: Path):
     ["build", "recipe.yaml", "--outt", "dist/x"],
     ["invoke", "dist/x", "--event", "e.json", "--target", "gcp"],
     ["cache", "purge"],
-    ["tune", "dist/x"],
+    ["tune", "dist/x", "--since"],
     ["bench"],
 ])
 def test_the_parser_refuses_what_the_cli_refuses(args: list[str], scratch_cwd: Path):

@@ -24,11 +24,15 @@ def fill(root, n: int, size: int = 100_000) -> list[str]:
     return keys
 
 
-def test_default_folder_is_next_to_the_recipe_or_under_xdg(tmp_path, monkeypatch):
+def test_one_default_folder_per_user(tmp_path, monkeypatch):
+    monkeypatch.delenv("MODELPACK_CACHE_DIR", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    assert default_cache_dir(tmp_path / "proj" / "recipe.yaml") == tmp_path / "proj" / ".modelpack-cache"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache_dir() == tmp_path / "home" / ".cache" / "modelpack" / "builds"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert default_cache_dir(tmp_path / "proj" / "recipe.yaml") == tmp_path / "xdg" / "modelpack" / "builds"
+    assert default_cache_dir() == tmp_path / "xdg" / "modelpack" / "builds"
+    monkeypatch.setenv("MODELPACK_CACHE_DIR", str(tmp_path / "mine"))
+    assert default_cache_dir() == tmp_path / "mine"
 
 
 def test_info_prune_clean_keep_what_modelpack_did_not_write(tmp_path):
@@ -51,11 +55,10 @@ def test_info_prune_clean_keep_what_modelpack_did_not_write(tmp_path):
 
 
 def test_clean_removes_the_folder_when_only_entries_were_there(tmp_path, monkeypatch):
-    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    recipe = tmp_path / "recipe.yaml"
-    fill(tmp_path / ".modelpack-cache", 2)
-    result = CliRunner().invoke(cli, ["cache", "clean", str(recipe)])
-    assert result.exit_code == 0 and not (tmp_path / ".modelpack-cache").exists()
+    monkeypatch.setenv("MODELPACK_CACHE_DIR", str(tmp_path / "builds"))
+    fill(tmp_path / "builds", 2)
+    result = CliRunner().invoke(cli, ["cache", "clean"])
+    assert result.exit_code == 0 and not (tmp_path / "builds").exists()
 
 
 def test_bad_size_is_a_sentence_and_exit_2(tmp_path):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from modelpack.report.next_steps import next_steps_markdown, next_steps_text, with_next_steps
 
 REPORT = {"name": "digits", "artifacts": [
@@ -33,7 +35,20 @@ def test_commands_name_the_dist_and_every_target():
     assert "modelpack serve 'out dir/digits'\n" in text and "modelpack serve 'out dir/digits' --target azure" in text
     assert "modelpack invoke 'out dir/digits' --event 'out dir/digits/events/predict.json'" in text
     public = [line for line in text.splitlines() if line.lstrip().startswith("curl")]
-    assert len(public) == 2 and "aws-sigv4" not in public[1]  # the split target's HTTP API is public
+    assert len(public) == 3 and "aws-sigv4" not in public[1]  # the split target's HTTP API is public
+
+
+@pytest.mark.parametrize("level,fetch", [("function", "az functionapp function keys list"),
+                                         ("admin", "az functionapp keys list"), ("anonymous", None)])
+def test_a_deployed_azure_app_is_called_with_its_function_key(level, fetch):
+    report = {"name": "digits", "artifacts": [{"target": "azure-functions", "path": "azure/functionapp.zip",
+                                               "details": {"route": "/api/score", "auth_level": level}}]}
+    text = next_steps_text(report, Path("dist/digits"))
+    call = next(line for line in text.splitlines() if line.lstrip().startswith("curl -H"))
+    assert call.rstrip().endswith('"https://$APP_NAME.azurewebsites.net/api/score"'), call
+    assert ("x-functions-key: $KEY" in call) == (fetch is not None)
+    if fetch:
+        assert fetch in text and "-o tsv" in text
 
 
 def test_report_section_uses_paths_inside_the_dist():

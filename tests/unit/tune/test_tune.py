@@ -93,11 +93,16 @@ def test_write_needs_the_recipe(tmp_path):
     assert result.exit_code == 2 and "--write needs --recipe RECIPE" in result.output
 
 
-def test_bad_log_line_names_the_line(tmp_path):
+def test_a_file_without_usable_events_names_its_lines(tmp_path):
+    from datetime import timedelta
+
+    from modelpack.tune.logfile import from_log_file
+
     log = tmp_path / "x.jsonl"
-    log.write_text('{"timestamp": 1, "message": "a"}\nnot json\n')
-    with pytest.raises(UsageError, match=r"x.jsonl:2: not a JSON object"):
-        sources.from_log_file(log)
+    log.write_text('{"timestamp": 1, "message": "a"}\n{not json\n')
+    with pytest.raises(UsageError, match=r"x.jsonl: no usable log events in the file \(line 1: timestamp '1' .*; "
+                                         r"line 2: not a JSON object\)"):
+        from_log_file(log, timedelta(days=7))
 
 
 @pytest.mark.parametrize("hour", range(0, 24, 1))
