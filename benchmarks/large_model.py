@@ -78,11 +78,16 @@ def write_recipe(folder: Path, python: str, arch: str) -> Path:
     return path
 
 
+# The default cache cap (2 GB) would evict a float32 variant of the 1 GB model before the cached rebuild;
+# a user with models this big raises it the same way.
+CACHE_MAX_SIZE = "20GB"
+
+
 def timed_build(recipe: Path, out: Path, cache: Path) -> dict:
     """The build in a fresh process; its exit code, seconds and the sampled peak of its process tree."""
     start = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "modelpack", "-q", "build", str(recipe), "--out", str(out),
-                             "--cache-dir", str(cache)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--cache-dir", str(cache), "--cache-max-size", CACHE_MAX_SIZE], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = 0
     while proc.poll() is None:
         peak = max(peak, tree_rss_bytes(proc.pid))
@@ -119,12 +124,12 @@ def measure(gb: float, work: Path) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| model | params | file MB | selected | peak MB (sampled / report) | goal MB | build s cold / cached "
-             "| cached share | artifacts |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | params | file MB | selected | exit | peak MB (sampled / report) | goal MB "
+             "| build s cold / cached | cached share | artifacts |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         recorded = (r.get("build") or {}).get("peak_rss_mb_max")
         arts = ", ".join(f"{k} {v} MB" for k, v in (r.get("artifacts") or {}).items() if k.endswith(".zip"))
-        lines.append(f"| {r['gb']:g} GB Dense | {r['params']:,} | {r['model_mb']} | {r.get('selected')} "
+        lines.append(f"| {r['gb']:g} GB Dense | {r['params']:,} | {r['model_mb']} | {r.get('selected')} | {r['cold']['exit']} "
                      f"| {r['cold']['peak_rss_mb']} / {recorded} | {r['goal_peak_mb']} "
                      f"| {r['cold']['seconds']} / {r['cached']['seconds']} | {r['cached_share']} | {arts} |")
     return "\n".join(lines)

@@ -35,5 +35,6 @@ def too_big_note(name: str, size_bytes: int, misfits: list[str], fitting: list[t
     fits = ", ".join(f"{n} ({b / MB:.1f} MB)" for n, b in fitting) or "none of the variants"
     return (f"{name} ({size_bytes / MB:.1f} MB) is larger than {' and '.join(misfits)} can carry "
             f"(a Lambda function and its layers unzip to at most 262.1 MB), so it was not selected; "
-            f"variants that fit: {fits}. To serve {name} on Lambda, add a `lambda-image` target (images up to 10 GB) "
+            f"variants whose model file fits (the runtime beside it is checked when the target is built): {fits}. "
+            f"To serve {name} on Lambda, add a `lambda-image` target (images up to 10 GB) "
             "or give lambda-function `model_source: s3://BUCKET/KEY` (the model is downloaded at cold start).")

@@ -48,7 +48,7 @@ def test_the_most_accurate_variant_that_does_not_fit_is_passed_over_and_the_repo
     assert chosen == "onnx-int8"
     [note] = misfit_notes([big, small])
     assert "onnx-fp32 (484.0 MB) is larger than lambda-function can carry" in note
-    assert "variants that fit: onnx-int8 (121.0 MB)" in note and "lambda-image" in note and "model_source" in note
+    assert "variants whose model file fits (the runtime beside it is checked when the target is built): onnx-int8 (121.0 MB)" in note and "lambda-image" in note and "model_source" in note
 
 
 def test_nothing_fits_selects_nothing_and_names_the_closest():
@@ -58,7 +58,7 @@ def test_nothing_fits_selects_nothing_and_names_the_closest():
         check_budgets(v, Budgets(), rooms)
     chosen, reason, closest = select(variants, "smallest")
     assert chosen is None and closest == "tflite-int8" and reason == "no variant meets every budget"
-    assert "variants that fit: none of the variants" in misfit_notes(variants)[0]
+    assert "checked when the target is built): none of the variants" in misfit_notes(variants)[0]
 
 
 def test_a_variant_over_its_own_budget_gets_no_misfit_note():
