@@ -55,6 +55,15 @@ class TargetError(ModelpackError):
     """An artifact could not be written for a target."""
 
 
+class PackageLimitError(TargetError):
+    """A target's package is over a hard platform limit (Lambda's 262,144,000 bytes unzipped, say). The build
+    still writes its output and report: the target shows as a failed `fits <target>` budget, exit 1."""
+
+    def __init__(self, message: str, *, target: str, limit_bytes: int, actual_bytes: int, **kw):
+        super().__init__(message, **kw)
+        self.target, self.limit_bytes, self.actual_bytes = target, limit_bytes, actual_bytes
+
+
 class Terminated(BaseException):
     """The process was asked to stop (SIGTERM). A BaseException, like KeyboardInterrupt, so no `except
     Exception` swallows it, while every `with` block and `finally` on the way out still cleans up."""

@@ -9,6 +9,7 @@ MIB = 1024 * 1024
 LAMBDA_ZIP_DIRECT_UPLOAD_BYTES = 50 * MIB
 LAMBDA_UNZIPPED_TOTAL_BYTES = 262_144_000
 LAMBDA_MAX_LAYERS = 5
+LAMBDA_IMAGE_BYTES = 10 * 1024**3  # a container image, uncompressed
 LAMBDA_SYNC_PAYLOAD_BYTES = 6 * MB
 # AWS Step Functions: the largest input or output a state may pass on (256 KiB, UTF-8).
 STEP_FUNCTIONS_PAYLOAD_BYTES = 256 * 1024
@@ -24,6 +25,13 @@ LAMBDA_RUNTIMES = {
     "3.13": ("Amazon Linux 2023", (2, 34)),
     "3.14": ("Amazon Linux 2023", (2, 34)),
 }
+
+# modelpack's own threshold: from this model size on each conversion runs in a worker of its own and ONNX
+# conversion takes its memory-bounded route.
+LARGE_MODEL_BYTES = 64 * 1024 * 1024
+
+# A protobuf message (one ONNX file without external data) is at most 2 GiB.
+PROTOBUF_MAX_BYTES = 2 * 1024**3
 
 # Lambda prices, us-east-1, USD.
 LAMBDA_PRICE_PER_GB_S = {"x86_64": 0.0000166667, "arm64": 0.0000133334}

@@ -17,6 +17,7 @@ from modelpack.files.guard import kept_entries, refusal, replace_problem
 from modelpack.files.jsonio import dumps_strict
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+CHUNK = 1 << 20
 
 
 def sha256_file(path: Path) -> str:
@@ -53,15 +54,52 @@ def write_zip(source: Path, dest: Path, *, prefix: str = "", exclude: tuple[str,
             mode = 0o755 if f.stat().st_mode & stat.S_IXUSR else 0o644
             info.external_attr = (stat.S_IFREG | mode) << 16
             info.create_system = 3
-            zf.writestr(info, f.read_bytes(), compresslevel=9)
+            info.file_size = f.stat().st_size  # lets zipfile choose ZIP64 up front for entries over 2 GiB
+            with open(f, "rb") as src, zf.open(info, "w") as out:  # streamed: memory stays flat for big models
+                shutil.copyfileobj(src, out, CHUNK)
     os.replace(tmp, dest)
     return dest
 
 
+class _Counter:
+    """A seekable write-only file that keeps only its length (zipfile seeks back to patch local headers, as
+    it does in a real file, so the count equals the real zip's size)."""
+
+    def __init__(self) -> None:
+        self.size = self.pos = 0
+
+    def write(self, data: bytes) -> int:
+        self.pos += len(data)
+        self.size = max(self.size, self.pos)
+        return len(data)
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self.pos = pos if whence == 0 else (self.pos + pos if whence == 1 else self.size + pos)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def flush(self) -> None:
+        pass
+
+
 def zipped_size(path: Path) -> int:
-    """Bytes of `path` zipped with deflate, as it would ship."""
-    with tempfile.TemporaryDirectory() as tmp:
-        return write_zip(path, Path(tmp) / "x.zip").stat().st_size
+    """Bytes of `path` zipped with deflate, as it would ship; the zip is counted as it is made, never stored."""
+    counter = _Counter()
+    with zipfile.ZipFile(counter, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:  # type: ignore[arg-type]
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for f in files:
+            rel = f.name if path.is_file() else f.relative_to(path).as_posix()
+            info = zipfile.ZipInfo(rel, date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.file_size = f.stat().st_size
+            with open(f, "rb") as src, zf.open(info, "w") as out:
+                shutil.copyfileobj(src, out, CHUNK)
+    return counter.size
 
 
 @contextlib.contextmanager

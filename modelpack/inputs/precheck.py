@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from modelpack import limits
 from modelpack.errors import InputError
 from modelpack.inputs import data, safety, shapes, task
 from modelpack.inputs.modelfile import ModelFile, detect
@@ -33,7 +34,21 @@ def check_model(recipe: Recipe, origin: str) -> ModelFile:
             f"{model.path}: the saved model has no outputs, so there is nothing to convert or measure. "
             "Save a model built with at least one output (keras.Model(inputs, outputs))."
         )
+    _check_onnx_size(recipe, model, origin)
     return model
+
+
+def _check_onnx_size(recipe: Recipe, model: ModelFile, origin: str) -> None:
+    """An ONNX file is one protobuf message, which cannot hold 2 GiB; modelpack does not write ONNX's external
+    data format, so a model whose weights alone reach that size is refused ONNX variants before any work."""
+    onnx_variants = [v for v in recipe.optimize.variants if v.startswith("onnx")]
+    if onnx_variants and model.size_bytes >= limits.PROTOBUF_MAX_BYTES:
+        raise InputError(
+            f"{origin}: optimize.variants asks for {', '.join(onnx_variants)}, but {model.path} is "
+            f"{model.size_bytes / limits.MB:,.0f} MB and an ONNX model file is a single protobuf message, which "
+            f"cannot reach {limits.PROTOBUF_MAX_BYTES / limits.MB:,.0f} MB (2 GiB); modelpack does not write "
+            "ONNX's external-data format. Use the TFLite variants (tflite-int8 stores weights in a quarter of "
+            "the space), or shrink the model first.")
 
 
 def _check_archive(model: ModelFile) -> None:

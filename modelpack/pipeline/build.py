@@ -31,7 +31,7 @@ from modelpack.recipe.loader import load_recipe
 from modelpack.report.build_report import BuildReport
 
 # Set before the first stage runs.
-GIVEN = ("recipe_path", "recipe", "reporter", "cache", "versions", "work", "staging", "images")
+GIVEN = ("recipe_path", "recipe", "reporter", "cache", "versions", "work", "staging", "images", "usage")
 
 # What the job runner reads for a step after the data stage (modelpack.pipeline.jobs): the model it converts,
 # the sample files the step declares and their digests.
@@ -98,9 +98,9 @@ class Builder:
         state = BuildState(self.recipe_path, self.recipe, self.reporter, self.cache, self.versions, work,
                            staging, images)
         plan = STAGES if staging is not None else MEASURE_ONLY
-        with self.cache.in_use():  # `modelpack cache clean` refuses while this build reads and writes entries
-            for index, stage in enumerate(plan, 1):
-                with self.reporter.stage(index, len(plan), stage.name, stage.purpose):
+        with self.cache.in_use(), state.usage.running():  # `modelpack cache clean` refuses while this build
+            for index, stage in enumerate(plan, 1):  # reads and writes entries
+                with self.reporter.stage(index, len(plan), stage.name, stage.purpose), state.usage.stage(stage.name):
                     stage.run(state)
         assert state.report is not None  # the report stage always runs
         return state.report

@@ -7,6 +7,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelpack import limits
 from modelpack.files.cache import cache_key
 from modelpack.files.jsonio import dumps_strict
 from modelpack.inputs.modelfile import ModelFile
@@ -57,6 +58,7 @@ def run_steps(state: BuildState, plan: list[Job]) -> dict[str, StepResult]:
     done: dict[str, StepResult] = {}
     keys: dict[str, str] = {}
     pending: list[tuple[str, str, StepJob]] = []
+    large = False  # a large source model: one worker per job (worker_batches)
     for job in plan:
         data = {**step_data(state, job.step), **job.data}
         source = job.source or state.source
@@ -82,9 +84,12 @@ def run_steps(state: BuildState, plan: list[Job]) -> dict[str, StepResult]:
         step_job = StepJob(job.step, str(source.path), source.format, str(out), job.options,
                            model.trust_code, model.custom_objects, dep_dir, data, shapes)
         pending.append((job.label, key, step_job))
+        large = large or source.size_bytes >= limits.LARGE_MODEL_BYTES
     if pending:
-        with state.reporter.step(f"running {', '.join(p[0] for p in pending)}"):
-            results = run_jobs([j for _, _, j in pending], state.work / "worker.log")
+        results = {}
+        for batch in worker_batches(pending, large):
+            with state.reporter.step(f"running {', '.join(p[0] for p in batch)}"):
+                results.update(run_jobs([j for _, _, j in batch], state.work / "worker.log"))
         for label, key, step_job in pending:
             res = results[step_job.out_dir]
             if res["ok"]:
@@ -98,6 +103,14 @@ def run_steps(state: BuildState, plan: list[Job]) -> dict[str, StepResult]:
     if cached:
         state.reporter.info(f"reused cached {', '.join(cached)}")
     return done
+
+
+def worker_batches(pending: list, large: bool) -> list[list]:
+    """The jobs one worker process runs. Small models share one worker (TensorFlow and the model load once);
+    for a model of limits.LARGE_MODEL_BYTES or more each job gets a fresh worker, so what a converter keeps (graphs,
+    buffers, allocator arenas) is returned to the system before the next one starts and the build's memory
+    stays a bounded multiple of the model instead of growing with every variant."""
+    return [[p] for p in pending] if large else [pending]
 
 
 def run_step(state: BuildState, job: Job) -> StepResult:

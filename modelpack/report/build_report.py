@@ -36,6 +36,7 @@ class BuildReport:
     search: list[dict] = field(default_factory=list)
     split: dict | None = None
     task: dict | None = None  # name, inferred, why, score (what `accuracy` holds); absent in older reports
+    build: dict | None = None  # peak memory (whole process tree) and seconds of each stage
 
     @property
     def passed(self) -> bool:

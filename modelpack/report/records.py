@@ -113,6 +113,7 @@ class Selection:
     reason: str
     closest: str | None
     budgets: list[dict]
+    notes: list[str] = field(default_factory=list)  # for the report: what was passed over, and why
 
 
 def empty_fidelity() -> dict:

@@ -8,8 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from modelpack import limits
+from modelpack.files.output import tree_bytes
 from modelpack.report.records import Int8Setting
 from modelpack.steps.base import Step, StepJob
+from modelpack.steps.onnx_memory import CALLS, bounded_optimizers, convert_large
 
 
 class OnnxFP32(Step):
@@ -25,15 +28,18 @@ class OnnxFP32(Step):
     def run(self, job: StepJob, ctx: Any) -> dict:
         import onnx
 
-        proto = to_onnx(ctx.model(job), job.options["opset"])
+        large = tree_bytes(Path(job.model_path)) >= limits.LARGE_MODEL_BYTES
+        proto = to_onnx(ctx.model(job), job.options["opset"], large)
         onnx.save(proto, str(job.out / self.FILE))
         return {"opset": job.options["opset"]}
 
 
-def to_onnx(loaded: Any, opset: int) -> Any:
+def to_onnx(loaded: Any, opset: int, large: bool = False) -> Any:
     """The serving function as ONNX, with every captured constant frozen into the graph.
 
-    A preprocessing layer (Normalization's mean and variance, for one) computes constants when it is built; the
+    `large` (a model of limits.LARGE_MODEL_BYTES or more) freezes and converts it without the copies of the
+    usual route (modelpack.steps.onnx_memory). A preprocessing layer (Normalization's mean and variance, for one)
+    computes constants when it is built; the
     traced function captures them as extra placeholders after its arguments. tf2onnx's from_function names every
     non-resource placeholder an input, so those constants would become graph inputs that no caller feeds. Only
     the function's own arguments are named here; freezing turns the captures into constants.
@@ -45,11 +51,13 @@ def to_onnx(loaded: Any, opset: int) -> Any:
     func = loaded.serve.get_concrete_function()
     real = [t.name for t in func.inputs[: len(loaded.inputs)]]
     outputs = [t.name for t in func.outputs if t.dtype != tf.dtypes.resource]
-    with tf.device("/cpu:0"):
-        graph_def = inline_calls(tf_loader.from_function(func, real, outputs), real, outputs)
     rename = dict(zip(real, [t["name"] for t in loaded.inputs]))
-    proto, _ = tf2onnx.convert.from_graph_def(graph_def, name=func.name, input_names=real, output_names=outputs,
-                                               opset=opset, tensors_to_rename=rename)
+    with tf.device("/cpu:0"), bounded_optimizers(collect=large):
+        proto = convert_large(func, real, outputs, opset, rename) if large else None
+        if proto is None:
+            graph_def = inline_calls(tf_loader.from_function(func, real, outputs), real, outputs)
+            proto, _ = tf2onnx.convert.from_graph_def(graph_def, name=func.name, input_names=real,
+                                                       output_names=outputs, opset=opset, tensors_to_rename=rename)
     erfc_as_erf(proto)
     unknown = sorted({f"{n.op_type} (layer {n.name.rsplit('/', 1)[0]})" for n in proto.graph.node
                       if n.domain in ("", "ai.onnx") and not onnx_defs_has(n.op_type)})
@@ -64,7 +72,6 @@ def to_onnx(loaded: Any, opset: int) -> Any:
     return proto
 
 
-CALLS = ("StatefulPartitionedCall", "PartitionedCall")
 # Attributes that keep grappler from inlining a function: Keras marks ops it compiles with XLA (its grouped
 # and depthwise-as-grouped convolutions, as in ConvNeXt) `jit_compile=True`. ONNX has no function calls.
 NO_INLINE = ("_XlaMustCompile", "_noinline")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import tempfile
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from modelpack import limits
+from modelpack.files.output import tree_bytes
 from modelpack.steps import recurrent
 from modelpack.steps.base import Step, StepJob
 
@@ -20,14 +23,13 @@ class _TFLiteStep(Step):
         """Set the converter options of this variant."""
 
     def run(self, job: StepJob, ctx: Any) -> dict:
-        loaded = ctx.model(job)
         try:
-            self._convert(exported(loaded), job)
+            self._convert(exported(ctx, job), job)
             return {}
         except Exception as exc:
             if not recurrent.is_tensor_list_failure(exc):
                 raise
-        return self.recurrent(loaded, job)
+        return self.recurrent(ctx.model(job), job)
 
     def _convert(self, route: Any, job: StepJob) -> None:
         with route as (make_converter, names):
@@ -43,17 +45,25 @@ class _TFLiteStep(Step):
 
 
 @contextmanager
-def exported(loaded: Any):
-    """Yield (a factory of fresh converters, the signature input names) over a temporary SavedModel.
+def exported(source: Any, job: StepJob | None = None):
+    """Yield (a factory of fresh converters, the signature input names) over a temporary SavedModel of `source`:
+    a loaded model, or the worker state whose model for `job` it exports.
 
     Through a SavedModel so every source format gets the same `serving_default` signature
-    (from_concrete_functions drops it for tf-keras models); the handlers call that signature.
+    (from_concrete_functions drops it for tf-keras models); the handlers call that signature. For a model of
+    limits.LARGE_MODEL_BYTES or more the worker's copy is released once exported: the converter reads the
+    SavedModel, and the memory the Keras model held serves the conversion instead.
     """
     import tensorflow as tf
 
+    loaded = source.model(job) if job is not None else source
+    names = [t["name"] for t in loaded.inputs]
     with tempfile.TemporaryDirectory() as tmp:
         tf.saved_model.save(loaded.obj, tmp, signatures={"serving_default": loaded.serve.get_concrete_function()})
-        yield (lambda: tf.lite.TFLiteConverter.from_saved_model(tmp)), [t["name"] for t in loaded.inputs]
+        if job is not None and tree_bytes(Path(job.model_path)) >= limits.LARGE_MODEL_BYTES:
+            del loaded
+            source.release(job)
+        yield (lambda: tf.lite.TFLiteConverter.from_saved_model(tmp)), names
 
 
 def representative(calibration_npz: str, names: list[str]):

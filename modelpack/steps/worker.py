@@ -39,6 +39,17 @@ class WorkerState:
                                               job.shapes)
         return self._models[key]
 
+    def release(self, job: StepJob) -> None:
+        """Forget the job's model (a step that needs only what it exported frees it for its converter); the next
+        `model(job)` loads it again."""
+        import gc
+
+        import keras
+
+        self._models.pop((job.model_path, job.model_format), None)
+        keras.backend.clear_session()  # Keras' own references to the model's layers and variables
+        gc.collect()
+
 
 # Known converter failures and what a user can do about them, matched against the error text.
 ADVICE = (

@@ -41,6 +41,13 @@ class Target:
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:
         raise NotImplementedError
 
+    @classmethod
+    def model_room(cls, spec: TargetSpecBase) -> int | None:
+        """The most model bytes this target can ever carry under its platform's hard limits (None: no such
+        limit). A bound known before anything is built, so selection never picks a variant no target can
+        package; the exact check runs again when the target is built, with the runtime beside the model."""
+        return None
+
 
 def build_order(specs: Sequence[TargetSpecBase], classes: Mapping[str, type[Target]]) -> list[TargetSpecBase]:
     """The recipe's targets in the order they build: each after every target of a kind it needs or uses, and

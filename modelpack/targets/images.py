@@ -154,6 +154,10 @@ class LambdaImageTarget(_ImageTarget):
     APP_DIR = "app"
     SITE_DIR = "python"
 
+    @classmethod
+    def model_room(cls, spec: LambdaImageSpec) -> int | None:  # type: ignore[override]
+        return limits.LAMBDA_IMAGE_BYTES
+
     def default_base(self, python: str) -> str:
         return f"public.ecr.aws/lambda/python:{python}"
 

@@ -23,6 +23,11 @@ class LambdaFunctionTarget(Target):
     Spec = LambdaFunctionSpec
     USES = ("lambda-layer",)  # its runtime, and the model with model_in: layer
 
+    @classmethod
+    def model_room(cls, spec: LambdaFunctionSpec) -> int | None:  # type: ignore[override]
+        # A model downloaded at cold start (model_source) lands in /tmp, which has no package limit.
+        return None if spec.model_source else limits.LAMBDA_UNZIPPED_TOTAL_BYTES
+
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:
         spec: LambdaFunctionSpec = self.spec  # type: ignore[assignment]
         model = ctx.selected_file

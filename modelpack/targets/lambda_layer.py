@@ -22,6 +22,10 @@ class LambdaLayerTarget(Target):
     NAME = "lambda-layer"
     Spec = LambdaLayerSpec
 
+    @classmethod
+    def model_room(cls, spec: LambdaLayerSpec) -> int | None:  # type: ignore[override]
+        return limits.LAMBDA_UNZIPPED_TOTAL_BYTES if spec.model_in == "layer" else None
+
     def build(self, ctx: BuildContext, out_dir: Path) -> list[Artifact]:
         spec: LambdaLayerSpec = self.spec  # type: ignore[assignment]
         model = ctx.selected_file

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from modelpack import limits
-from modelpack.errors import TargetError
+from modelpack.errors import PackageLimitError, TargetError
 
 
 def check(unzipped_total: int, zipped: dict[str, int], layers: int) -> tuple[list[str], list[str]]:
@@ -29,6 +29,9 @@ def enforce(ctx, label: str, unzipped_total: int, zipped: dict[str, int], layers
     """`check`, then the first error stops the build as a TargetError and warnings go into the report's notes,
     each prefixed with `label` (the target, and the part where there are several)."""
     errors, warnings = check(unzipped_total, zipped, layers)
+    if errors and unzipped_total > limits.LAMBDA_UNZIPPED_TOTAL_BYTES:
+        raise PackageLimitError(f"{label}: {errors[0]}.", target=label, limit_bytes=limits.LAMBDA_UNZIPPED_TOTAL_BYTES,
+                                actual_bytes=unzipped_total)
     if errors:
         raise TargetError(f"{label}: {errors[0]}.")
     ctx.report.notes += [f"{label}: {w}." for w in warnings]

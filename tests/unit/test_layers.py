@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "local": {"host", "report", "targets"},
     "publish": {"files", "host", "targets"},
     "tune": {"files", "measure", "recipe"},
-    "pipeline": {"console", "files", "inputs", "judge", "measure", "recipe", "report", "steps", "targets"},
+    "pipeline": {"console", "files", "host", "inputs", "judge", "measure", "recipe", "report", "steps", "targets"},
     "targets": {"console", "files", "host", "inputs", "measure", "recipe", "report"},
     "steps": {"files", "inputs", "judge", "measure", "recipe", "report"},
     "measure": {"files", "host", "inputs", "judge"},

@@ -11,13 +11,16 @@ from modelpack.recipe.models import Budgets
 from modelpack.report.records import Selection, VariantRecord
 from modelpack.steps import STEPS
 from modelpack.steps.int8_mixed import MIXED
+from modelpack.targets import room
 
 ACCURACY_BUDGETS = ("max_accuracy_drop", "min_agreement", "max_mae_increase")
 
 
-def check_budgets(variant: VariantRecord, budgets: Budgets) -> None:
-    """Set the variant's `budgets` rows and whether it passed them all."""
+def check_budgets(variant: VariantRecord, budgets: Budgets, rooms: list[tuple[str, int]] = ()) -> None:
+    """Set the variant's `budgets` rows (the recipe's, then what each target can carry) and whether it passed."""
     variant.budgets = budget_checks.check(variant, budgets)
+    if variant.name != "keras" and variant.ok:
+        variant.budgets += room.rows(variant.size_bytes, list(rooms))
     variant.budgets_passed = variant.ok and all(b["passed"] for b in variant.budgets)
 
 
@@ -25,13 +28,25 @@ def run(state: BuildState) -> None:
     """Check every variant's budgets, search INT8 variants that miss an accuracy budget (the searched variants
     join `state.variants`), then select among all of them."""
     variants = state.variants
+    rooms = room.rooms(state.recipe.targets)
     for v in variants:
-        check_budgets(v, state.recipe.budgets)
+        check_budgets(v, state.recipe.budgets, rooms)
     state.search = search_int8(state, variants)  # reads the plain INT8 variants' budget rows set above
     chosen, reason, closest = select(variants, state.recipe.select)
     named = chosen or closest
     rows = next((v.budgets for v in variants if v.name == named), []) if named else []
-    state.selection = Selection(chosen, reason, closest, rows)
+    state.selection = Selection(chosen, reason, closest, rows, misfit_notes(variants))
+
+
+def misfit_notes(variants: list[VariantRecord]) -> list[str]:
+    """A note for each variant that meets the recipe's own budgets but that a target cannot carry."""
+    def misfits(v: VariantRecord) -> list[str]:
+        return [b["name"].removeprefix("fits ") for b in v.budgets if b["name"].startswith("fits ") and not b["passed"]]
+
+    built = [v for v in variants if v.ok and v.name != "keras"]
+    fitting = [(v.name, v.size_bytes) for v in built if not misfits(v)]
+    return [room.too_big_note(v.name, v.size_bytes, misfits(v), fitting) for v in built
+            if misfits(v) and all(b["passed"] for b in v.budgets if not b["name"].startswith("fits "))]
 
 
 def plain_trial(variant: VariantRecord) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +28,26 @@ def run(state: BuildState) -> None:
     """The Keras baseline's record and one record per converted variant, with accuracy drops filled in."""
     baseline = state.baseline_outputs()
     source = state.source_outputs()
-    variants = [measure_one(state, "keras", None, StepResult(ok=True), baseline, baseline)]
+    zipped = zipped_sizes(state)
+    variants = [measure_one(state, "keras", None, StepResult(ok=True), baseline, baseline, zipped)]
     for name, res in state.converted.items():
-        variants.append(measure_one(state, name, STEPS.get(name), res, baseline, source))
+        variants.append(measure_one(state, name, STEPS.get(name), res, baseline, source, zipped))
     for v in variants:
         set_accuracy_drop(v, variants[0])
     state.variants = variants
+
+
+def zipped_sizes(state: BuildState) -> dict[Path, int]:
+    """The zipped size of every model file to measure, deflated on both cores before any probe runs (a probe's
+    timings must not share the machine); a large model's file takes seconds per hundred MB at level 9."""
+    models = [(Path(state.network.path), "keras")] + [(res.dir / STEPS.get(name).FILE, STEPS.get(name).FORMAT)
+                                                     for name, res in state.converted.items()
+                                                     if res.ok and res.dir is not None]
+    cold_runs = state.recipe.measure.cold_start.runs
+    paths = [path for path, fmt in models  # a cached measurement keeps its size
+             if state.cache.get(_key(state, path, state.probe_spec(path, fmt, out=""), cold_runs)) is None]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # zlib releases the GIL while it deflates
+        return dict(zip(paths, pool.map(zipped_size, paths)))
 
 
 def set_accuracy_drop(variant: VariantRecord, keras: VariantRecord) -> None:
@@ -45,7 +60,7 @@ def set_accuracy_drop(variant: VariantRecord, keras: VariantRecord) -> None:
 
 
 def measure_one(state: BuildState, name: str, step, res: StepResult, baseline: list[np.ndarray],
-                source: list[np.ndarray]) -> VariantRecord:
+                source: list[np.ndarray], zipped: dict[Path, int] | None = None) -> VariantRecord:
     """Measure one variant; fidelity is against the float baseline, the fp32 check against its source."""
     fmt = "keras" if step is None else step.FORMAT
     record = VariantRecord(name, fmt, "none" if step is None else step.QUANTIZATION,
@@ -58,7 +73,8 @@ def measure_one(state: BuildState, name: str, step, res: StepResult, baseline: l
     ms = state.recipe.measure
     spec = state.probe_spec(path, fmt, out=str(state.work / f"out-{name}.npz"))
     try:
-        warm, colds, outputs, zipped, reused = _measured(state, name, Path(path), spec, ms.cold_start.runs)
+        warm, colds, outputs, zipped_bytes, reused = _measured(state, name, Path(path), spec, ms.cold_start.runs,
+                                                               (zipped or {}).get(Path(path)))
     except StepFailedError as exc:
         record.fail(str(exc))
         return record
@@ -66,7 +82,7 @@ def measure_one(state: BuildState, name: str, step, res: StepResult, baseline: l
     task, scored, eval_y = state.recipe.task, state.scored, state.samples.eval_y
     cold = metrics.median_of(colds)
     record.size_bytes = tree_bytes(Path(path))
-    record.zipped_bytes = zipped
+    record.zipped_bytes = zipped_bytes
     record.accuracy = metrics.accuracy(outputs, eval_y, task, scored=scored)
     record.fidelity = metrics.fidelity(outputs, baseline, task, scored, [o.name for o in state.outputs])
     record.latency_ms = metrics.latency_stats(warm["latency_ms"])
@@ -85,13 +101,11 @@ def measure_one(state: BuildState, name: str, step, res: StepResult, baseline: l
     return record
 
 
-def _measured(state: BuildState, name: str, path: Path, spec: dict, cold_runs: int):
+def _measured(state: BuildState, name: str, path: Path, spec: dict, cold_runs: int, zipped: int | None = None):
     """Warm and cold probes and the zipped size of one model file, cached under the file's bytes, the
     probe options, the tool versions and this machine (timings from another machine are never reused).
     The size is kept too: deflating a large model again costs more than the rest of a cached build."""
-    options = {k: v for k, v in spec.items() if k not in ("model", "data", "out")}
-    digest = state.network.sha256 if path == state.network.path else sha256_file(path)
-    key = cache_key("measure", digest, options, cold_runs, state.data_sha["evaluation"], state.versions, host_id())
+    key = _key(state, path, spec, cold_runs)
     hit = state.cache.get(key)
     if hit is not None:
         data = json.loads((hit / "measure.json").read_text())
@@ -104,8 +118,15 @@ def _measured(state: BuildState, name: str, path: Path, spec: dict, cold_runs: i
     entry = state.work / "measure" / name
     shutil.rmtree(entry, ignore_errors=True)
     entry.mkdir(parents=True)
-    zipped = zipped_size(path)
+    zipped = zipped_size(path) if zipped is None else zipped
     (entry / "measure.json").write_text(dumps_strict({"warm": warm, "colds": colds, "zipped_bytes": zipped}))
     shutil.copyfile(spec["out"], entry / "outputs.npz")
     state.cache.put(key, entry)
     return warm, colds, load_outputs(Path(spec["out"])), zipped, False
+
+
+def _key(state: BuildState, path: Path, spec: dict, cold_runs: int) -> str:
+    """A measurement's cache key: the file's bytes, the probe options, the tool versions and this machine."""
+    options = {k: v for k, v in spec.items() if k not in ("model", "data", "out")}
+    digest = state.network.sha256 if Path(path) == Path(state.network.path) else sha256_file(path)
+    return cache_key("measure", digest, options, cold_runs, state.data_sha["evaluation"], state.versions, host_id())

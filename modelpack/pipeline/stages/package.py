@@ -5,10 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from modelpack.errors import TargetError
+from modelpack.errors import PackageLimitError, TargetError
 from modelpack.files.cache import Cache, cache_key
 from modelpack.files.jsonio import dumps_strict
 from modelpack.files.output import normalize_modes, sha256_file, write_manifest
+from modelpack.limits import MB
 from modelpack.pipeline.state import BuildState
 from modelpack.report.build_report import BuildReport
 from modelpack.report.charts import write_charts
@@ -36,6 +37,7 @@ def run(state: BuildState) -> None:
     build_targets(ctx, report, staging)
     if report.selected is not None:
         events.write(ctx, staging)  # sample requests in every format the handlers take
+    report.build = state.usage.record()  # the package stage's own peak so far: its targets are built
     write_reports(report, staging, state.recipe.budgets.model_dump(), ctx.cache)
     write_manifest(staging)
     normalize_modes(staging)  # the staging folder itself is a private temporary one
@@ -70,11 +72,21 @@ def build_targets(ctx: BuildContext, report: BuildReport, staging: Path) -> None
         report.notes.append(f"Targets not built ({', '.join(t.identity() for t in targets)}): no variant "
                             "meets every budget, so there is nothing to package.")
         targets = []
+    failed: set[str] = set()  # kinds over a platform limit: the targets built on them are skipped
     for spec in targets:
-        target = TARGETS.get(spec.kind)(spec)
+        cls = TARGETS.get(spec.kind)
+        if blocked := failed & {*cls.NEEDS, *cls.USES}:
+            report.notes.append(f"{spec.identity()}: not built, because {', '.join(sorted(blocked))} is over its "
+                                "platform limit (see the failed `fits` budget).")
+            continue
+        target = cls(spec)
         with ctx.reporter.step(f"target {spec.identity()}"):
             try:
                 artifacts = target.build(ctx, staging)
+            except PackageLimitError as exc:
+                over_limit(report, spec.identity(), exc)
+                failed.add(spec.kind)
+                continue
             except TargetError as exc:
                 prefix = f"{spec.identity()}: "
                 raise TargetError(exc.message if exc.message.startswith(prefix) else prefix + exc.message) from None
@@ -82,6 +94,16 @@ def build_targets(ctx: BuildContext, report: BuildReport, staging: Path) -> None
                 path = staging / art.path
                 report.artifacts.append(ArtifactRecord(art.target, art.path, sha256_file(path), path.stat().st_size,
                                                        art.unzipped_bytes, art.details or {}).to_json())
+
+
+def over_limit(report: BuildReport, identity: str, exc: PackageLimitError) -> None:
+    """A target over a hard platform limit: a failed budget row and a note, so the report is written, says what
+    did not fit by how much and what would carry it, and the build exits 1."""
+    report.budgets.append({"name": f"fits {identity}", "limit": exc.limit_bytes / MB, "value": exc.actual_bytes / MB,
+                           "passed": False})
+    report.notes.append(f"{exc.message} Nothing was written for {identity}. To serve this variant, add a "
+                        "`lambda-image` target (images up to 10 GB), give lambda-function `model_source: "
+                        "s3://BUCKET/KEY` (the model is downloaded at cold start), or select a smaller variant.")
 
 
 def write_reports(report: BuildReport, out_dir: Path, budgets: dict, cache: Cache | None) -> None:

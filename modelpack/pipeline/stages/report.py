@@ -17,7 +17,9 @@ def run(state: BuildState) -> None:
     report.selected, report.selection_reason, report.closest, report.budgets = (
         sel.selected, sel.reason, sel.closest, sel.budgets)
     add_notes(state, report)
+    report.notes += sel.notes
     report.memory, report.split = state.memory, state.split
+    report.build = state.usage.record()
     state.report = report
 
 

@@ -85,3 +85,28 @@ def test_cache_roundtrip_and_damaged_entry_is_dropped(tmp_path):
 def test_cache_key_depends_on_every_part():
     assert cache_key("a", 1, {"x": 1}) == cache_key("a", 1, {"x": 1})
     assert cache_key("a", 1, {"x": 1}) != cache_key("a", 1, {"x": 2})
+
+
+def test_zipped_size_is_the_size_of_the_zip_without_writing_it(tmp_path):
+    from modelpack.files.output import zipped_size
+
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    (tmp_path / "tree" / "sub" / "random.bin").write_bytes(os.urandom(3_000_000))
+    (tmp_path / "tree" / "text.txt").write_text("hello " * 10_000)
+    for source in (tmp_path / "tree", tmp_path / "tree" / "text.txt"):
+        written = write_zip(source, tmp_path / "out.zip").stat().st_size
+        assert zipped_size(source) == written
+
+
+def test_zips_stream_their_files(tmp_path, monkeypatch):
+    """A model of hundreds of MB is never read whole: every read is a bounded chunk."""
+    from pathlib import Path
+
+    reads = []
+    real_read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or real_read_bytes(self))
+    (tmp_path / "big.bin").write_bytes(os.urandom(5_000_000))
+    path = write_zip(tmp_path / "big.bin", tmp_path / "big.zip")
+    assert reads == []
+    with zipfile.ZipFile(path) as zf:
+        assert zf.read("big.bin") == (tmp_path / "big.bin").read_bytes()

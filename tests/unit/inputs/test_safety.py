@@ -52,3 +52,21 @@ def test_detect_by_content_not_extension(tmp_path):
     h5.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 8)
     assert detect(h5).format == "tf-keras-h5"
     assert detect(keras_zip(tmp_path / "m.zip", [DENSE])).format == "keras3"
+
+
+def test_onnx_variants_of_a_model_over_two_gib_are_refused_before_any_work(tmp_path):
+    import pytest
+
+    from modelpack.errors import InputError
+    from modelpack.inputs.modelfile import ModelFile
+    from modelpack.inputs.precheck import _check_onnx_size
+    from modelpack.recipe.models import Recipe
+
+    (tmp_path / "m.keras").write_bytes(b"PK")
+    recipe = Recipe.model_validate({"name": "big", "model": {"path": str(tmp_path / "m.keras")}, "data": {"synthetic": True},
+                                    "optimize": {"variants": ["tflite-int8", "onnx-fp32", "onnx-int8"]}})
+    huge = ModelFile(tmp_path / "m.keras", "keras3", "0" * 64, 3 * 1024**3)
+    with pytest.raises(InputError, match=r"onnx-fp32, onnx-int8.*2 GiB.*Use the TFLite variants"):
+        _check_onnx_size(recipe, huge, "recipe.yaml")
+    tflite_only = recipe.model_copy(update={"optimize": recipe.optimize.model_copy(update={"variants": ["tflite-int8"]})})
+    _check_onnx_size(tflite_only, huge, "recipe.yaml")  # TFLite only: accepted
