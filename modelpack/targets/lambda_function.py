@@ -14,6 +14,7 @@ from modelpack.targets import (
     handler_check,
     handler_files,
     lambda_limits,
+    onnx_form,
     sam,
     serving_options,
     sitepackages,
@@ -39,9 +40,13 @@ class LambdaFunctionTarget(Target):
         if in_layer and spec.model_source:
             raise TargetError("lambda-function: model_source downloads the model at cold start, but the lambda-layer "
                               "target carries it (model_in: layer); drop one of the two.")
+        form = None
+        if not in_layer and not spec.model_source:  # an ONNX model ships in the form its runtime opens fastest
+            model, form = onnx_form.fastest(ctx, model, layer)
         fn = ctx.work / "lambda-function"
         shutil.rmtree(fn, ignore_errors=True)
         config = handler_files.write(ctx, fn, ("lambda", "handler.py"), model_in_layer=in_layer, source=spec.model_source,
+                                     model=model,
                                      options={**spec.response_options(), "load": spec.load, "route": spec.route,
                                               "payload_limit_bytes": limits.LAMBDA_SYNC_PAYLOAD_BYTES,
                                               **serving_options.config(spec),
@@ -66,7 +71,8 @@ class LambdaFunctionTarget(Target):
                    "model_in": "source" if spec.model_source else ("layer" if in_layer else "function"),
                    "layers": 1 if layer else 0, **serving_options.describe(spec),
                    **({"upload": uploaded} if uploaded else {}), **({"packages_added": list(extras)} if extras else {}),
-                   **serving_options.request_details(ctx, fn), **({"snapstart": True} if spec.snapstart else {})}
+                   **serving_options.request_details(ctx, fn), **({"snapstart": True} if spec.snapstart else {}),
+                   **({"model_form": form} if form else {})}
         if layer is None:
             ctx.report.notes.append("lambda-function: no lambda-layer target in this recipe; attach a layer with "
                                     "numpy and the inference runtime when deploying.")

@@ -146,7 +146,7 @@ class TFLiteModel:
 
 
 class OnnxModel:
-    """An .onnx model in an onnxruntime session on the CPU."""
+    """An .onnx model (or one in ONNX Runtime's own .ort format) in an onnxruntime session on the CPU."""
 
     def __init__(self, path: str, threads: int = 1):
         import onnxruntime as ort
@@ -156,7 +156,15 @@ class OnnxModel:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        source = path
+        if path.endswith(".ort"):
+            # The session reads graph and weights in place from these bytes (no parse into a second copy), so
+            # they live as long as the session.
+            with open(path, "rb") as f:
+                self._bytes = source = f.read()
+            options.add_session_config_entry("session.use_ort_model_bytes_directly", "1")
+            options.add_session_config_entry("session.use_ort_model_bytes_for_initializers", "1")
+        self._session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.output_names = [o.name for o in self._session.get_outputs()]
 
     def predict(self, named: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -221,7 +229,7 @@ def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
     return y
 
 
-LOADERS = {".tflite": TFLiteModel, ".onnx": OnnxModel}
+LOADERS = {".tflite": TFLiteModel, ".onnx": OnnxModel, ".ort": OnnxModel}
 
 
 def load(path: str, threads: int = 1):
