@@ -128,3 +128,67 @@ def test_a_sample_the_handler_cannot_answer_fails_the_snapshot(tmp_path, redis_u
     assert facts is None and proc.returncode != 0
     assert "answered its shipped sample (application/x-npz) with 400" in proc.stderr
     assert _dbsize(redis_url) == 0
+
+
+RESTORED = r"""
+import json, sys
+import handler, snapshot_restore_py as hooks
+for func, args, kwargs in reversed(hooks.get_before_snapshot()):
+    func(*args, **kwargs)
+for func, args, kwargs in hooks.get_after_restore():
+    func(*args, **kwargs)
+answer = handler.handler({"instances": json.loads(sys.argv[1])}, None)
+print("ANSWER " + json.dumps(answer))
+"""
+
+
+@pytest.mark.slow
+def test_a_snapstart_build_ships_what_its_hooks_need_and_restores_without_loading(tmp_path, digits_dist):
+    """The digits example built with snapstart: true for Lambda's python3.12 (the session build's cache, so only
+    the layer and function are new), its zips extracted, and the handler run by python3.12 as Lambda runs it
+    (no site, no bytecode written) with the published snapshot-restore-py next to it."""
+    import os
+    import shutil
+    import zipfile
+
+    import snapshot_restore_py
+    import yaml
+
+    from modelpack.host.interpreters import find
+    from tests.helpers.builds import run_build, variant_predictions, write_digits_recipe
+    from tests.helpers.paths import DIGITS
+
+    python = find("3.12")
+    if python is None:
+        pytest.fail("python3.12 is needed to run a SnapStart handler (Lambda offers SnapStart on 3.12 and later)")
+    recipe = write_digits_recipe(tmp_path / "recipe.yaml", optimize={"variants": ["tflite-fp32"]}, targets=[
+        {"kind": "lambda-layer", "python": "3.12"}, {"kind": "lambda-function", "snapstart": True}])
+    out = tmp_path / "out"
+    report = run_build(recipe, out, digits_dist.cache)
+    function = next(a for a in report["artifacts"] if a["path"] == "lambda/function.zip")
+    assert function["details"]["snapstart"] is True
+    props = yaml.safe_load((out / "lambda" / "template.yaml").read_text())["Resources"]["ModelFunction"]["Properties"]
+    assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"} and props["AutoPublishAlias"] == "live"
+    task, opt, lib = tmp_path / "task", tmp_path / "opt", tmp_path / "lib"
+    with zipfile.ZipFile(out / "lambda" / "function.zip") as zf:
+        zf.extractall(task)
+    with zipfile.ZipFile(out / "lambda" / "layer.zip") as zf:
+        zf.extractall(opt)
+    assert json.loads((task / "modelpack.json").read_text())["snapstart"] is True
+    with np.load(task / "snapstart-sample.npz", allow_pickle=False) as npz:  # the build's first evaluation sample
+        assert npz.files == ["image"] and npz["image"].shape[0] == 1
+    lib.mkdir()
+    shutil.copyfile(snapshot_restore_py.__file__, lib / "snapshot_restore_py.py")
+    x = np.load(DIGITS / "digits.npz")["x"][5:6]
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1",
+           "PYTHONPATH": os.pathsep.join(str(p) for p in (task, opt / "python", lib))}
+    proc = subprocess.run([python, "-S", "-c", RESTORED, json.dumps(x.tolist())], capture_output=True, text=True,
+                          env=env, cwd=task, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    answer = json.loads(next(ln[7:] for ln in proc.stdout.splitlines() if ln.startswith("ANSWER ")))
+    expected = variant_predictions(digits_dist, x)
+    assert np.allclose(np.asarray(answer["predictions"]), expected, atol=1e-5)
+    (line,) = [ln for ln in log_lines("\n".join(ln for ln in proc.stdout.splitlines() if ln.startswith("{")))
+               if ln.get("event") == "direct"]
+    assert line["cold"] is True and line["restored"] is True and line["imported_modules"] == 0
+    assert "ModelLoadMs" not in line and line["InferenceMs"] > 0
