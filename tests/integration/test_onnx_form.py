@@ -50,3 +50,26 @@ def test_every_form_answers_as_the_converted_model(tmp_path):
         model = runtime.load(str(path))
         assert np.array_equal(model.predict({"x": x})[0], expected), name
     assert forms["ort"].read_bytes()[4:8] == b"ORTM"  # ONNX Runtime's own format, not a renamed graph
+
+
+def test_an_ort_model_with_large_weights_answers_after_the_memory_it_was_read_from_is_reused(tmp_path):
+    """16 MB of weights: the session must own them, not point into the bytes it was created from (the Python
+    binding frees its copy of those once the session exists, and a large freed block goes back to the system)."""
+    import subprocess
+
+    from onnx import TensorProto, helper
+
+    from tests.helpers.handlers import save_graph
+
+    w = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
+    source = save_graph(tmp_path / "model.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])],
+                        [("x", TensorProto.FLOAT, [1, 2048])], [("y", TensorProto.FLOAT, [1, 2048])], {"w": w})
+    ort_file = tmp_path / "model.ort"
+    subprocess.run([sys.executable, "-c", onnx_form._CONVERT, str(source), str(tmp_path / "model.opt.onnx"),
+                    str(ort_file)], check=True)
+    runtime = serving_module("model_runtime")
+    x = np.linspace(-1, 1, 2048, dtype=np.float32)[None]
+    model = runtime.load(str(ort_file))
+    reused = [bytearray(8 << 20) for _ in range(4)]  # allocations that take over any freed block
+    assert np.array_equal(model.predict({"x": x})[0], runtime.load(str(source)).predict({"x": x})[0])
+    del reused

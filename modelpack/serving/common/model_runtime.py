@@ -158,12 +158,12 @@ class OnnxModel:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         source = path
         if path.endswith(".ort"):
-            # The session reads graph and weights in place from these bytes (no parse into a second copy), so
-            # they live as long as the session.
+            # The session is created from these bytes in place, without copying them first. Not
+            # use_ort_model_bytes_for_initializers: the Python binding hands the session a copy that is freed
+            # once the session exists, so weights left pointing into it would be read from freed memory.
             with open(path, "rb") as f:
-                self._bytes = source = f.read()
+                source = f.read()
             options.add_session_config_entry("session.use_ort_model_bytes_directly", "1")
-            options.add_session_config_entry("session.use_ort_model_bytes_for_initializers", "1")
         self._session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.output_names = [o.name for o in self._session.get_outputs()]
 
