@@ -40,6 +40,15 @@ LAMBDA_BILLING_MS = 1  # duration is billed per started ms, at least one
 # Provisioned concurrency, us-east-1, USD: per GB-s kept ready, and the duration price of what it serves.
 LAMBDA_PROVISIONED_PER_GB_S = {"x86_64": 0.0000041667, "arm64": 0.0000033334}
 LAMBDA_PROVISIONED_DURATION_PER_GB_S = {"x86_64": 0.0000097222, "arm64": 0.0000077778}
+# Lambda SnapStart (Python 3.12+): not with container images, provisioned concurrency, EFS, or /tmp over 512 MB.
+# Python and .NET functions pay to keep each published version's snapshot cached (per GB of memory, per second,
+# at least 3 hours per version) and for every restore (per GB restored). List prices, us-east-1, USD: check the
+# Lambda pricing page before relying on them.
+LAMBDA_SNAPSTART_MIN_PYTHON = (3, 12)
+LAMBDA_SNAPSTART_MAX_TMP_MB = 512
+LAMBDA_SNAPSTART_CACHE_PER_GB_S = 0.0000015046
+LAMBDA_SNAPSTART_CACHE_MIN_S = 3 * 3600
+LAMBDA_SNAPSTART_RESTORE_PER_GB = 0.0001397998
 
 # Azure Functions (Linux). The Python 3.10/3.11 worker images are Debian 11 (glibc 2.31); 3.12 is newer,
 # so 2.31 is the wheel ceiling that fits every supported version.

@@ -110,13 +110,15 @@ def _code_source(call: Calls, options: PublishOptions, path, kind: str) -> dict:
     return {"S3Bucket": options.s3_bucket, "S3Key": key}
 
 
-def _wait(call: Calls, name: str) -> None:
-    """Lambda applies code and settings asynchronously; the next change must wait for the last one."""
+def _wait(call: Calls, name: str, version: str | None = None) -> None:
+    """Lambda applies code and settings asynchronously; the next change must wait for the last one (and a
+    SnapStart version is ready once its snapshot is taken)."""
     if call.dry_run:
         return
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        conf = call("lambda", "get_function_configuration", FunctionName=name)
+        conf = call("lambda", "get_function_configuration", FunctionName=name,
+                    **({"Qualifier": version} if version else {}))
         if conf.get("State", "Active") != "Pending" and conf.get("LastUpdateStatus", "Successful") != "InProgress":
             if conf.get("State") == "Failed" or conf.get("LastUpdateStatus") == "Failed":
                 raise ServiceRefused(f"Lambda could not apply the change to {name}: "
@@ -185,6 +187,13 @@ def _left_behind(call: Calls, options: PublishOptions) -> str:
 
 def _publish(call: Calls, plan: FunctionPlan, options: PublishOptions) -> PublishResult:
     result = PublishResult("lambda", notes=list(plan.notes))
+    snapstart = plan.settings["SnapStart"].get("ApplyOn") == "PublishedVersions"
+    if snapstart:  # checked before anything is created
+        found = call.exists("lambda", "get_function", FunctionName=plan.name)
+        if found and found["Configuration"].get("FileSystemConfigs"):
+            raise UsageError(f"{plan.name} mounts an EFS file system, and Lambda SnapStart does not run functions "
+                             "with one; detach it (aws lambda update-function-configuration --file-system-configs "
+                             "'[]') or rebuild without snapstart. Nothing was changed.")
     layers = []
     if plan.layer:
         answer = call("lambda", "publish_layer_version", LayerName=plan.layer.name, Description=plan.layer.description,
@@ -211,6 +220,8 @@ def _publish(call: Calls, plan: FunctionPlan, options: PublishOptions) -> Publis
     _wait(call, plan.name)
     version = call("lambda", "publish_version", FunctionName=plan.name)
     number = version["Version"] if version else "<new version>"
+    if version and snapstart:
+        _wait(call, plan.name, number)
     if version and existed:  # the function's own versions go with it; in a function publish did not create, only these
         call.made("function-version", plan.name, number)
     result.resources["function_arn"] = version["FunctionArn"].rsplit(":", 1)[0] if version else f"<{plan.name}>"

@@ -63,6 +63,8 @@ def read(options: PublishOptions) -> FunctionPlan:
         settings["Environment"] = {"Variables": plain}
     if "EphemeralStorage" in props:
         settings["EphemeralStorage"] = props["EphemeralStorage"]
+    # Always said, so a function published with SnapStart before has it turned off when the template drops it.
+    settings["SnapStart"] = props.get("SnapStart") or {"ApplyOn": "None"}
     layer = None
     if "RuntimeLayer" in resources:
         lp = resources["RuntimeLayer"]["Properties"]

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
+from modelpack import limits
 from modelpack.recipe.base import Strict
 from modelpack.recipe.base import resolve_path as _resolve
 from modelpack.recipe.serving import ServingSpec
@@ -309,6 +310,12 @@ class Recipe(Strict):
             raise ValueError("the lambda-split target packages a split model: add optimize.split (parts, at or max_part_mb)")
         if "lambda-split" in kinds and "lambda-layer" not in kinds:
             raise ValueError("the lambda-split target runs on the runtime of a lambda-layer target: add one")
+        snap = any(getattr(t, "snapstart", False) for t in self.targets if t.kind == "lambda-function")  # type: ignore[attr-defined]
+        old = [t.python for t in self.targets if t.kind == "lambda-layer"  # type: ignore[attr-defined]
+               and tuple(int(n) for n in t.python.split(".")) < limits.LAMBDA_SNAPSTART_MIN_PYTHON]  # type: ignore[attr-defined]
+        if snap and old:
+            raise ValueError(f"snapstart needs Lambda's python3.12 or later, but the lambda-layer target is built for "
+                             f"python{old[0]}; set its python to 3.12 or later, or drop snapstart")
         return self
 
     @field_validator("targets")

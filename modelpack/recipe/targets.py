@@ -127,6 +127,17 @@ class LambdaFunctionSpec(ServedSpec, EndpointOptions):
     )
     monitoring: MonitoringSpec | None = Field(None, description="CloudWatch alarms and dashboard in template.yaml; off "
                                               "unless given.")
+    snapstart: bool = Field(False, description="Lambda SnapStart (python3.12+): published versions resume from a "
+                            "snapshot taken after the handler imported everything, loaded and verified the model and "
+                            "answered a shipped sample; AutoPublishAlias live in the template.")
+
+    @model_validator(mode="after")
+    def _snapstart_compatible(self) -> LambdaFunctionSpec:
+        if self.snapstart and self.provisioned_concurrency:
+            raise ValueError("snapstart and provisioned_concurrency cannot both be set: Lambda refuses SnapStart on a "
+                             "function version with provisioned concurrency. Keep one (modelpack tune weighs them "
+                             "against the observed traffic).")
+        return self
 
 
 class LambdaSplitSpec(ResponseSpec, EndpointOptions):
@@ -205,6 +216,15 @@ class LambdaImageSpec(ImageSpecBase):
     """A Lambda container image (up to 10 GB)."""
 
     kind: Literal["lambda-image"]
+    snapstart: bool = Field(False, description="Refused: Lambda SnapStart does not run container images.")
+
+    @field_validator("snapstart")
+    @classmethod
+    def _no_snapstart(cls, v: bool) -> bool:
+        if v:
+            raise ValueError("Lambda SnapStart does not support container images; package the model as a "
+                             "lambda-function target (zip, python3.12 or later) to use snapstart: true")
+        return v
 
 
 class AzureImageSpec(ImageSpecBase):

@@ -10,7 +10,16 @@ from modelpack import limits
 from modelpack.errors import TargetError
 from modelpack.files.output import tree_bytes
 from modelpack.recipe.targets import LambdaFunctionSpec
-from modelpack.targets import handler_check, handler_files, lambda_limits, sam, serving_options, sitepackages
+from modelpack.targets import (
+    handler_check,
+    handler_files,
+    lambda_limits,
+    onnx_form,
+    sam,
+    serving_options,
+    sitepackages,
+    snapstart,
+)
 from modelpack.targets.base import Artifact, Target
 
 if TYPE_CHECKING:
@@ -36,12 +45,21 @@ class LambdaFunctionTarget(Target):
         if in_layer and spec.model_source:
             raise TargetError("lambda-function: model_source downloads the model at cold start, but the lambda-layer "
                               "target carries it (model_in: layer); drop one of the two.")
+        form = None
+        if not in_layer and not spec.model_source:  # an ONNX model ships in the form its runtime opens fastest
+            model, form = onnx_form.fastest(ctx, model, layer)
         fn = ctx.work / "lambda-function"
         shutil.rmtree(fn, ignore_errors=True)
         config = handler_files.write(ctx, fn, ("lambda", "handler.py"), model_in_layer=in_layer, source=spec.model_source,
+                                     model=model,
                                      options={**spec.response_options(), "load": spec.load, "route": spec.route,
                                               "payload_limit_bytes": limits.LAMBDA_SYNC_PAYLOAD_BYTES,
-                                              **serving_options.config(spec)})
+                                              **serving_options.config(spec),
+                                              **({"snapstart": True} if spec.snapstart else {})})
+        if spec.snapstart:  # the sample the handler answers before Lambda snapshots it
+            snapstart.check(layer.spec.python if layer else "3.12",
+                            snapstart.tmp_needed_mb(model.stat().st_size) if spec.model_source else None)
+            snapstart.write_sample(fn, handler_check.sample(ctx))
         extras = serving_options.extra_packages(spec) + serving_options.request_packages(ctx)
         if extras:
             python, arch = (layer.spec.python, layer.spec.arch) if layer else ("3.12", "x86_64")
@@ -58,7 +76,8 @@ class LambdaFunctionTarget(Target):
                    "model_in": "source" if spec.model_source else ("layer" if in_layer else "function"),
                    "layers": 1 if layer else 0, **serving_options.describe(spec),
                    **({"upload": uploaded} if uploaded else {}), **({"packages_added": list(extras)} if extras else {}),
-                   **serving_options.request_details(ctx, fn)}
+                   **serving_options.request_details(ctx, fn), **({"snapstart": True} if spec.snapstart else {}),
+                   **({"model_form": form} if form else {})}
         if layer is None:
             ctx.report.notes.append("lambda-function: no lambda-layer target in this recipe; attach a layer with "
                                     "numpy and the inference runtime when deploying.")

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from modelpack.targets import monitoring, sam_endpoint
+from modelpack.targets import monitoring, sam_endpoint, snapstart
 from modelpack.targets.base import Artifact
 
 
@@ -46,6 +46,8 @@ def write(ctx: Any, spec: Any, layer: Any, path: Path) -> Artifact:
     if spec.provisioned_concurrency:
         fn["AutoPublishAlias"] = "live"
         fn["ProvisionedConcurrencyConfig"] = {"ProvisionedConcurrentExecutions": spec.provisioned_concurrency}
+    if spec.snapstart:
+        snapstart.template(fn)
     if spec.warmer_schedule:
         fn["Events"] = {"Warmer": {"Type": "Schedule",
                                    "Properties": {"Schedule": spec.warmer_schedule, "Input": '{"warmer": true}'}}}
@@ -55,7 +57,8 @@ def write(ctx: Any, spec: Any, layer: Any, path: Path) -> Artifact:
         bucket = spec.model_source.removeprefix("s3://").split("/", 1)[0]
         env["MODELPACK_MODEL_SOURCE"] = spec.model_source
         fn["Policies"] = [{"S3ReadPolicy": {"BucketName": bucket}}]
-        fn["EphemeralStorage"] = {"Size": max(512, min(10_240, 512 + ctx.selected_file.stat().st_size // 1_000_000 * 2))}
+        size = max(512, min(10_240, 512 + ctx.selected_file.stat().st_size // 1_000_000 * 2))
+        fn["EphemeralStorage"] = {"Size": 512 if spec.snapstart else size}  # SnapStart: checked to fit in 512 MB
     if spec.cache is not None and spec.cache.kind == "redis":
         parameters["RedisUrl"] = {"Type": "String", "NoEcho": True,
                                   "Description": "redis:// or rediss:// URL of the shared result cache"}

@@ -129,7 +129,9 @@ def recommend_provisioned(obs: Observations, facts: BuildFacts, memory_mb: int) 
         Evidence("on-demand duration cost", rounded(on_demand * scale, 4), "USD per month", f"{facts.arch} list price"),
     ]
     details: dict = {"cheapest_fixed_level": level, "monthly_cost_fixed": rounded(cost * scale),
-                     "monthly_cost_on_demand": rounded(on_demand * scale, 4), "memory_mb": memory_mb}
+                     "monthly_cost_on_demand": rounded(on_demand * scale, 4), "memory_mb": memory_mb,
+                     "monthly_extra_one_environment": rounded(_cheapest_extra(active, load.idle, gb, facts.arch,
+                                                                              on_demand, scale), 4)}
     if span_s >= DAILY_MIN_S:
         actions, sched_cost = _schedule(load, gb, facts.arch)
         details.update(schedule=actions, monthly_cost_schedule=rounded(sched_cost * scale))

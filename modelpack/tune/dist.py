@@ -36,6 +36,8 @@ class BuildFacts:
     latency_budget_ms: float | None
     latency_budget_name: str | None
     latency_budget_q: int = 99  # the percentile the budget bounds
+    snapstart: bool = False
+    python: str = "3.12"  # the function's runtime, "3.12" for python3.12
 
 
 def read_build(dist: Path) -> BuildFacts:
@@ -62,7 +64,9 @@ def read_build(dist: Path) -> BuildFacts:
         memory_mb=fn.get("MemorySize"), timeout_s=fn.get("Timeout"),
         provisioned_concurrency=(fn.get("ProvisionedConcurrencyConfig") or {}).get("ProvisionedConcurrentExecutions"),
         warmer_schedule=warmer, latency_budget_name=budget[0], latency_budget_ms=budget[1],
-        latency_budget_q=int(budget[0][len("max_p"):-len("_ms")]) if budget[0] else 99)
+        latency_budget_q=int(budget[0][len("max_p"):-len("_ms")]) if budget[0] else 99,
+        snapstart=(fn.get("SnapStart") or {}).get("ApplyOn") == "PublishedVersions",
+        python=str(fn.get("Runtime") or "python3.12").removeprefix("python"))
 
 
 def _template_function(path: Path) -> dict:

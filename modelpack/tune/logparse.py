@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from modelpack import limits
 
 # REPORT RequestId: <id>\tDuration: 12.34 ms\tBilled Duration: 13 ms\tMemory Size: 1024 MB\t
-# Max Memory Used: 80 MB\tInit Duration: 250.10 ms   (Init Duration only after a cold start)
-_FIELD = re.compile(r"(Duration|Billed Duration|Memory Size|Max Memory Used|Init Duration):\s*(\S+)\s+(ms|MB)\b")
+# Max Memory Used: 80 MB\tInit Duration: 250.10 ms   (Init Duration only after a cold start; after a SnapStart
+# restore instead: Restore Duration: 300.43 ms\tBilled Restore Duration: 208 ms)
+_FIELD = re.compile(r"(Duration|Billed Duration|Memory Size|Max Memory Used|Init Duration|Billed Restore Duration|"
+                    r"Restore Duration):\s*(\S+)\s+(ms|MB)\b")
 _NUMBER = re.compile(r"\d{1,9}(?:\.\d{1,6})?")
 _STATUS = re.compile(r"Status: (\w+)")
 MARK = "REPORT RequestId:"
@@ -39,6 +41,7 @@ class Invocation:
     max_memory_mb: int
     init_ms: float | None
     status: str  # success, timeout, error (from the optional `Status:` field)
+    restore_ms: float | None = None  # a SnapStart restore's Restore Duration (instead of an init)
 
     @property
     def start_ms(self) -> float:
@@ -74,7 +77,7 @@ def parse_report(message: str, stream: str, time_ms: int) -> Invocation | None:
     size = fields["Memory Size"]
     if not limits.LAMBDA_MEMORY_MB[0] <= size <= limits.LAMBDA_MEMORY_MB[1]:
         raise BadLine(f"Memory Size {size:g} MB is not a size Lambda offers")
-    for name in ("Duration", "Billed Duration", "Init Duration"):
+    for name in ("Duration", "Billed Duration", "Init Duration", "Restore Duration", "Billed Restore Duration"):
         if name in fields and fields[name] > MAX_MS:
             raise BadLine(f"{name} {fields[name]:g} ms is longer than Lambda lets an invocation run")
     if fields.get("Max Memory Used", 0) > size:
@@ -82,7 +85,7 @@ def parse_report(message: str, stream: str, time_ms: int) -> Invocation | None:
     status = _STATUS.search(message[at:])
     return Invocation(stream, int(time_ms), fields["Duration"], fields.get("Billed Duration", fields["Duration"]),
                       int(size), int(fields.get("Max Memory Used", 0)), fields.get("Init Duration"),
-                      status.group(1).lower() if status else "success")
+                      status.group(1).lower() if status else "success", fields.get("Restore Duration"))
 
 
 def parse_handler(message: str, stream: str, time_ms: int) -> HandlerLine | None:

@@ -11,6 +11,7 @@ from modelpack.tune.concurrency import MONTH_S, recommend_provisioned
 from modelpack.tune.dist import BuildFacts
 from modelpack.tune.memory_size import recommend_memory
 from modelpack.tune.records import Evidence, Recommendation, percentile, rounded
+from modelpack.tune.snapstart import recommend_snapstart
 from modelpack.tune.sources import Observations
 
 IDLE_MS = 5 * 60_000  # an environment idle this long may be reclaimed (Lambda keeps them for minutes, unstated)
@@ -103,11 +104,13 @@ def recommend_all(obs: Observations, facts: BuildFacts, function: str, named: st
     size = memory.recommended if isinstance(memory.recommended, int) else (facts.memory_mb or 1024)
     if obs.timed:
         provisioned = recommend_provisioned(obs, facts, size)
+        snapstart = recommend_snapstart(obs, facts, provisioned, size)
         warmer = recommend_warmer(obs, facts, provisioned, size)
     else:
         provisioned = untimed("provisioned_concurrency", facts.provisioned_concurrency)
+        snapstart = untimed("snapstart", facts.snapstart)
         warmer = untimed("warmer_schedule", facts.warmer_schedule)
-    recs = (memory, provisioned, recommend_timeout(obs, facts), warmer)
+    recs = (memory, provisioned, snapstart, recommend_timeout(obs, facts), warmer)
     notes = [f"function: {function} (from {named}; pass --function to name another)"] if named else []
     notes += obs.skipped.notes()
     if obs.totals.get("Throttles"):

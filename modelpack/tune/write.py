@@ -25,6 +25,8 @@ KIND = "lambda-function"
 def scalar(value: int | str | None) -> str:
     if value is None:
         return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return str(value) if isinstance(value, int) else json.dumps(value)
 
 

@@ -13,10 +13,14 @@ from tests.helpers.processes import free_port, wait_for_port
 
 
 @contextmanager
-def moto_server() -> Iterator[dict[str, str]]:
-    """Yield the environment a client needs to talk to a fresh moto server; stop it afterwards."""
+def moto_server(recording: Path | None = None) -> Iterator[dict[str, str]]:
+    """Yield the environment a client needs to talk to a fresh moto server; stop it afterwards. With
+    `recording`, moto writes every request it receives there (one JSON object a line: method, url, body), so
+    a test can read what a client sent that moto itself does not keep."""
     port = free_port()
     env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    if recording is not None:
+        env.update(MOTO_ENABLE_RECORDING="true", MOTO_RECORDER_FILEPATH=str(recording))
     proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:

@@ -3,6 +3,7 @@ is written by the build's own template code (the publish of a real build is in t
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -148,3 +149,38 @@ def test_delete_removes_exactly_what_publish_created(tmp_path, aws):
     assert not (dist / "publish.json").exists()
     again = modelpack("publish", str(dist), "--delete", env=aws)
     assert again.returncode == 2 and "created nothing" in again.stderr
+
+
+def _body(recorded: dict) -> dict:
+    """A recorded request's JSON body (moto's recorder keeps bytes base64-encoded and says so)."""
+    body = recorded["body"]
+    return json.loads(base64.b64decode(body) if recorded.get("body_encoded") else body)
+
+
+def test_snapstart_is_sent_and_its_version_awaited(tmp_path):
+    """moto accepts SnapStart in create_function but neither stores nor applies it (its answers always say
+    ApplyOn: None, and versions are never Pending), so what publish sent is read from moto's request recording;
+    that Lambda takes the snapshot and restores from it cannot be tested here."""
+    recording = tmp_path / "requests.jsonl"
+    dist = make_dist(tmp_path, snapstart=True)
+    dry = modelpack("publish", str(dist), "--function-name", "tiny-snap", "--dry-run", env={"AWS_REGION": "eu-west-1"})
+    assert dry.returncode == 0 and "SnapStart={ApplyOn: PublishedVersions}" in dry.stdout, dry.stdout + dry.stderr
+    with moto_server(recording) as env:
+        proc = modelpack("publish", str(dist), "--function-name", "tiny-snap", env=env)
+        assert proc.returncode == 0, proc.stderr
+        sent = [json.loads(line) for line in recording.read_text().splitlines()]
+        create = [r for r in sent if r["method"] == "POST" and r["url"].split("?")[0].endswith("/functions")]
+        assert len(create) == 1 and _body(create[0])["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+        # The version publish made was awaited (its snapshot) before the alias moved to it.
+        awaited = [i for i, r in enumerate(sent) if "/functions/tiny-snap/configuration" in r["url"]
+                   and "Qualifier=1" in r["url"]]
+        aliased = [i for i, r in enumerate(sent) if r["method"] == "POST" and r["url"].endswith("/aliases")]
+        assert awaited and aliased and awaited[0] < aliased[0]
+        assert client("lambda", env).get_alias(FunctionName="tiny-snap", Name="live")["FunctionVersion"] == "1"
+        # Published again without snapstart, the function is told to turn it off.
+        plain = make_dist(tmp_path / "plain")
+        again = modelpack("publish", str(plain), "--function-name", "tiny-snap", env=env)
+        assert again.returncode == 0, again.stderr
+        sent = [json.loads(line) for line in recording.read_text().splitlines()]
+        update = [r for r in sent if r["method"] == "PUT" and r["url"].endswith("/functions/tiny-snap/configuration")]
+        assert _body(update[-1])["SnapStart"] == {"ApplyOn": "None"}

@@ -32,6 +32,9 @@ FUNCTION_VARIANTS = {
     "api-public-cors": {"endpoint": "http-api", "auth": "none", "cors": CORS},
     "no-endpoint": {"endpoint": "none"},
     "url-model-source-redis": {"model_source": "s3://models-bucket/digits.onnx", "cache": {"kind": "redis"}},
+    "url-snapstart": {"snapstart": True},
+    "api-snapstart-source-warmer": {"snapstart": True, "endpoint": "http-api", "warmer_schedule": "rate(5 minutes)",
+                                    "model_source": "s3://models-bucket/digits.onnx"},
 }
 SPLIT_VARIANTS = {
     "single-url": {"layout": "single"},
@@ -123,3 +126,13 @@ def test_contradicting_endpoint_options_are_refused(opts, field):
     spec = LambdaSplitSpec if opts["kind"] == "lambda-split" else LambdaFunctionSpec
     with pytest.raises(ValidationError, match=field):
         spec(**opts)
+
+
+def test_snapstart_applies_to_the_versions_the_alias_publishes(templates):
+    for name in ("url-snapstart", "api-snapstart-source-warmer"):
+        fn = _doc(templates[name])["Resources"]["ModelFunction"]["Properties"]
+        assert fn["SnapStart"] == {"ApplyOn": "PublishedVersions"} and fn["AutoPublishAlias"] == "live"
+        assert "ProvisionedConcurrencyConfig" not in fn
+    with_source = _doc(templates["api-snapstart-source-warmer"])["Resources"]["ModelFunction"]["Properties"]
+    assert with_source["EphemeralStorage"] == {"Size": 512}  # SnapStart refuses more
+    assert "SnapStart" not in _doc(templates["url-iam"])["Resources"]["ModelFunction"]["Properties"]

@@ -146,7 +146,7 @@ class TFLiteModel:
 
 
 class OnnxModel:
-    """An .onnx model in an onnxruntime session on the CPU."""
+    """An .onnx model (or one in ONNX Runtime's own .ort format) in an onnxruntime session on the CPU."""
 
     def __init__(self, path: str, threads: int = 1):
         import onnxruntime as ort
@@ -156,7 +156,15 @@ class OnnxModel:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        source = path
+        if path.endswith(".ort"):
+            # The session is created from these bytes in place, without copying them first. Not
+            # use_ort_model_bytes_for_initializers: the Python binding hands the session a copy that is freed
+            # once the session exists, so weights left pointing into it would be read from freed memory.
+            with open(path, "rb") as f:
+                source = f.read()
+            options.add_session_config_entry("session.use_ort_model_bytes_directly", "1")
+        self._session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.output_names = [o.name for o in self._session.get_outputs()]
 
     def predict(self, named: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -221,7 +229,7 @@ def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
     return y
 
 
-LOADERS = {".tflite": TFLiteModel, ".onnx": OnnxModel}
+LOADERS = {".tflite": TFLiteModel, ".onnx": OnnxModel, ".ort": OnnxModel}
 
 
 def load(path: str, threads: int = 1):

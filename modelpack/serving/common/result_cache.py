@@ -92,6 +92,12 @@ class RedisCache:
                                                 socket_connect_timeout=REDIS_TIMEOUT_S)
         return self._client
 
+    def reset(self) -> None:
+        """Forget the connection (one opened by another environment, after a SnapStart restore): the next use
+        opens a new one."""
+        self._client = None
+        self._down_until = 0.0
+
     def _failed(self, exc: Exception) -> None:
         self.counters.errors += 1
         self._down_until = time.monotonic() + REDIS_RETRY_S

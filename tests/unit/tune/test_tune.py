@@ -125,3 +125,45 @@ def test_daily_schedule_does_not_depend_on_the_hour_tune_runs(hour):
     rec = recommend_provisioned(obs.finish(), facts, 256)
     assert rec.recommended == "schedule (up to 6)"
     assert {a["at_utc"]: a["provisioned_concurrency"] for a in rec.details["schedule"]} == {"08:00": 6, "20:00": 0}
+
+
+def test_restore_duration_is_read_apart_from_its_billed_figure():
+    line = REPORT.replace("Init Duration: 231.40 ms\t", "Restore Duration: 300.43 ms\tBilled Restore Duration: 208 ms\t")
+    inv = parse_report(line, "s", 10_000)
+    assert inv.init_ms is None and inv.restore_ms == 300.43
+
+
+def _snapstart_case(init_ms: float, cold_every: int, python: str = "3.12", provisioned=None):
+    """An hour of requests every 30 s, one in `cold_every` of them cold with an init of `init_ms`."""
+    from modelpack.tune.dist import BuildFacts
+    from modelpack.tune.records import Recommendation
+    from modelpack.tune.snapstart import recommend_snapstart
+
+    obs = sources.Observations("file", 0, 3_600_000)
+    for i in range(120):
+        end = 30_000 * (i + 1)
+        line = REPORT if i % cold_every == 0 else REPORT.replace("Init Duration: 231.40 ms\t", "")
+        obs.add_message(line.replace("231.40", f"{init_ms:.2f}"), f"env{i}", end)
+    facts = BuildFacts(name="f", curve=(), headroom_mb=64, balanced_weight=0.5, prices={}, arch="x86_64",
+                       memory_mb=1024, timeout_s=None, provisioned_concurrency=None, warmer_schedule=None,
+                       latency_budget_ms=None, latency_budget_name=None, python=python)
+    pc = Recommendation("provisioned_concurrency", None, provisioned, "", (),
+                        {"monthly_extra_one_environment": 12.0})
+    return recommend_snapstart(obs.finish(), facts, pc, 1024)
+
+
+def test_snapstart_is_weighed_against_init_time_share_and_provisioned_concurrency():
+    long_init = _snapstart_case(2500, cold_every=4)
+    assert long_init.recommended is True and long_init.changes
+    cost = long_init.details["monthly_cost"]
+    # one live version cached all month at 1 GB, plus 30 restores an hour of 1 GB each, less their init
+    assert cost["cache"] == pytest.approx(30 * 86_400 * 0.0000015046, rel=1e-3)
+    assert cost["restores"] == pytest.approx(30 * 24 * 30 * 0.0001397998, rel=1e-3)
+    assert cost["extra"] == pytest.approx(cost["cache"] + cost["restores"] - cost["init_saved"], abs=1e-3)
+    short = _snapstart_case(180, cold_every=4)
+    assert short.recommended is False and "reliably beats" in short.reason
+    rare = _snapstart_case(2500, cold_every=200)
+    assert rare.recommended is False and "under the 1%" in rare.reason  # 1 cold start of 120 requests
+    assert _snapstart_case(2500, 4, provisioned=3).recommended is False
+    old = _snapstart_case(2500, 4, python="3.11")
+    assert old.recommended is False and old.write is False and "python3.11" in old.reason
