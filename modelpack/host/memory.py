@@ -116,6 +116,8 @@ class TreeMemory:
         seconds = dict(self.seconds)
         if self._current is not None and self._current not in seconds:
             seconds[self._current] = round(time.perf_counter() - self._started, 3)
+            if self.enabled:  # the running stage may be younger than one sampling interval
+                self._note(tree_rss_bytes())
         return {"peak_rss_mb": {k: round(v / MIB) for k, v in self.peaks.items()},
                 "peak_rss_mb_max": round(max(self.peaks.values(), default=0) / MIB) if self.peaks else None,
                 "seconds": seconds}

@@ -43,7 +43,7 @@ def test_a_large_model_builds_within_its_memory_bound_and_records_every_stage(tm
         "name": "large", "model": {"path": "model.keras"},
         "data": {"path": "data.npz", "inputs": "x", "labels": "y", "evaluation": 30, "calibration": 30},
         "optimize": {"variants": ["tflite-int8", "onnx-fp32"]},
-        "measure": {"latency": {"warmup": 1, "runs": 3}, "cold_start": {"runs": 1}},
+        "measure": {"latency": {"warmup": 1, "runs": 5}, "cold_start": {"runs": 1}},
     }))
     out = subprocess.run([sys.executable, "-m", "modelpack", "-q", "build", str(recipe), "--out", str(tmp_path / "dist"),
                           "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True)
@@ -53,7 +53,9 @@ def test_a_large_model_builds_within_its_memory_bound_and_records_every_stage(tm
     onnx = next(v for v in report["variants"] if v["name"] == "onnx-fp32")
     assert onnx["fidelity"]["max_abs_err"] <= 1e-4  # the large-model ONNX route computes what Keras computes
     build = report["build"]
-    assert set(build["peak_rss_mb"]) == set(build["seconds"]) == set(STAGES)
+    # every stage that ran is recorded (a recipe without targets has nothing to package)
+    assert set(build["peak_rss_mb"]) == set(build["seconds"])
+    assert {"model", "inspect", "convert", "measure", "judge", "report"} <= set(build["peak_rss_mb"]) <= set(STAGES)
     bound = 3 * size / MIB + 1536
     assert 0 < build["peak_rss_mb_max"] <= bound, build
     assert build["peak_rss_mb"]["convert"] > size / MIB  # the record sees the worker, not just the CLI
