@@ -54,12 +54,13 @@ class ModelSpec(Strict):
 
 
 Count = Annotated[float, Field(gt=0)]
+NameList = Annotated[list[str], Field(min_length=1)]  # an empty list names no array to feed the model
 
 
 class TrainArrays(Strict):
     """Arrays used only for fine-tuning (pruning)."""
 
-    inputs: str | list[str] = Field(description="Array name(s) holding the training inputs.")
+    inputs: str | NameList = Field(description="Array name(s) holding the training inputs.")
     labels: str = Field(description="Array name holding the training labels.")
 
 
@@ -69,7 +70,7 @@ class DataSpec(Strict):
     path: str | None = Field(
         None, description="A .npz file of named arrays, or module:function returning a dict of arrays."
     )
-    inputs: str | list[str] = Field(
+    inputs: str | NameList = Field(
         "x", description="Array name(s) fed to the model inputs, in the order of the model's inputs."
     )
     labels: str | None = Field("y", description="Array name of the labels; null for unlabeled data.")
