@@ -197,8 +197,8 @@ def convert_16x8(converter: Any) -> bytes:
             raise Int16Error(f"the TFLite converter has no 16x8 (int16 activation) form of op {found.group(1)}; "
                              f"{INT16_ADVICE}") from None
         if found := _UNCALIBRATED.search(text):
-            raise Int16Error(f"TFLite's 16x8 quantizer recorded no range for tensor {found.group(1)} (it does not "
-                             f"calibrate integer inputs, such as token ids fed to an Embedding); {INT16_ADVICE}") from None
+            raise Int16Error(f"TFLite's 16x8 quantizer recorded no range for tensor {found.group(1)} (an integer "
+                             f"input, such as token ids fed to an Embedding, gets none in 16x8 mode); {INT16_ADVICE}") from None
         raise
 
 
