@@ -212,6 +212,24 @@ def test_bidirectional_gru_converts_to_every_tflite_variant(tmp_path):
     assert int16["route"] == "unrolled" and "LiteRT" in int16["runtime_check"]
 
 
+def test_16x8_refuses_an_op_without_an_int16_form_naming_it(tmp_path):
+    """LayerNormalization lowers to NEG, which the converter has no 16x8 form of: the variant fails as a
+    StepError naming the op and the way out, not a converter dump."""
+    import keras
+
+    keras.utils.set_random_seed(14)
+    x = keras.Input((6,), name="features")
+    path = tmp_path / "norm.keras"
+    keras.Model(x, keras.layers.Dense(3)(keras.layers.LayerNormalization()(keras.layers.Dense(8)(x)))).save(path)
+    calibration = tmp_path / "calibration.npz"
+    np.savez(calibration, in_0=np.random.default_rng(5).standard_normal((16, 6)).astype("float32"))
+    job = StepJob("tflite-16x8", str(path), "keras3", str(tmp_path / "out"), data={"calibration": str(calibration)})
+    res = run_jobs([job], tmp_path / "worker.log")[job.out_dir]
+    assert not res["ok"] and res["error_type"] == "Int16Error"
+    assert res["message"] == ("the TFLite converter has no 16x8 (int16 activation) form of op NEG; use tflite-int8 "
+                              "(its accuracy search keeps such ops in float) or tflite-fp16 for this model")
+
+
 def test_preprocessing_layers_convert_to_onnx_with_frozen_constants(tmp_path):
     import onnx
 
