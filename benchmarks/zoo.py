@@ -36,7 +36,7 @@ from zoo_models import catalog  # noqa: E402
 
 QUICK = ("regression", "two-outputs", "conv1d-varlen")
 QUICK_VARIANTS = ("tflite-fp32", "onnx-fp32")
-VARIANTS = ("tflite-fp32", "tflite-dynamic", "tflite-int8", "onnx-fp32", "onnx-int8")
+VARIANTS = ("tflite-fp32", "tflite-dynamic", "tflite-int8", "tflite-16x8", "onnx-fp32", "onnx-int8")
 MEASURE = {"latency": {"warmup": 2, "runs": 10}, "cold_start": {"runs": 1}}
 START, END = "<!-- zoo:start -->", "<!-- zoo:end -->"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"}
@@ -171,6 +171,9 @@ def table(results: dict) -> str:
     ok = sum(c["ok"] for r in results["models"] for c in r["cells"])
     total = sum(len(r["cells"]) for r in results["models"])
     lines.append("")
+    if any(v not in {c["variant"] for c in r["cells"]} for r in results["models"] for v in variants):
+        lines.append("– : a variant not run for that model (its row is from a run before the column was added).")
+        lines.append("")
     lines.append(f"{ok} of {total} cells ok; {sum(r['served'] for r in results['models'])} of "
                  f"{len(results['models'])} models served a real sample through the generated handler. "
                  f"Random weights, generated data; {results['machine']}, {results['date']}.")

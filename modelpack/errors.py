@@ -102,6 +102,11 @@ class PrecisionError(StepError):
     """The float32 copy of a mixed-precision model cannot be made or does not compute what the model does."""
 
 
+class Int16Error(StepError):
+    """int16 activations with int8 weights (16x8) cannot be had for this model: the converter has no 16x8 form of
+    an op, or the serving runtime (LiteRT) has no int16 kernel for it; the message names the op and the fix."""
+
+
 class HandlerRaisedError(ModelpackError):
     """`modelpack invoke` ran the package, but its handler raised (the responses are printed).
 

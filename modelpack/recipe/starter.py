@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 from modelpack import limits
-from modelpack.recipe.models import VARIANTS
+from modelpack.recipe.models import DEFAULT_VARIANTS
 
 AZURE_DEFAULT, IMAGE_DEFAULT, LAMBDA_DEFAULT = "3.11", "3.12", "3.12"
 LAMBDA_PYTHONS = ("3.10", "3.11", "3.12", "3.13", "3.14")
@@ -82,7 +82,7 @@ def render(d: Draft) -> str:
         out.append(_comment(f"task: {d.task}", f"{d.task_reason}"))
     if d.task_output:
         out.append(_comment(f"task_output: {scalar(d.task_output)}", "the output the task scores; see the outputs above"))
-    out += ["optimize:", _comment(f"  variants: [{', '.join(VARIANTS)}]", "drop the ones you do not need", 0)]
+    out += ["optimize:", _comment(f"  variants: [{', '.join(DEFAULT_VARIANTS)}]", "drop the ones you do not need", 0)]
     if d.task == "classification":
         out += ["budgets:", _comment("  max_accuracy_drop: 0.01", "a variant may lose at most 1 point of accuracy")]
     elif d.task == "regression":

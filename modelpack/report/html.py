@@ -108,6 +108,7 @@ def sections(doc: dict, charts: dict[str, Path]) -> list[str]:
         out.append(_p(search["outcome"] + "."))
         if search.get("float_nodes"):
             out.append(_p("Kept in float: " + ", ".join(f"`{n}`" for n in search["float_nodes"]) + "."))
+        out += [_p(f"{r}.") for r in R.refused_trials(search)]
         out.append(table(R.search_headers(doc), R.search_rows(search, doc)))
     if doc.get("search"):
         out.append(_p(M.SEARCH_NOTE, "note"))

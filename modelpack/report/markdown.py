@@ -77,6 +77,7 @@ def search_section(search: dict, doc: dict | None = None) -> list[str]:
     lines = ["", f"### INT8 accuracy search ({search['variant']})", "", search["outcome"] + "."]
     if search.get("float_nodes"):
         lines.append("Kept in float: " + ", ".join(f"`{n}`" for n in search["float_nodes"]) + ".")
+    lines += [f"{r}." for r in R.refused_trials(search)]
     return lines + [""] + table(R.search_headers(doc or {}), R.search_rows(search, doc))
 
 

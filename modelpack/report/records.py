@@ -49,11 +49,13 @@ class Int8Setting:
     """How an INT8 variant is calibrated: one object from the recipe through the steps, the search and the report.
 
     `calibration_method` is None for TFLite, whose converter has no choice. The report keeps its two historical
-    spellings: a plain variant's details say `method`, a search trial says `calibration`.
+    spellings: a plain variant's details say `method`, a search trial says `calibration`. `activations` is
+    "int16" for the TFLite search's 16x8 trial (int16 activations, int8 weights); a TFLite trial names it.
     """
 
     calibration_method: str | None
     per_channel: bool
+    activations: str = "int8"
 
     @classmethod
     def from_recipe(cls, int8: Any) -> Int8Setting:
@@ -71,12 +73,12 @@ class Int8Setting:
     def to_trial(self) -> dict:
         """The keys a search trial shows; TFLite settings have no calibration method."""
         if self.calibration_method is None:
-            return {"per_channel": self.per_channel}
+            return {"per_channel": self.per_channel, "activations": self.activations}
         return {"calibration": self.calibration_method, "per_channel": self.per_channel}
 
     @classmethod
     def from_trial(cls, d: dict) -> Int8Setting:
-        return cls(d.get("calibration"), d["per_channel"])
+        return cls(d.get("calibration"), d["per_channel"], d.get("activations", "int8"))
 
 
 @dataclass(frozen=True)

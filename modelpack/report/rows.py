@@ -128,20 +128,25 @@ def search_rows(search: dict, doc: dict | None = None) -> list[list[str]]:
             scores = [fmt(acc, "{:.4f}"), fmt(None if drop is None else -drop + 0.0, "{:+.4f}"),
                       fmt(t.get("agreement"), "{:.4f}")]
         rows.append([str(t["trial"]), t.get("calibration") or "–", yes_no(t.get("per_channel")),
-                     str(len(t["float_nodes"])), *scores,
+                     t.get("activations") or "int8", str(len(t["float_nodes"])), *scores,
                      fmt(None if size is None else size / MB, "{:.3f}"), fmt(t.get("p50_ms"), "{:.3f}"),
-                     "pass" if t.get("passed") else "FAIL"])
+                     "refused" if "refused" in t else "pass" if t.get("passed") else "FAIL"])
     return rows
 
 
-SEARCH_HEADERS = ["trial", "calibration", "per-channel", "float ops", "accuracy", "Δ acc", "agreement", "MB",
-                  "p50 ms", "accuracy budgets"]
+SEARCH_HEADERS = ["trial", "calibration", "per-channel", "activations", "float ops", "accuracy", "Δ acc",
+                  "agreement", "MB", "p50 ms", "accuracy budgets"]
 
 
 def search_headers(doc: dict) -> list[str]:
     if task_name(doc) == "regression":
-        return [*SEARCH_HEADERS[:4], "MAE", "Δ MAE", *SEARCH_HEADERS[7:]]
+        return [*SEARCH_HEADERS[:5], "MAE", "Δ MAE", *SEARCH_HEADERS[8:]]
     return SEARCH_HEADERS
+
+
+def refused_trials(search: dict) -> list[str]:
+    """One sentence per search trial the model refused (a 16x8 trial whose op has no int16 form), with why."""
+    return [f"Trial {t['trial']} refused: {t['refused']}" for t in search["trials"] if "refused" in t]
 
 
 def memory_rows(memory: dict) -> list[list[str]]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from modelpack.errors import Int16Error
 from modelpack.report.records import Int8Setting
 from modelpack.steps.base import Step, StepJob
 from modelpack.steps.int8_search import (
@@ -159,13 +160,18 @@ class TFLiteBackend(Backend):
     """Selective quantization through the TFLite quantization debugger's denylist."""
 
     suffix = ".tflite"
+    refusals = (Int16Error,)
 
     def __init__(self, job: StepJob, make_converter, names: list[str]):
         self.job, self.make_converter, self.names = job, make_converter, names
 
     def settings(self) -> list[dict]:
         order = [True] + [pc for pc in self.job.options["per_channel"] if pc is not True]
-        return [Int8Setting(None, pc).to_trial() for pc in order]
+        int16 = [Int8Setting(None, True, "int16")] if self.job.options.get("try_16x8") else []
+        return [s.to_trial() for s in [*(Int8Setting(None, pc) for pc in order), *int16]]
+
+    def keeps_float(self, setting: dict) -> bool:
+        return Int8Setting.from_trial(setting).activations == "int8"
 
     def _converter(self, setting: dict, allow_float: bool):
         from modelpack.steps.tflite import configure_int8
@@ -200,11 +206,24 @@ class TFLiteBackend(Backend):
     def quantize(self, setting: dict, keep_float: list[str], dest: Path) -> None:
         import tensorflow as tf
 
+        if Int8Setting.from_trial(setting).activations == "int16":
+            self._quantize_16x8(setting, dest)
+            return
         if not keep_float:
             dest.write_bytes(self._converter(setting, allow_float=False).convert())
             return
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float)
         dest.write_bytes(self._debugger(setting, options, allow_float=True).get_nondebug_quantized_model())
+
+    def _quantize_16x8(self, setting: dict, dest: Path) -> None:
+        """tflite-16x8's conversion and runtime check: an Int16Error refuses the trial, naming the op."""
+        from modelpack.steps.tflite import check_int16_runs, configure_16x8, convert_16x8
+
+        converter = self.make_converter()
+        configure_16x8(converter, self.job.data["calibration"], self.names,
+                       per_channel=Int8Setting.from_trial(setting).per_channel)
+        dest.write_bytes(convert_16x8(converter))
+        check_int16_runs(dest, self.job.data["calibration"], self.names)
 
     def sensitivity(self, setting: dict) -> list[dict]:
         """Per quantized op output: the float op's result against its dequantized INT8 result."""
@@ -245,6 +264,9 @@ class TFLiteInt8Mixed(_SearchStep):
 
     def base_options(self, recipe: Any) -> dict:
         return {"io": recipe.optimize.int8.io}
+
+    def options(self, recipe: Any) -> dict:
+        return {**super().options(recipe), "try_16x8": recipe.optimize.search.try_16x8}
 
     def run(self, job: StepJob, ctx: Any) -> dict:
         from modelpack.inputs import keras_io

@@ -3,7 +3,9 @@ meets it with the fewest operations kept in float.
 
 The search, per INT8 variant, bounded by `optimize.search.max_trials` and `max_minutes`:
 1. calibration: every configured calibration method x per-channel setting, fully quantized, the recipe's own
-   setting first. If any meets the accuracy budgets, the most accurate of those is the result.
+   setting first; for TFLite then int16 activations with int8 weights (16x8, `optimize.search.try_16x8`), which
+   a model may refuse (an op without a 16x8 form or int16 kernel: the trial records why). If any meets the
+   accuracy budgets, the most accurate of those is the result.
 2. mixed precision: with the closest calibration setting, rank activations by how much quantizing them hurts
    (per-channel SQNR of float against quantized values on the calibration samples), then keep the operations
    around the top-k activations in float. k grows 1, 2, 4, ... until the budgets hold, then bisects back
@@ -32,6 +34,8 @@ class Backend:
     """What the search needs from a quantizer."""
 
     suffix = ""
+    # Errors of `quantize` that refuse one setting for this model (recorded as a refused trial; the search goes on).
+    refusals: tuple[type[Exception], ...] = ()
 
     def settings(self) -> list[dict]:
         """Calibration settings to try, the plain variant's own first."""
@@ -43,6 +47,10 @@ class Backend:
     def sensitivity(self, setting: dict) -> list[dict]:
         """Units to keep in float, most harmful first: {"tensor", "nodes", "score_db", "damage_db"}."""
         raise NotImplementedError
+
+    def keeps_float(self, setting: dict) -> bool:
+        """Whether operations can be kept in float under `setting` (the mixed-precision phase starts from it)."""
+        return True
 
 
 class Judge:
@@ -128,9 +136,15 @@ class Search:
         nodes = _union(u["nodes"] for u in units)
         dest = self.tmp / f"trial-{len(self.trials)}{self.backend.suffix}"
         started = time.monotonic()
-        self.backend.quantize(setting, nodes, dest)
         trial = {"trial": len(self.trials), **setting, "float_activations": [u["tensor"] for u in units],
-                 "float_nodes": nodes, **self.judge(dest), "seconds": round(time.monotonic() - started, 3)}
+                 "float_nodes": nodes}
+        try:
+            self.backend.quantize(setting, nodes, dest)
+            trial.update(self.judge(dest))
+        except self.backend.refusals as exc:
+            trial.update(refused=str(exc), accuracy=None, accuracy_drop=None, agreement=None, passed=False,
+                         shortfall=math.inf, size_bytes=None, p50_ms=None)
+        trial["seconds"] = round(time.monotonic() - started, 3)
         self.trials.append(trial)
         self.files.append(dest)
         return trial
@@ -140,8 +154,9 @@ class Search:
             if self.attempt(setting, []) is None:
                 break
         ranking: list[dict] = []
-        if self.trials and not any(t["passed"] for t in self.trials):
-            closest = min(self.trials, key=lambda t: (t["shortfall"], t["trial"]))
+        growable = [t for t in self.trials if "refused" not in t and self.backend.keeps_float(t)]
+        if growable and not any(t["passed"] for t in self.trials):
+            closest = min(growable, key=lambda t: (t["shortfall"], t["trial"]))
             setting = {k: closest[k] for k in self.backend.settings()[0]}
             ranking = self.backend.sensitivity(setting)
             self._grow(setting, ranking)
@@ -174,8 +189,9 @@ class Search:
         if passing:
             best = min(passing, key=lambda t: (len(t["float_nodes"]), -_num(t["accuracy"]), -_num(t["agreement"]),
                                                 t["size_bytes"], t["trial"]))
-        else:
-            best = min(self.trials, key=lambda t: (t["shortfall"], len(t["float_nodes"]), t["trial"]))
+        else:  # a refused trial has no file: the closest is among those that were made
+            made = [t for t in self.trials if "refused" not in t] or self.trials
+            best = min(made, key=lambda t: (t["shortfall"], len(t["float_nodes"]), t["trial"]))
         for t in self.trials:
             if math.isinf(t["shortfall"]):
                 t["shortfall"] = None

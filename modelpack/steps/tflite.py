@@ -1,7 +1,9 @@
-"""TFLite converter variants: float32, dynamic-range, float16 and full-integer INT8."""
+"""TFLite converter variants: float32, dynamic-range, float16, full-integer INT8 and 16x8 (int16 activations,
+int8 weights)."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from modelpack import limits
+from modelpack.errors import Int16Error
 from modelpack.files.output import tree_bytes
 from modelpack.steps import recurrent
 from modelpack.steps.base import Step, StepJob
@@ -35,7 +38,10 @@ class _TFLiteStep(Step):
         with route as (make_converter, names):
             converter = make_converter()
             self.configure(converter, job, names)
-            (job.out / self.FILE).write_bytes(converter.convert())
+            (job.out / self.FILE).write_bytes(self.convert(converter))
+
+    def convert(self, converter: Any) -> bytes:
+        return converter.convert()
 
     def recurrent(self, loaded: Any, job: StepJob) -> dict:
         """The converter left a recurrent loop as TensorList ops: freeze a batch-1 trace into a WHILE loop."""
@@ -160,4 +166,88 @@ UNROLL_CHECK_SAMPLES = 16
 UNROLL_TOLERANCE = 1e-5
 
 
-STEPS = (TFLiteFP32, TFLiteDynamic, TFLiteFP16, TFLiteInt8)
+def configure_16x8(converter: Any, calibration_npz: str, names: list[str], *, per_channel: bool = True) -> None:
+    """int16 activations and int8 weights, calibrated like INT8; float input and output. Only the 16x8 op set is
+    allowed: an op without a 16x8 form makes the converter refuse (no silent float fallback)."""
+    import tensorflow as tf
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative(calibration_npz, names)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    if not per_channel:
+        converter._experimental_disable_per_channel = True
+
+
+INT16_ADVICE = "use tflite-int8 (its accuracy search keeps such ops in float) or tflite-fp16 for this model"
+# The converter's refusal, and LiteRT's words for an op it cannot load, prepare or run.
+_CONVERTER_REFUSAL = re.compile(r"Quantization to 16x8-bit not yet supported for op: '(\w+)'")
+_UNCALIBRATED = re.compile(r"Max and min for dynamic tensors should be recorded during calibration: "
+                           r"Failed for tensor (\S+)")
+_RUNTIME_OP = re.compile(r"builtin opcode '(\w+)'|Node number \d+ \((\w+)\) failed to (?:prepare|invoke)")
+
+
+def convert_16x8(converter: Any) -> bytes:
+    """Run a converter configured by `configure_16x8`; its refusal of an op without a 16x8 form is an Int16Error
+    naming the op."""
+    try:
+        return converter.convert()
+    except Exception as exc:
+        text = str(exc)
+        if found := _CONVERTER_REFUSAL.search(text):
+            raise Int16Error(f"the TFLite converter has no 16x8 (int16 activation) form of op {found.group(1)}; "
+                             f"{INT16_ADVICE}") from None
+        if found := _UNCALIBRATED.search(text):
+            raise Int16Error(f"TFLite's 16x8 quantizer recorded no range for tensor {found.group(1)} (an integer "
+                             f"input, such as token ids fed to an Embedding, gets none in 16x8 mode); {INT16_ADVICE}") from None
+        raise
+
+
+def check_int16_runs(path: Path, calibration_npz: str, names: list[str]) -> dict:
+    """Load the 16x8 model in the runtime the handlers ship (LiteRT's interpreter) and run one calibration
+    sample; a model it cannot load or run (an op without an int16 kernel) raises Int16Error naming the op and
+    quoting the interpreter. Returns what was checked."""
+    from modelpack.measure.runner import handler_runtime
+
+    runtime = handler_runtime()
+    with np.load(calibration_npz) as npz:
+        sample = {name: npz[f"in_{i}"][:1] for i, name in enumerate(names)}
+    try:
+        outputs = runtime.load(str(path), 1).predict(sample)
+    except (RuntimeError, ValueError) as exc:
+        text = " ".join(str(exc).split())
+        found = _RUNTIME_OP.search(text)
+        op = next((g for g in found.groups() if g), None) if found else None
+        where = f" at op {op}" if op else ""
+        raise Int16Error(f"LiteRT's interpreter, which the handlers ship, cannot run the 16x8 model{where} "
+                         f"({text[:300]}); {INT16_ADVICE}") from None
+    bad = [i for i, o in enumerate(outputs) if not np.all(np.isfinite(np.asarray(o, dtype=np.float64)))]
+    if bad:
+        raise Int16Error(f"the 16x8 model gives non-finite values at output {bad[0]} on a calibration sample in "
+                         f"LiteRT's interpreter; {INT16_ADVICE}")
+    return {"runtime_check": "ran one calibration sample in the handlers' LiteRT interpreter"}
+
+
+class TFLite16x8(TFLiteInt8):
+    """TFLite with int16 activations and int8 weights, calibrated on the recipe's samples (float I/O): for models
+    whose activations do not survive int8. Checked at build in the handlers' runtime, which must have an int16
+    kernel for every op; recurrent layers are unrolled as for INT8."""
+
+    NAME = "tflite-16x8"
+    QUANTIZATION = "int16x8"
+
+    def options(self, recipe: Any) -> dict:
+        return {}
+
+    def configure(self, converter: Any, job: StepJob, names: list[str]) -> None:
+        configure_16x8(converter, job.data["calibration"], names)
+
+    def convert(self, converter: Any) -> bytes:
+        return convert_16x8(converter)
+
+    def run(self, job: StepJob, ctx: Any) -> dict:
+        names = [t["name"] for t in ctx.model(job).inputs]  # before a large model's copy is released
+        details = super().run(job, ctx)
+        return {**details, **check_int16_runs(job.out / self.FILE, job.data["calibration"], names)}
+
+
+STEPS = (TFLiteFP32, TFLiteDynamic, TFLiteFP16, TFLiteInt8, TFLite16x8)

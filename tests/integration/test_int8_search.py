@@ -66,6 +66,12 @@ def test_mixed_variant_meets_the_budget_with_few_float_ops(tight, plain):
     fewer = [t for t in trials if t["float_nodes"] and len(t["float_nodes"]) < len(search["float_nodes"])]
     assert all(not t["passed"] for t in fewer)
     assert not any(t["passed"] for t in trials if not t["float_nodes"])  # calibration alone cannot fix it
+    if plain == "tflite-int8":  # int16 activations (16x8) are tried after calibration, before float operations
+        int16 = [t for t in trials if t.get("activations") == "int16"]
+        assert len(int16) == 1 and not int16[0]["float_nodes"] and "refused" not in int16[0]
+        assert int16[0]["accuracy"] is not None and int16[0]["size_bytes"] > 0 and not int16[0]["passed"]
+        assert all(t["trial"] > int16[0]["trial"] for t in trials if t["float_nodes"])
+        assert all(t["activations"] == "int8" for t in trials if t["float_nodes"])
 
 
 def test_selected_mixed_variant_is_packaged(tight):
@@ -75,6 +81,7 @@ def test_selected_mixed_variant_is_packaged(tight):
     assert any(a["target"] == "lambda-function" for a in report["artifacts"])
     md = (out / "report.md").read_text()
     assert "INT8 accuracy search (onnx-int8)" in md and "Kept in float:" in md
+    assert "| activations |" in md and "| int16 |" in md  # the 16x8 trial in the search table
 
 
 def test_search_out_of_trials_reports_the_closest(tmp_path):
@@ -86,6 +93,8 @@ def test_search_out_of_trials_reports_the_closest(tmp_path):
         assert search["passed"] is False and len(search["trials"]) == 2
         assert search["stopped"] == "stopped at max_trials (2)"
         assert "no trial met the accuracy budgets" in search["outcome"] and "closest trial" in search["outcome"]
+    tflite = next(s for s in report["search"] if s["variant"] == "tflite-int8")
+    assert [t.get("activations") for t in tflite["trials"]] == ["int8", "int16"]  # try_16x8 is on by default
     names = {v["name"] for v in report["variants"]}
     assert {"onnx-int8-mixed", "tflite-int8-mixed"} <= names
     assert report["selected"] is None and report["closest"]

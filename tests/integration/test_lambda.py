@@ -41,6 +41,14 @@ def onnx_dist(tmp_path_factory) -> Dist:
     return Dist(tmp / "out", recipe, tmp / "cache", run_build(recipe, tmp / "out", tmp / "cache"), "onnx-fp32")
 
 
+@pytest.fixture(scope="module")
+def int16_dist(tmp_path_factory) -> Dist:
+    """The digits example as tflite-16x8 alone (int16 activations, int8 weights), for the Lambda targets."""
+    tmp = tmp_path_factory.mktemp("lambda-16x8")
+    recipe = write_digits_recipe(tmp / "recipe.yaml", optimize={"variants": ["tflite-16x8"]}, targets=lambda_targets())
+    return Dist(tmp / "out", recipe, tmp / "cache", run_build(recipe, tmp / "out", tmp / "cache"), "tflite-16x8")
+
+
 @pytest.fixture(params=["tflite", "onnx"])
 def dist(request) -> Dist:
     return request.getfixturevalue("digits_dist" if request.param == "tflite" else "onnx_dist")
@@ -96,6 +104,29 @@ def test_invoke_under_emulator_matches_variant(dist, tmp_path):
     assert too_big["statusCode"] == 413
     assert batch["statusCode"] == 413 and "limit of 16" in batch["error"]
     assert "predictions" in after  # still serving after bad requests
+
+
+def test_16x8_variant_is_checked_at_build_and_served_by_the_lambda_handler(int16_dist, tmp_path):
+    report = int16_dist.report
+    assert report["selected"] == "tflite-16x8"
+    row = {v["name"]: v for v in report["variants"]}["tflite-16x8"]
+    assert row["status"] == "ok" and row["quantization"] == "int16x8" and row["budgets_passed"]
+    assert "LiteRT" in row["details"]["runtime_check"]  # one calibration sample ran in the handlers' runtime
+    keras_bytes = {v["name"]: v for v in report["variants"]}["keras"]["size_bytes"]
+    assert row["size_bytes"] < keras_bytes / 3  # int8 weights
+    assert row["accuracy_drop"] <= 0.01 and row["fidelity"]["agreement"] >= 0.97
+    fn = next(a for a in report["artifacts"] if a["path"] == "lambda/function.zip")["details"]
+    assert fn["handler_check"]["max_abs_err_vs_variant"] <= 1e-5  # the packaged handler answers as measured
+    x = digits_samples(4)
+    expected = variant_predictions(int16_dist, x)
+    with LambdaEmulator(int16_dist.out, tmp_path) as emu:
+        answer, _ = emu.invoke({"instances": x.tolist()})
+    assert np.max(np.abs(np.asarray(answer["predictions"]) - expected)) <= 1e-6
+    assert answer["model"]["name"] == "digits"
+    assert [t[0]["class"] for t in answer["top_k"]] == list(np.argmax(expected, axis=1))
+    layer = int16_dist.artifact("lambda-layer")
+    assert layer["details"]["runtime"] == "litert" and layer["details"]["verified"] is True
+    assert "| tflite-16x8 |" in (int16_dist.out / "report.md").read_text()
 
 
 def _run_in_handler_env(function_dir: Path, layer_dir: Path, code: str) -> dict:

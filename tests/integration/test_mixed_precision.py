@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from modelpack.cli.main import cli
-from modelpack.recipe.models import VARIANTS
+from modelpack.recipe.models import DEFAULT_VARIANTS
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +51,7 @@ def built(tmp_path_factory):
 def test_every_variant_converts_from_the_float32_copy(built):
     report = built["report"]
     by = {v["name"]: v for v in report["variants"]}
-    assert set(by) == {"keras", *VARIANTS}
+    assert set(by) == {"keras", *DEFAULT_VARIANTS}
     for name, v in by.items():
         assert v["status"] == "ok", (name, v["error"])
     precision = report["model"]["precision"]

@@ -162,10 +162,16 @@ def grouped_conv(path: Path) -> Path:
 def test_lstm_over_tokens_builds_every_tflite_variant(tmp_path):
     model = lstm_over_tokens(tmp_path / "lstm.keras")
     out = tmp_path / "dist"
-    report = modelpack.build(_recipe(tmp_path, "lstm", model, TFLITE), out=out, cache_dir=None)
+    report = modelpack.build(_recipe(tmp_path, "lstm", model, [*TFLITE, "tflite-16x8"]), out=out, cache_dir=None)
     by = {v["name"]: v for v in report.variants}
     for name in TFLITE:
         assert by[name]["status"] == "ok", by[name]["error"]
+    # 16x8 cannot calibrate the token ids: refused with the reason and the way out, and the build goes on.
+    refused = by["tflite-16x8"]
+    assert refused["status"] != "ok" and refused["error"].startswith("Int16Error: ")
+    assert "serving_default_tokens" in refused["error"] and "use tflite-int8" in refused["error"]
+    assert "Traceback" not in refused["error"] and not (out / "variants" / "tflite-16x8.tflite").exists()
+    assert "- `tflite-16x8`: Int16Error: " in (out / "report.md").read_text()  # the report's Failures list
     assert by["tflite-fp32"]["fidelity"]["max_abs_err"] <= 1e-4
     for name in ("tflite-fp32", "tflite-dynamic", "tflite-fp16"):
         assert by[name]["details"]["route"] == "frozen-while" and by[name]["details"]["static_batch"] == 1
@@ -189,7 +195,7 @@ def test_bidirectional_gru_converts_to_every_tflite_variant(tmp_path):
     calibration = tmp_path / "calibration.npz"
     np.savez(calibration, in_0=rng.standard_normal((16, 10, 3)).astype("float32"))
     jobs = [StepJob(name, str(model), "keras3", str(tmp_path / name), data={"calibration": str(calibration)})
-            for name in TFLITE]
+            for name in [*TFLITE, "tflite-16x8"]]
     results = run_jobs(jobs, tmp_path / "worker.log")
     series = rng.standard_normal((3, 10, 3)).astype("float32")
     expected = np.asarray(keras.saving.load_model(model)(series))
@@ -198,8 +204,30 @@ def test_bidirectional_gru_converts_to_every_tflite_variant(tmp_path):
         assert res["ok"], res.get("error")
         batch = _batch_equals_one_at_a_time(job.out / "model.tflite", {"series": series})
         err = float(np.max(np.abs(batch - expected)))
-        assert err <= {"tflite-fp32": 1e-4, "tflite-dynamic": 1e-4, "tflite-fp16": 1e-2, "tflite-int8": 0.5}[job.step]
+        assert err <= {"tflite-fp32": 1e-4, "tflite-dynamic": 1e-4, "tflite-fp16": 1e-2, "tflite-int8": 0.5,
+                       "tflite-16x8": 0.05}[job.step]
     assert results[jobs[0].out_dir]["details"]["static_batch"] == 1
+    # 16x8 unrolls the loop as INT8 does, and was run in the handlers' interpreter at build.
+    int16 = results[jobs[-1].out_dir]["details"]
+    assert int16["route"] == "unrolled" and "LiteRT" in int16["runtime_check"]
+
+
+def test_16x8_refuses_an_op_without_an_int16_form_naming_it(tmp_path):
+    """LayerNormalization lowers to NEG, which the converter has no 16x8 form of: the variant fails as a
+    StepError naming the op and the way out, not a converter dump."""
+    import keras
+
+    keras.utils.set_random_seed(14)
+    x = keras.Input((6,), name="features")
+    path = tmp_path / "norm.keras"
+    keras.Model(x, keras.layers.Dense(3)(keras.layers.LayerNormalization()(keras.layers.Dense(8)(x)))).save(path)
+    calibration = tmp_path / "calibration.npz"
+    np.savez(calibration, in_0=np.random.default_rng(5).standard_normal((16, 6)).astype("float32"))
+    job = StepJob("tflite-16x8", str(path), "keras3", str(tmp_path / "out"), data={"calibration": str(calibration)})
+    res = run_jobs([job], tmp_path / "worker.log")[job.out_dir]
+    assert not res["ok"] and res["error_type"] == "Int16Error"
+    assert res["message"] == ("the TFLite converter has no 16x8 (int16 activation) form of op NEG; use tflite-int8 "
+                              "(its accuracy search keeps such ops in float) or tflite-fp16 for this model")
 
 
 def test_preprocessing_layers_convert_to_onnx_with_frozen_constants(tmp_path):

@@ -104,7 +104,9 @@ def _search_one(state: BuildState, name: str, missed: list[str], base: str, reco
     floats = len(d["float_nodes"])
     record.update(result=name, passed=d["passed"], trials=d["trials"], setting=d["setting"],
                   float_nodes=d["float_nodes"], sensitivity=d["sensitivity"], stopped=d["stopped"])
-    how = f"{floats} operation(s) kept in float" if floats else "calibration settings only"
+    int16 = d["setting"].get("activations") == "int16"
+    how = (f"{floats} operation(s) kept in float" if floats else
+           "int16 activations and int8 weights (16x8)" if int16 else "calibration settings only")
     record["outcome"] = (
         f"{base} missed {', '.join(missed)}; trial {d['chosen_trial']} meets the accuracy budgets "
         f"with {how} ({len(d['trials'])} trial(s))" if d["passed"] else

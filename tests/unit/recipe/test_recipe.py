@@ -153,3 +153,21 @@ def test_unquoted_python_versions_are_read_as_written(tmp_path):
     recipe.write_text(recipe.read_text().replace("python: 3.12", "python: 3.9"))
     refused = CliRunner().invoke(cli, ["validate", str(recipe)])
     assert refused.exit_code == 2 and "'3.9' is not one of" in refused.output
+
+
+def test_16x8_variant_is_accepted_calibrated_and_asked_for_by_name(digits_recipe):
+    from modelpack.recipe.models import CALIBRATED, DEFAULT_VARIANTS, Recipe
+
+    recipe = load_recipe(digits_recipe(optimize={"variants": ["tflite-16x8"]}))
+    assert recipe.optimize.variants == ["tflite-16x8"]
+    assert "tflite-16x8" in CALIBRATED and recipe.optimize.calibrates  # reads the calibration split
+    # Not built unless named: its int16 kernels are slower than int8's; the search tries its setting by default.
+    default = Recipe(name="x", model={"path": str(ROOT / "recipes" / "digits" / "model.keras")})
+    assert default.optimize.variants == list(DEFAULT_VARIANTS) and "tflite-16x8" not in DEFAULT_VARIANTS
+    assert default.optimize.search.try_16x8 is True
+
+
+def test_misspelled_16x8_variant_is_refused_with_the_valid_names(digits_recipe):
+    result = CliRunner().invoke(cli, ["validate", str(digits_recipe(optimize={"variants": ["tflite-int16"]}))])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "optimize.variants" in result.output and "tflite-16x8" in result.output

@@ -53,7 +53,10 @@ def test_one_int8_setting_from_recipe_to_step_and_trial():
     assert setting.to_options() == {"method": "entropy", "per_channel": False}  # a plain variant's details
     assert setting.to_trial() == {"calibration": "entropy", "per_channel": False}  # a search trial
     assert Int8Setting.from_options(setting.to_options()) == setting == Int8Setting.from_trial(setting.to_trial())
-    assert Int8Setting(None, True).to_trial() == {"per_channel": True}  # TFLite has no calibration choice
+    # TFLite has no calibration choice; its trials name their activations (int16: the search's 16x8 trial).
+    assert Int8Setting(None, True).to_trial() == {"per_channel": True, "activations": "int8"}
+    int16 = Int8Setting(None, True, "int16")
+    assert Int8Setting.from_trial(int16.to_trial()) == int16 and int16.to_trial()["activations"] == "int16"
 
 
 def test_artifacts_keep_details_only_when_there_are_some():

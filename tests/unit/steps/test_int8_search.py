@@ -87,3 +87,43 @@ def test_search_returns_the_passing_calibration_setting_without_float_units(tmp_
     result = Search(backend, _Judge(backend), max_trials=10, max_minutes=5, tmp=tmp_path).run()
     assert result["passed"] and result["float_nodes"] == [] and len(result["trials"]) == 2
     assert result["sensitivity"] == []
+
+
+class _Refusing(_Toy):
+    """A quantizer whose last setting is refused for this model (as a 16x8 trial whose op has no int16 form)."""
+
+    refusals = (ValueError,)
+
+    def settings(self):
+        return [*super().settings(), {"per_channel": True, "calibration": "int16"}]
+
+    def keeps_float(self, setting):
+        return setting["calibration"] != "int16"
+
+    def quantize(self, setting, keep_float, dest):
+        if setting["calibration"] == "int16":
+            raise ValueError("no int16 form of op NEG")
+        super().quantize(setting, keep_float, dest)
+
+
+def test_a_refused_setting_is_recorded_with_its_reason_and_the_search_goes_on(tmp_path):
+    backend = _Refusing({"n0", "n1"})
+    result = Search(backend, _Judge(backend), max_trials=20, max_minutes=5, tmp=tmp_path).run()
+    refused = result["trials"][2]
+    assert refused["refused"] == "no int16 form of op NEG" and refused["passed"] is False
+    assert refused["accuracy"] is None and refused["shortfall"] is None  # strict JSON: no infinity
+    assert result["passed"] and result["float_nodes"] == ["n0", "n1"]
+    grown = [t for t in result["trials"] if t["float_nodes"]]
+    assert grown and all(t["calibration"] != "int16" for t in grown)  # float units are kept from a made setting
+
+
+def test_a_setting_that_cannot_keep_float_passes_before_any_float_unit(tmp_path):
+    class Passing16x8(_Refusing):
+        def quantize(self, setting, keep_float, dest):
+            self.last = sorted(self.needed) if setting["calibration"] == "int16" else keep_float
+            dest.write_bytes(b"x" * 100)
+
+    backend = Passing16x8({"n0"})
+    result = Search(backend, _Judge(backend), max_trials=20, max_minutes=5, tmp=tmp_path).run()
+    assert result["passed"] and result["setting"]["calibration"] == "int16" and result["float_nodes"] == []
+    assert len(result["trials"]) == 3  # no sensitivity ranking, no float unit tried
