@@ -79,7 +79,9 @@ class Cache:
         return entry
 
     def put(self, key: str, source: Path) -> Path:
-        """Copy the files of `source` into the cache under `key` and return the entry."""
+        """Copy the files of `source` into the cache under `key` and return the entry. The copy is written to a
+        temporary folder in the cache and renamed into place; an entry already there is kept, never replaced,
+        so two builds putting the same key at once never remove what the other is writing or reading."""
         if not self.enabled:
             return source
         self.root.mkdir(parents=True, exist_ok=True)
@@ -96,12 +98,13 @@ class Cache:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         entry = self.root / key
-        if entry.exists():
-            shutil.rmtree(entry, ignore_errors=True)
         try:
-            os.replace(tmp, entry)
+            os.rename(tmp, entry)  # atomic; refused when another build put the same key first
         except OSError:
+            # Another build (sharing this per-user cache) got there first and may be reading its entry right
+            # now: it stays as it is and only our own temporary copy goes.
             shutil.rmtree(tmp, ignore_errors=True)
+            return entry if (entry / META).is_file() else source
         return entry
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
