@@ -179,7 +179,8 @@ def answerer(supervisor: Supervisor, routes: Routes, key: str | None) -> Callabl
             return _json(200, routes.description())
         if key is not None and routes.needs_key(path):
             given = headers.get("x-functions-key") or (parse_qs(query).get("code") or [None])[0]
-            if not given or not secrets.compare_digest(given, key):
+            # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError, once a 500).
+            if not given or not secrets.compare_digest(given.encode("utf-8", "surrogatepass"), key.encode()):
                 return _json(401, {"error": f"this app's auth_level is {routes.auth_level}: send the function key "
                                             "modelpack serve printed, as the x-functions-key header or the code "
                                             "query parameter"})
