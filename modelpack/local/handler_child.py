@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelpack.errors import TargetError, UsageError
+from modelpack.local.azure_app import ROUTING
 
 TEXT_TYPES = ("application/json", "text/", "application/xml")
 
 # Runs inside the child: frames of (4-byte length, JSON header, body) in and out over stdin/stdout; the
 # handler's own prints and logs go to stderr.
-CHILD = r"""
+CHILD = ROUTING + r"""
 import base64, json, os, struct, sys
 out = os.fdopen(os.dup(1), "wb"); os.dup2(2, 1); inp = sys.stdin.buffer
 def read(n):
@@ -60,18 +61,9 @@ else:
     functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
     route = str(function_app.AZURE.get("route", "predict")).strip("/")
     def call(req, body):
-        # The Functions host's routing: the app's own route first, then v2/{*path}, then health.
-        path = req["path"][len("/api/"):] if req["path"].startswith("/api/") else req["path"].lstrip("/")
-        path = path.rstrip("/")
-        params = {}
-        if path == route:
-            name = "predict"
-        elif path.startswith("v2/") or path == "v2":
-            name, params = "inference_protocol", {"path": path[3:]}
-        elif path == "health":
-            name = "health"
-        else:
-            message = {"error": f"no function of this app answers /api/{path}; POST to /api/{route}"}
+        name, path, params = azure_route(req["path"], route)
+        if name is None:
+            message = no_function(path, route)
             return {"status": 404, "headers": {"content-type": "application/json"}}, json.dumps(message).encode()
         user = functions[name].get_user_function()
         query = dict(urllib.parse.parse_qsl(req["query"]))
