@@ -84,7 +84,7 @@ class Cache:
         so two builds putting the same key at once never remove what the other is writing or reading."""
         if not self.enabled:
             return source
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_folder(self.root)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
         try:
             files = {}
@@ -183,7 +183,23 @@ class Summary:
                 "freed_bytes": self.freed}
 
 
+def not_a_folder(root: Path) -> UsageError:
+    return UsageError(f"the step cache {root} is not a folder (it, or a folder above it, is a file). Point "
+                      "MODELPACK_CACHE_DIR or --cache-dir at a folder, or unset MODELPACK_CACHE_DIR for the default "
+                      "($XDG_CACHE_HOME or ~/.cache, then modelpack/builds).")
+
+
+def make_folder(root: Path) -> None:
+    """Create the cache folder; a file where it (or a folder above it) should be is the user's to fix."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise not_a_folder(root) from None
+
+
 def info(root: Path) -> Summary:
+    if root.exists() and not root.is_dir():
+        raise not_a_folder(root)
     found = entries(root)
     return Summary(root, sum(e.kind == "entry" for e in found), sum(e.bytes for e in found))
 
@@ -191,6 +207,8 @@ def info(root: Path) -> Summary:
 def prune(root: Path, max_bytes: int, keep_partial_s: float = 3600) -> Summary:
     """Remove least recently used entries until the cache holds at most `max_bytes`; half-written folders
     older than `keep_partial_s` (left by a killed build) go first."""
+    if root.exists() and not root.is_dir():
+        raise not_a_folder(root)
     if not root.is_dir():
         return Summary(root, 0, 0)
     with locked(root, exclusive=True):
@@ -227,7 +245,7 @@ def clean(root: Path) -> Summary:
 def locked(root: Path, exclusive: bool) -> Iterator[None]:
     """The cache folder's lock: shared for builds (they wait for a prune or clean to finish), exclusive and
     refused at once (CacheBusy, exit 2) for prune and clean while a build holds it."""
-    root.mkdir(parents=True, exist_ok=True)
+    make_folder(root)
     while True:
         fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -243,7 +261,7 @@ def locked(root: Path, exclusive: bool) -> Iterator[None]:
         if current:
             break
         os.close(fd)  # a clean removed the lock file while we waited: lock the new one
-        root.mkdir(parents=True, exist_ok=True)
+        make_folder(root)
     try:
         yield
     finally:

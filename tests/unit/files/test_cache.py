@@ -104,3 +104,18 @@ def test_builds_putting_the_same_key_at_once_never_remove_a_live_entry(tmp_path)
         assert w.exitcode == 0
     assert misses == 0
     assert sorted(p.name for p in root.iterdir() if p.name != ".modelpack-lock") == [key]
+
+
+def test_a_cache_dir_that_is_a_file_is_a_usage_error(tmp_path, monkeypatch):
+    from tests.helpers.paths import DIGITS
+
+    (tmp_path / "cache").write_text("not a folder")
+    monkeypatch.setenv("MODELPACK_CACHE_DIR", str(tmp_path / "cache"))
+    runner = CliRunner()
+    for args in (["cache", "info"], ["cache", "prune", "--max-size", "1GB"], ["cache", "clean"],
+                 ["build", str(DIGITS / "recipe.yaml"), "--out", str(tmp_path / "out")]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert f"the step cache {tmp_path / 'cache'} is not a folder" in " ".join(result.output.split())
+        assert "MODELPACK_CACHE_DIR" in result.output
+    assert (tmp_path / "cache").read_text() == "not a folder" and not (tmp_path / "out").exists()
