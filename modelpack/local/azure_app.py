@@ -16,6 +16,7 @@ from modelpack.host import interpreters
 from modelpack.host.childproc import pip, pip_tail, read, scrubbed_env, write_source
 from modelpack.local.tools import CACHE
 from modelpack.local.unzip import UnzipBudget, safe_extract
+from modelpack.report.records import dist_report
 
 AZURE_FUNCTIONS_VERSION = "1.26.0"
 
@@ -113,8 +114,7 @@ class AzureApp:
     """An extracted function app; `call([...])` runs requests through its registered functions."""
 
     def __init__(self, dist: Path, workdir: Path):
-        report = json.loads((dist / "report.json").read_text())
-        art = next((a for a in report["artifacts"] if a["target"] == "azure-functions"), None)
+        art = next((a for a in dist_report(dist)["artifacts"] if a.get("target") == "azure-functions"), None)
         if art is None:
             raise UsageError(f"{dist}: no Azure Functions package here; add an azure-functions target.")
         self.python = art["details"]["python"]
