@@ -196,7 +196,13 @@ class Supervisor:
         self.package, self.log = package, log
         self._lock = threading.Lock()  # one request at a time, as one execution environment takes them
         self._state = threading.Condition()
-        self._child: Child | None = Child(package)
+        try:
+            self._child: Child | None = Child(package)
+        except ChildDied as exc:  # the package cannot run here: the user's to fix, not a modelpack failure
+            raise UsageError(f"the {package.target} package's handler process died while starting ({exc}); the "
+                             "lines above are its own output and say why. Check the package with `modelpack "
+                             "invoke`, and rebuild it if its files were changed; a process killed for memory needs "
+                             "more free memory on this machine.") from None
         self._closing = False
         self.restarts = 0
         self._watcher = threading.Thread(target=self._watch, daemon=True, name="modelpack-serve-watch")

@@ -1,0 +1,24 @@
+"""`modelpack serve` when the package's handler dies while it starts (a broken or changed package, a process
+killed for memory): a usage error naming how it died and what to do, not an internal error."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from modelpack.errors import EXIT_USAGE, ModelpackError
+from modelpack.local.handler_child import Package, Supervisor
+
+
+@pytest.mark.parametrize("start,how", [("raise SystemExit(1)", "exit code 1"),
+                                       ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+                                        "signal SIGKILL (killed: out of memory")])
+def test_a_handler_that_dies_at_start_is_the_users_to_fix(tmp_path, start, how):
+    (tmp_path / "handler.py").write_text(start + "\n")
+    package = Package("lambda", sys.executable, {"PYTHONPATH": str(tmp_path)}, tmp_path, {})
+    with pytest.raises(ModelpackError) as refused:
+        Supervisor(package, log=lambda line: None)
+    text = str(refused.value)
+    assert refused.value.exit_code == EXIT_USAGE
+    assert f"handler process died while starting ({how}" in text and "modelpack invoke" in text, text
