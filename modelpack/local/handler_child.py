@@ -37,7 +37,7 @@ def read(n):
     if len(data) < n: sys.exit(0)
     return data
 def send(head, body):
-    head = json.dumps(head).encode()
+    head = json.dumps(head, allow_nan=False).encode()
     out.write(struct.pack(">II", len(head), len(body)) + head + body); out.flush()
 TARGET = sys.argv[1]
 if TARGET == "lambda":
@@ -50,7 +50,8 @@ if TARGET == "lambda":
                  "body": body.decode() if text else base64.b64encode(body).decode()}
         result = handler.handler(event, None)
         if not isinstance(result, dict) or "statusCode" not in result:  # Function URLs answer such a value as JSON
-            return {"status": 200, "headers": {"content-type": "application/json"}}, json.dumps(result).encode()
+            data = json.dumps(result, allow_nan=False).encode()  # strict: a NaN is the 500 below, never served
+            return {"status": 200, "headers": {"content-type": "application/json"}}, data
         data = result.get("body") or ""
         data = base64.b64decode(data) if result.get("isBase64Encoded") else data.encode()
         return {"status": result["statusCode"], "headers": result.get("headers") or {}}, data
@@ -64,7 +65,7 @@ else:
         name, path, params = azure_route(req["path"], route)
         if name is None:
             message = no_function(path, route)
-            return {"status": 404, "headers": {"content-type": "application/json"}}, json.dumps(message).encode()
+            return {"status": 404, "headers": {"content-type": "application/json"}}, json.dumps(message, allow_nan=False).encode()
         user = functions[name].get_user_function()
         query = dict(urllib.parse.parse_qsl(req["query"]))
         request = func.HttpRequest(method=req["method"], url="http://localhost/api/" + path, body=body,
@@ -81,7 +82,8 @@ while True:
         head, data = call(req, body)
     except Exception as exc:
         head = {"status": 500, "headers": {"content-type": "application/json"}}
-        data = json.dumps({"error": f"the handler raised {type(exc).__name__}: {str(exc)[:300]}"}).encode()
+        data = json.dumps({"error": f"the handler raised {type(exc).__name__}: {str(exc)[:300]}"},
+                          allow_nan=False).encode()
     send(head, data)
 """
 
@@ -135,7 +137,7 @@ class Child:
         ctype = headers.get("content-type", "application/json").lower()
         request = {"method": method, "path": path, "query": query, "headers": headers,
                    "text": ctype.startswith(TEXT_TYPES) and _utf8(body)}
-        head = json.dumps(request).encode()
+        head = json.dumps(request, allow_nan=False).encode()
         try:
             self.proc.stdin.write(struct.pack(">II", len(head), len(body)) + head + body)
             self.proc.stdin.flush()

@@ -37,7 +37,7 @@ JSON_TYPE = "application/json"
 
 
 def _json(status: int, obj: dict, **headers: str) -> Answer:
-    return Answer(status, {"content-type": JSON_TYPE, **headers}, json.dumps(obj).encode())
+    return Answer(status, {"content-type": JSON_TYPE, **headers}, json.dumps(obj, allow_nan=False).encode())
 
 
 class RequestTooLarge(Exception):
@@ -156,7 +156,7 @@ class Server:
         self.log(f"refused a request: {status} {message}")
         if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
-        body = json.dumps({"error": message}).encode()
+        body = json.dumps({"error": message}, allow_nan=False).encode()
         with contextlib.suppress(OSError, h11.LocalProtocolError):
             sock.sendall(conn.send(h11.Response(status_code=status, reason=_reason(status), headers=[
                 ("Content-Type", JSON_TYPE), ("Content-Length", str(len(body))), ("Connection", "close")])))
