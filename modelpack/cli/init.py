@@ -7,8 +7,10 @@ written, so what init writes builds as written.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import click
@@ -91,6 +93,18 @@ def draft_for(directory: Path, model: Path | None, data: Path | None, trust_code
     return Draft(name, _relative(model, directory), host_python(), arch, **fields), lines
 
 
+def schema_is_ours(path: Path) -> bool:
+    """Whether init may write `path`: absent, or a recipe schema modelpack wrote (this version's or another's)."""
+    from modelpack.recipe.schema import SCHEMA_ID
+
+    if not path.exists() and not path.is_symlink():
+        return True
+    try:
+        return path.is_file() and not path.is_symlink() and json.loads(path.read_text()).get("$id") == SCHEMA_ID
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def write_gitignore(directory: Path) -> str:
     """Create .gitignore, or append the lines it lacks (never rewriting what is there); say which."""
     path = directory / ".gitignore"
@@ -118,7 +132,8 @@ def write_gitignore(directory: Path) -> str:
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A .npz of sample inputs and labels [the one in DIRECTORY; none: random inputs].")
 @click.option("--trust-code", is_flag=True, help="The model has Lambda layers or custom objects; let their code run.")
-@click.option("--force", is_flag=True, help="Overwrite an existing recipe.yaml.")
+@click.option("--force", is_flag=True, help="Overwrite an existing recipe.yaml (and a recipe.schema.json modelpack did "
+              "not write).")
 @handle_errors
 def init(directory: Path, model: Path | None, data: Path | None, trust_code: bool, force: bool) -> None:
     """Write a recipe.yaml for the model in DIRECTORY, filled from the model and its data.
@@ -133,22 +148,27 @@ def init(directory: Path, model: Path | None, data: Path | None, trust_code: boo
     from modelpack.recipe.schema import schema_text
     from modelpack.recipe.starter import render
 
-    dest = directory / "recipe.yaml"
+    dest, schema = directory / "recipe.yaml", directory / "recipe.schema.json"
     if dest.exists() and not force:
         raise UsageError(f"{dest} exists already; pass --force to overwrite it.")
+    if not force and not schema_is_ours(schema):
+        raise UsageError(f"{schema} exists and modelpack did not write it (it is not the recipe schema init "
+                         "writes); move it away, or pass --force to overwrite it.")
     directory.mkdir(parents=True, exist_ok=True)
     model = model or find_model(directory)
     data = data or (find_data(directory) if model is not None else None)
     draft, found = draft_for(directory, model, data, trust_code)
     text = render(draft)
-    trial = directory / ".recipe.yaml.init"
-    trial.write_text(text)
+    fd, name = tempfile.mkstemp(prefix=".recipe-init-", suffix=".yaml", dir=directory)  # never a file of the user's
+    trial = Path(name)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
     try:
         if model is not None:  # what validate checks, so what init writes is what a build accepts
             recipe = load_recipe(trial)
             precheck.check_model(recipe, str(dest))
             precheck.check_data(recipe, str(dest), call_functions=False)
-        (directory / "recipe.schema.json").write_text(schema_text())
+        schema.write_text(schema_text())
         os.replace(trial, dest)
     finally:
         trial.unlink(missing_ok=True)

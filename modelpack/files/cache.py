@@ -79,10 +79,12 @@ class Cache:
         return entry
 
     def put(self, key: str, source: Path) -> Path:
-        """Copy the files of `source` into the cache under `key` and return the entry."""
+        """Copy the files of `source` into the cache under `key` and return the entry. The copy is written to a
+        temporary folder in the cache and renamed into place; an entry already there is kept, never replaced,
+        so two builds putting the same key at once never remove what the other is writing or reading."""
         if not self.enabled:
             return source
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_folder(self.root)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
         try:
             files = {}
@@ -96,12 +98,13 @@ class Cache:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         entry = self.root / key
-        if entry.exists():
-            shutil.rmtree(entry, ignore_errors=True)
         try:
-            os.replace(tmp, entry)
+            os.rename(tmp, entry)  # atomic; refused when another build put the same key first
         except OSError:
+            # Another build (sharing this per-user cache) got there first and may be reading its entry right
+            # now: it stays as it is and only our own temporary copy goes.
             shutil.rmtree(tmp, ignore_errors=True)
+            return entry if (entry / META).is_file() else source
         return entry
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
@@ -180,7 +183,23 @@ class Summary:
                 "freed_bytes": self.freed}
 
 
+def not_a_folder(root: Path) -> UsageError:
+    return UsageError(f"the step cache {root} is not a folder (it, or a folder above it, is a file). Point "
+                      "MODELPACK_CACHE_DIR or --cache-dir at a folder, or unset MODELPACK_CACHE_DIR for the default "
+                      "($XDG_CACHE_HOME or ~/.cache, then modelpack/builds).")
+
+
+def make_folder(root: Path) -> None:
+    """Create the cache folder; a file where it (or a folder above it) should be is the user's to fix."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise not_a_folder(root) from None
+
+
 def info(root: Path) -> Summary:
+    if root.exists() and not root.is_dir():
+        raise not_a_folder(root)
     found = entries(root)
     return Summary(root, sum(e.kind == "entry" for e in found), sum(e.bytes for e in found))
 
@@ -188,6 +207,8 @@ def info(root: Path) -> Summary:
 def prune(root: Path, max_bytes: int, keep_partial_s: float = 3600) -> Summary:
     """Remove least recently used entries until the cache holds at most `max_bytes`; half-written folders
     older than `keep_partial_s` (left by a killed build) go first."""
+    if root.exists() and not root.is_dir():
+        raise not_a_folder(root)
     if not root.is_dir():
         return Summary(root, 0, 0)
     with locked(root, exclusive=True):
@@ -224,7 +245,7 @@ def clean(root: Path) -> Summary:
 def locked(root: Path, exclusive: bool) -> Iterator[None]:
     """The cache folder's lock: shared for builds (they wait for a prune or clean to finish), exclusive and
     refused at once (CacheBusy, exit 2) for prune and clean while a build holds it."""
-    root.mkdir(parents=True, exist_ok=True)
+    make_folder(root)
     while True:
         fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -240,7 +261,7 @@ def locked(root: Path, exclusive: bool) -> Iterator[None]:
         if current:
             break
         os.close(fd)  # a clean removed the lock file while we waited: lock the new one
-        root.mkdir(parents=True, exist_ok=True)
+        make_folder(root)
     try:
         yield
     finally:

@@ -16,12 +16,30 @@ from modelpack.host import interpreters
 from modelpack.host.childproc import pip, pip_tail, read, scrubbed_env, write_source
 from modelpack.local.tools import CACHE
 from modelpack.local.unzip import UnzipBudget, safe_extract
+from modelpack.report.records import dist_report
 
 AZURE_FUNCTIONS_VERSION = "1.26.0"
 
 MARKER = "MODELPACK_AZURE"
 
-_CALL = r"""
+# The Functions host's routing, run in the app's interpreter by `modelpack invoke` and `modelpack serve` alike:
+# the app's own route (matched exactly, not as a part of the path), then v2/{*path}, then health; any other
+# path is the host's 404.
+ROUTING = r"""
+def azure_route(path, route):
+    path = (path[len("/api/"):] if path.startswith("/api/") else path.lstrip("/")).rstrip("/")
+    if path == route:
+        return "predict", path, {}
+    if path == "v2" or path.startswith("v2/"):
+        return "inference_protocol", path, {"path": path[3:]}
+    if path == "health":
+        return "health", path, {}
+    return None, path, {}
+def no_function(path, route):
+    return {"error": f"no function of this app answers /api/{path}; POST to /api/{route}"}
+"""
+
+_CALL = ROUTING + r"""
 import base64, json, sys, threading, traceback
 import azure.functions as func
 def failure(exc):
@@ -36,9 +54,16 @@ try:
 except Exception as exc:
     function_app, functions, boot = None, {}, exc
 calls = json.load(sys.stdin)
+route = str(function_app.AZURE.get("route", "predict")).strip("/") if function_app else "predict"
 def one(call):
     if boot is not None:
         return failure(boot)
+    if "path" in call:  # a request path, routed as the host does (None: the app's own route)
+        name, path, params = azure_route(call["path"] or route, route)
+        if name is None:
+            return {"status": 404, "body": no_function(path, route), "mimetype": "application/json",
+                    "raised": False}
+        call = {**call, "function": name, "route": path, "route_params": params}
     body = call.get("body")
     if "body_b64" in call:
         raw = base64.b64decode(call["body_b64"])
@@ -89,8 +114,7 @@ class AzureApp:
     """An extracted function app; `call([...])` runs requests through its registered functions."""
 
     def __init__(self, dist: Path, workdir: Path):
-        report = json.loads((dist / "report.json").read_text())
-        art = next((a for a in report["artifacts"] if a["target"] == "azure-functions"), None)
+        art = next((a for a in dist_report(dist)["artifacts"] if a.get("target") == "azure-functions"), None)
         if art is None:
             raise UsageError(f"{dist}: no Azure Functions package here; add an azure-functions target.")
         self.python = art["details"]["python"]

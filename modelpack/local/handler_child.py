@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelpack.errors import TargetError, UsageError
+from modelpack.local.azure_app import ROUTING
 
 TEXT_TYPES = ("application/json", "text/", "application/xml")
 
 # Runs inside the child: frames of (4-byte length, JSON header, body) in and out over stdin/stdout; the
 # handler's own prints and logs go to stderr.
-CHILD = r"""
+CHILD = ROUTING + r"""
 import base64, json, os, struct, sys
 out = os.fdopen(os.dup(1), "wb"); os.dup2(2, 1); inp = sys.stdin.buffer
 def read(n):
@@ -36,7 +37,7 @@ def read(n):
     if len(data) < n: sys.exit(0)
     return data
 def send(head, body):
-    head = json.dumps(head).encode()
+    head = json.dumps(head, allow_nan=False).encode()
     out.write(struct.pack(">II", len(head), len(body)) + head + body); out.flush()
 TARGET = sys.argv[1]
 if TARGET == "lambda":
@@ -49,7 +50,8 @@ if TARGET == "lambda":
                  "body": body.decode() if text else base64.b64encode(body).decode()}
         result = handler.handler(event, None)
         if not isinstance(result, dict) or "statusCode" not in result:  # Function URLs answer such a value as JSON
-            return {"status": 200, "headers": {"content-type": "application/json"}}, json.dumps(result).encode()
+            data = json.dumps(result, allow_nan=False).encode()  # strict: a NaN is the 500 below, never served
+            return {"status": 200, "headers": {"content-type": "application/json"}}, data
         data = result.get("body") or ""
         data = base64.b64decode(data) if result.get("isBase64Encoded") else data.encode()
         return {"status": result["statusCode"], "headers": result.get("headers") or {}}, data
@@ -60,19 +62,10 @@ else:
     functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
     route = str(function_app.AZURE.get("route", "predict")).strip("/")
     def call(req, body):
-        # The Functions host's routing: the app's own route first, then v2/{*path}, then health.
-        path = req["path"][len("/api/"):] if req["path"].startswith("/api/") else req["path"].lstrip("/")
-        path = path.rstrip("/")
-        params = {}
-        if path == route:
-            name = "predict"
-        elif path.startswith("v2/") or path == "v2":
-            name, params = "inference_protocol", {"path": path[3:]}
-        elif path == "health":
-            name = "health"
-        else:
-            message = {"error": f"no function of this app answers /api/{path}; POST to /api/{route}"}
-            return {"status": 404, "headers": {"content-type": "application/json"}}, json.dumps(message).encode()
+        name, path, params = azure_route(req["path"], route)
+        if name is None:
+            message = no_function(path, route)
+            return {"status": 404, "headers": {"content-type": "application/json"}}, json.dumps(message, allow_nan=False).encode()
         user = functions[name].get_user_function()
         query = dict(urllib.parse.parse_qsl(req["query"]))
         request = func.HttpRequest(method=req["method"], url="http://localhost/api/" + path, body=body,
@@ -89,7 +82,8 @@ while True:
         head, data = call(req, body)
     except Exception as exc:
         head = {"status": 500, "headers": {"content-type": "application/json"}}
-        data = json.dumps({"error": f"the handler raised {type(exc).__name__}: {str(exc)[:300]}"}).encode()
+        data = json.dumps({"error": f"the handler raised {type(exc).__name__}: {str(exc)[:300]}"},
+                          allow_nan=False).encode()
     send(head, data)
 """
 
@@ -143,7 +137,7 @@ class Child:
         ctype = headers.get("content-type", "application/json").lower()
         request = {"method": method, "path": path, "query": query, "headers": headers,
                    "text": ctype.startswith(TEXT_TYPES) and _utf8(body)}
-        head = json.dumps(request).encode()
+        head = json.dumps(request, allow_nan=False).encode()
         try:
             self.proc.stdin.write(struct.pack(">II", len(head), len(body)) + head + body)
             self.proc.stdin.flush()
@@ -204,7 +198,13 @@ class Supervisor:
         self.package, self.log = package, log
         self._lock = threading.Lock()  # one request at a time, as one execution environment takes them
         self._state = threading.Condition()
-        self._child: Child | None = Child(package)
+        try:
+            self._child: Child | None = Child(package)
+        except ChildDied as exc:  # the package cannot run here: the user's to fix, not a modelpack failure
+            raise UsageError(f"the {package.target} package's handler process died while starting ({exc}); the "
+                             "lines above are its own output and say why. Check the package with `modelpack "
+                             "invoke`, and rebuild it if its files were changed; a process killed for memory needs "
+                             "more free memory on this machine.") from None
         self._closing = False
         self.restarts = 0
         self._watcher = threading.Thread(target=self._watch, daemon=True, name="modelpack-serve-watch")

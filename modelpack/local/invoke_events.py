@@ -53,16 +53,10 @@ class Event:
                 "isBase64Encoded": encoded, "body": text}
 
     def azure_call(self) -> dict:
-        """The call the local Azure app makes: which registered function, its route and the request."""
-        r = self.request or HttpRequest("POST", "/predict", "application/json", json.dumps(self.payload).encode())
-        at = r.path.find("/v2/")
-        if at >= 0:
-            function, route_params = "inference_protocol", {"path": r.path[at + len("/v2/"):]}
-        elif r.path.rstrip("/") == "/health":
-            function, route_params = "health", {}
-        else:
-            function, route_params = "predict", {}
-        return {"function": function, "route": r.path.lstrip("/"), "route_params": route_params, "method": r.method,
+        """The request the local Azure app routes as the Functions host does (azure_app.ROUTING): a direct event,
+        or a request without --path (path "/"), goes to the app's own route, any other path must match a route."""
+        r = self.request or HttpRequest("POST", "/", "application/json", json.dumps(self.payload).encode())
+        return {"path": None if r.path == "/" else r.path, "method": r.method,
                 "headers": {"content-type": r.content_type}, "body_b64": base64.b64encode(r.body).decode("ascii")}
 
 

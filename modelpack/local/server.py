@@ -37,7 +37,7 @@ JSON_TYPE = "application/json"
 
 
 def _json(status: int, obj: dict, **headers: str) -> Answer:
-    return Answer(status, {"content-type": JSON_TYPE, **headers}, json.dumps(obj).encode())
+    return Answer(status, {"content-type": JSON_TYPE, **headers}, json.dumps(obj, allow_nan=False).encode())
 
 
 class RequestTooLarge(Exception):
@@ -156,7 +156,7 @@ class Server:
         self.log(f"refused a request: {status} {message}")
         if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
-        body = json.dumps({"error": message}).encode()
+        body = json.dumps({"error": message}, allow_nan=False).encode()
         with contextlib.suppress(OSError, h11.LocalProtocolError):
             sock.sendall(conn.send(h11.Response(status_code=status, reason=_reason(status), headers=[
                 ("Content-Type", JSON_TYPE), ("Content-Length", str(len(body))), ("Connection", "close")])))
@@ -179,7 +179,8 @@ def answerer(supervisor: Supervisor, routes: Routes, key: str | None) -> Callabl
             return _json(200, routes.description())
         if key is not None and routes.needs_key(path):
             given = headers.get("x-functions-key") or (parse_qs(query).get("code") or [None])[0]
-            if not given or not secrets.compare_digest(given, key):
+            # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError, once a 500).
+            if not given or not secrets.compare_digest(given.encode("utf-8", "surrogatepass"), key.encode()):
                 return _json(401, {"error": f"this app's auth_level is {routes.auth_level}: send the function key "
                                             "modelpack serve printed, as the x-functions-key header or the code "
                                             "query parameter"})

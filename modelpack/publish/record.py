@@ -20,6 +20,9 @@ from modelpack.files.jsonio import dumps_strict
 
 KINDS = ("s3-object", "layer-version", "role", "role-policy", "inline-policy", "function", "function-version",
          "alias", "provisioned-concurrency", "function-url", "permission")
+# Kinds that are a part of something publish may not have created (a version or alias of a function that existed
+# before, an object in the user's bucket): without their detail a delete call would take the whole of it.
+NEEDS_DETAIL = frozenset(KINDS) - {"role", "function"}
 
 
 @dataclass(frozen=True)
@@ -68,12 +71,19 @@ def read(dist: Path) -> PublishRecord | None:
         return None
     try:
         doc = json.loads(path.read_text())
-        return PublishRecord(doc["target"], doc["region"], doc["function_name"],
-                             [Resource(r["kind"], r["name"], r.get("detail", "")) for r in doc["resources"]
-                              if r["kind"] in KINDS])
+        record = PublishRecord(doc["target"], doc["region"], doc["function_name"],
+                               [Resource(r["kind"], r["name"], str(r.get("detail") or "")) for r in doc["resources"]
+                                if r["kind"] in KINDS])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{path}: not a publish record modelpack can read ({exc}); it lists what publish created, "
                          "so remove those resources by hand and delete the file.") from None
+    partial = [r for r in record.resources if r.kind in NEEDS_DETAIL and not r.detail]
+    if partial:
+        raise UsageError(f"{path}: the {partial[0].kind} entry of {partial[0].name} has no detail (which version, "
+                         "alias, key or statement publish created), and removing it without one would remove more "
+                         "than publish created; nothing was removed. Remove those resources by hand and delete the "
+                         "file.")
+    return record
 
 
 def start(dist: Path, target: str, region: str, function: str) -> PublishRecord:

@@ -30,9 +30,10 @@ def _calls(resource: Resource) -> list[tuple[str, str, dict]]:
         return [("iam", "detach_role_policy", {"RoleName": r.name, "PolicyArn": r.detail})]
     if r.kind == "inline-policy":
         return [("iam", "delete_role_policy", {"RoleName": r.name, "PolicyName": r.detail})]
-    if r.kind in ("function", "function-version"):
-        qualifier = {"Qualifier": r.detail} if r.detail else {}
-        return [("lambda", "delete_function", {"FunctionName": r.name, **qualifier})]
+    if r.kind == "function":  # publish created the whole function
+        return [("lambda", "delete_function", {"FunctionName": r.name})]
+    if r.kind == "function-version":  # only that version: the function may be older than publish
+        return [("lambda", "delete_function", {"FunctionName": r.name, "Qualifier": r.detail})]
     if r.kind == "alias":
         return [("lambda", "delete_alias", {"FunctionName": r.name, "Name": r.detail})]
     if r.kind == "provisioned-concurrency":

@@ -7,6 +7,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
+import yaml
+
 from modelpack import limits
 from modelpack.recipe.models import DEFAULT_VARIANTS
 
@@ -39,18 +41,33 @@ class Draft:
 
 
 def scalar(value: str) -> str:
-    """A YAML scalar for `value`: plain when that reads back as the same string, else double-quoted."""
-    if _PLAIN.fullmatch(value) and not re.fullmatch(r"[-+.0-9eE]+|true|false|null|yes|no|on|off|~", value, re.I):
-        return value
+    """A YAML scalar for `value`: plain when YAML reads it back as the same string (not `yes`, `on`, `1e3`,
+    `1_000`, `2024-01-01`, `a: b` ...), else double-quoted (a JSON string is a YAML double-quoted scalar, on one
+    line whatever it holds)."""
+    try:
+        if _PLAIN.fullmatch(value) and yaml.safe_load(f"k: {value}") == {"k": value}:
+            return value
+    except yaml.YAMLError:  # "-" alone, say: not a plain scalar at all
+        pass
     return json.dumps(value)
+
+
+def _flow(values: tuple[str, ...]) -> str:
+    """One name as a scalar, several as a flow sequence of scalars."""
+    return scalar(values[0]) if len(values) == 1 else "[" + ", ".join(map(scalar, values)) + "]"
 
 
 def _pick(version: str, allowed: tuple[str, ...], default: str) -> str:
     return version if version in allowed else default
 
 
+def _line(text: str) -> str:
+    """Text for a comment: a name holding a line break would end the comment and break the YAML."""
+    return " ".join(text.splitlines())
+
+
 def _comment(key_value: str, comment: str, width: int = 30) -> str:
-    return f"{key_value.ljust(width - 1)} # {comment}" if comment else key_value
+    return f"{key_value.ljust(width - 1)} # {_line(comment)}" if comment else key_value
 
 
 def render(d: Draft) -> str:
@@ -59,20 +76,20 @@ def render(d: Draft) -> str:
     image_py = _pick(d.python, IMAGE_PYTHONS, IMAGE_DEFAULT)
     source = d.model_path + (f" and {d.data_path}" if d.data_path else "")
     out = ["# yaml-language-server: $schema=recipe.schema.json",
-           f"# modelpack recipe written by `modelpack init` from {source}.",
+           f"# modelpack recipe written by `modelpack init` from {_line(source)}.",
            "# Check it with `modelpack validate recipe.yaml`, build it with `modelpack build recipe.yaml`; paths are",
            "# relative to this file, and `modelpack schema --markdown` lists every field."]
-    out += [f"# CHECK: {note}" for note in d.notes]
+    out += [f"# CHECK: {_line(note)}" for note in d.notes]
     out += [f"name: {scalar(d.name)}", "model:",
             _comment(f"  path: {scalar(d.model_path)}", "" if d.found_model else "save your model here")]
     if d.trust_code:
         out.append(_comment("  trust_code: true", "the model has Lambda layers or custom objects; their code runs"))
-    out += [f"  # {line}" for line in d.model_lines]
+    out += [f"  # {_line(line)}" for line in d.model_lines]
     if d.data_path is None:
         out += ["data:", _comment("  synthetic: true", "no .npz found: random inputs, so no accuracy is measured"),
                 "  # path: data.npz            # arrays named for the inputs (x) and the labels (y)"]
     else:
-        inputs = d.inputs[0] if len(d.inputs) == 1 else "[" + ", ".join(d.inputs) + "]"
+        inputs = _flow(d.inputs)
         fed = ", ".join(f"{a} → {i}" for a, i in zip(d.inputs, d.input_names))
         out += ["data:", f"  path: {scalar(d.data_path)}",
                 _comment(f"  inputs: {inputs}", f"fed to the model's inputs in order: {fed}"),

@@ -29,9 +29,13 @@ def _event(dist: Path) -> str:
     return _q(dist / EVENT)
 
 
-def _serve(dist: Path, target: str) -> Step:
+def _serve(dist: Path, target: str, route: str | None) -> Step:
+    """`route`: the predict route the build configured, as its artifact's details give it (None from a build that
+    did not record it: the banner then names it)."""
     flag = "" if target == "lambda" else f" --target {target}"
-    return Step("Serve it over HTTP on 127.0.0.1:8080 for curl and real clients (POST /predict, /v2/...)",
+    v2 = "/api/v2/..." if target == "azure" else "/v2/..."
+    routes = f"POST {route}, {v2}" if route else f"the routes it lists, {v2}"
+    return Step(f"Serve it over HTTP on 127.0.0.1:8080 for curl and real clients ({routes})",
                 (f"modelpack serve {_q(dist)}{flag}",))
 
 
@@ -50,7 +54,8 @@ def _call(endpoint: str, auth: str, dist: Path) -> Step | None:
 def _lambda_function(art: dict, name: str, dist: Path) -> list[Step]:
     if art["path"] != "lambda/template.yaml":
         return [Step("Run the function locally under the Lambda emulator",
-                     (f"modelpack invoke {_q(dist)} --event {_event(dist)}",)), _serve(dist, "lambda")]
+                     (f"modelpack invoke {_q(dist)} --event {_event(dist)}",)),
+                _serve(dist, "lambda", (art.get("details") or {}).get("route"))]
     details = art.get("details") or {}
     steps = [Step("Deploy with AWS SAM (creates the layer, function, role and endpoint)",
                   (f"sam deploy --template-file {_q(dist / art['path'])} --stack-name {_q(name)} --resolve-s3 "
@@ -76,7 +81,7 @@ def _lambda_split(art: dict, name: str, dist: Path) -> list[Step]:
 
 def _azure_functions(art: dict, name: str, dist: Path) -> list[Step]:
     return [Step("Call the function app locally", (f"modelpack invoke {_q(dist)} --target azure --event {_event(dist)}",)),
-            _serve(dist, "azure"),
+            _serve(dist, "azure", (art.get("details") or {}).get("route")),
             Step("Deploy the zip (dependencies included, no remote build)",
                  (f"az functionapp deployment source config-zip -g \"$RESOURCE_GROUP\" -n \"$APP_NAME\" "
                   f"--src {_q(dist / art['path'])}",

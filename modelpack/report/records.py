@@ -104,7 +104,26 @@ class ArtifactRecord:
     @classmethod
     def read_all(cls, report_json: Path) -> list[ArtifactRecord]:
         """The artifacts a build's report.json lists."""
-        return [cls.from_json(a) for a in json.loads(report_json.read_text())["artifacts"]]
+        return [cls.from_json(a) for a in dist_report(report_json.parent)["artifacts"]]
+
+
+def dist_report(dist: Path) -> dict:
+    """The report.json of a build's output folder; a folder that is not one (no report.json, or one a build did
+    not write) is the user's mistake, said in one sentence (exit 2), never a traceback."""
+    from modelpack.errors import UsageError
+
+    try:
+        report = json.loads((dist / "report.json").read_text())
+    except FileNotFoundError:
+        why = "has no report.json"
+    except (OSError, ValueError) as exc:
+        why = f"has a report.json that cannot be read ({exc})"
+    else:
+        if isinstance(report, dict) and isinstance(report.get("artifacts"), list):
+            return report
+        why = "has a report.json without the artifacts list a build writes"
+    raise UsageError(f"{dist} {why}, so it is not the output folder of a modelpack build. Point the command at "
+                     "the folder `modelpack build RECIPE --out DIST` wrote (dist/<name> by default).")
 
 
 @dataclass

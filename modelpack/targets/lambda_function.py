@@ -71,7 +71,7 @@ class LambdaFunctionTarget(Target):
         zip_path = ctx.zip_tree(fn, out_dir / "lambda" / "function.zip")
         lambda_limits.enforce(ctx, "lambda-function", total, {"function.zip": zip_path.stat().st_size},
                               layers=1 if layer else 0)
-        details = {"handler": "handler.handler", "load": spec.load, "unzipped_total_bytes": total,
+        details = {"handler": "handler.handler", "route": f"/{spec.route}", "load": spec.load, "unzipped_total_bytes": total,
                    "handler_bytecode": bytecode,
                    "model_in": "source" if spec.model_source else ("layer" if in_layer else "function"),
                    "layers": 1 if layer else 0, **serving_options.describe(spec),

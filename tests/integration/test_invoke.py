@@ -67,3 +67,19 @@ def test_azure_takes_binary_and_oip_events(digits_dist, tmp_path):
     refused = invoke(str(out), "--target", "azure", "-e", str(text))
     assert refused.exit_code == 2 and "not valid JSON" in refused.output
     assert ".npy, .npz, PNG or JPEG" in refused.output and "Traceback" not in refused.output
+
+
+def test_azure_routes_by_the_exact_configured_route(digits_dist):
+    """The app's route is `score`: only /api/score (or /score) reaches predict; a path merely holding it, or
+    holding /v2/ after it, is the Functions host's 404, never another function's answer."""
+    out, event = digits_dist.out, str(digits_dist.out / "events" / "predict.json")
+    for path in ("/api/score", "/score", "/api/score/"):
+        result = invoke(str(out), "--target", "azure", "-e", event, "--path", path, "--json")
+        assert result.exit_code == 0, (path, result.output)
+        assert len(json.loads(result.stdout.splitlines()[0])["response"]["predictions"]) == 2
+    for path in ("/api/score2", "/api/scoreboard", "/api/x/score", "/api/score/v2/models/digits"):
+        result = invoke(str(out), "--target", "azure", "-e", event, "--path", path, "--json")
+        answer = json.loads(result.stdout.splitlines()[0])
+        assert result.exit_code == 1 and answer["http_status"] == 404, (path, result.output)
+        assert "no function of this app answers" in answer["response"]["error"] and "/api/score" in \
+            answer["response"]["error"]

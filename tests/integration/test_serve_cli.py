@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -100,3 +101,22 @@ def test_a_killed_handler_process_comes_back(digits_dist):
         while not any("is back" in line for line in log):
             log.append(proc.stdout.readline())
         assert any("died: signal SIGKILL" in line for line in log), log
+
+
+def test_a_function_key_with_non_ascii_characters_is_a_401(digits_dist):
+    """Any bytes a client sends as the key (header or query) get the 401 a wrong key gets, never a 500."""
+    with serving(digits_dist.out, "--target", "azure", "--function-key", "right-key") as (proc, port):
+        banner(proc)
+        attempts = [("/api/v2/models/digits", "x-functions-key: \xe9t\xe9".encode()),
+                    ("/api/v2/models/digits", b"x-functions-key: \xff\xfe"),
+                    ("/api/v2/models/digits?code=%C3%A9t%C3%A9", b""),
+                    ("/api/v2/models/digits?code=%FF", b"")]
+        for path, header in attempts:
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".encode() + header
+                             + (b"\r\n" if header else b"") + b"\r\n")
+                reply = b"".join(iter(lambda: sock.recv(65536), b""))
+            head, _, body = reply.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 401 "), (path, header, reply[:300])
+            assert "send the function key" in json.loads(body)["error"]
+        assert get(f"http://127.0.0.1:{port}/api/v2/models/digits", **{"x-functions-key": "right-key"})[0] == 200

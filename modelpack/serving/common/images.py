@@ -31,6 +31,9 @@ TORCH_MEAN, TORCH_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224,
 CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68])
 WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # 16-bit greyscale PNGs open as one of these
 WIDE_SCALE = 255.0 / 65535.0
+# Parts a multipart/form-data body may hold beyond one per image of the batch (text fields of an HTML form): the
+# parts are counted before any is parsed, so thousands of tiny parts cost no more than this many.
+FORM_OTHER_PARTS = 16
 
 
 def _pillow():
@@ -153,16 +156,22 @@ def b64_images(request: dict) -> list[bytes] | None:
     return images
 
 
-def form_files(content_type: str, body: bytes) -> list[bytes]:
-    """The file fields of a multipart/form-data body (an HTML form, `curl -F image=@photo.jpg`), in order."""
+def form_files(content_type: str, body: bytes, max_batch: int) -> list[bytes]:
+    """The file fields of a multipart/form-data body (an HTML form, `curl -F image=@photo.jpg`), in order; a body
+    of more than `max_batch` + FORM_OTHER_PARTS parts is refused (413) before any part is read."""
     header = Message()
     header["content-type"] = content_type
     boundary = header.get_param("boundary")
     if not isinstance(boundary, str) or not 0 < len(boundary) <= 200:
         raise RequestError("a multipart/form-data body needs the boundary its Content-Type names")
     delimiter = b"--" + boundary.encode("latin-1", "replace")
+    limit = max_batch + FORM_OTHER_PARTS
+    parts = body.split(delimiter, limit + 1)[1:]  # the preamble, then at most limit + 1 parts: bounded work
+    if len(parts) > limit and not parts[limit].startswith(b"--"):
+        raise RequestError(f"the multipart/form-data body holds more than {limit} parts, the limit ({max_batch} "
+                           f"images plus {FORM_OTHER_PARTS} other fields); send fewer parts", status=413)
     files = []
-    for part in body.split(delimiter)[1:]:
+    for part in parts:
         if part.startswith(b"--"):
             break  # the closing delimiter
         head, sep, content = part.partition(b"\r\n\r\n")

@@ -138,5 +138,5 @@ def decode_binary(holder, kind: str, headers: dict, body, max_batch: int) -> dic
     import images
 
     if kind == FORM:
-        return images.arrays(holder.config, images.form_files(headers.get("content-type", ""), body))
+        return images.arrays(holder.config, images.form_files(headers.get("content-type", ""), body, max_batch))
     return images.arrays(holder.config, [body], kind)

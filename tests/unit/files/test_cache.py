@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -65,3 +67,55 @@ def test_bad_size_is_a_sentence_and_exit_2(tmp_path):
     result = CliRunner().invoke(cli, ["cache", "prune", "--cache-dir", str(tmp_path), "--max-size", "lots"])
     assert result.exit_code == 2 and "size 'lots' is not understood" in result.output
     assert parse_size("1.5GiB") == 1610612736 and parse_size("500MB") == 500_000_000
+
+
+def test_put_keeps_an_entry_already_there(tmp_path):
+    root, src = tmp_path / "cache", tmp_path / "src"
+    src.mkdir()
+    (src / "blob").write_bytes(b"x" * 1000)
+    cache, key = Cache(root), "ab" * 16
+    first = cache.put(key, src)
+    inode = first.stat().st_ino
+    assert cache.put(key, src) == first and first.stat().st_ino == inode  # not removed and written again
+    assert [p.name for p in root.iterdir() if p.name != ".modelpack-lock"] == [key]  # no temporary copy left
+
+
+def _put_many(root: str, src: str, key: str, n: int) -> None:
+    for _ in range(n):
+        Cache(Path(root)).put(key, Path(src))
+
+
+def test_builds_putting_the_same_key_at_once_never_remove_a_live_entry(tmp_path):
+    root, src = tmp_path / "cache", tmp_path / "src"
+    src.mkdir()
+    for i in range(20):
+        (src / f"part{i}").write_bytes(bytes([i]) * 20_000)
+    cache, key = Cache(root), "cd" * 16
+    cache.put(key, src)
+    ctx = multiprocessing.get_context("fork")
+    writers = [ctx.Process(target=_put_many, args=(str(root), str(src), key, 40)) for _ in range(2)]
+    for w in writers:
+        w.start()
+    misses = 0
+    while any(w.is_alive() for w in writers):  # this process reads meanwhile: the entry must stay whole
+        misses += cache.get(key) is None
+    for w in writers:
+        w.join()
+        assert w.exitcode == 0
+    assert misses == 0
+    assert sorted(p.name for p in root.iterdir() if p.name != ".modelpack-lock") == [key]
+
+
+def test_a_cache_dir_that_is_a_file_is_a_usage_error(tmp_path, monkeypatch):
+    from tests.helpers.paths import DIGITS
+
+    (tmp_path / "cache").write_text("not a folder")
+    monkeypatch.setenv("MODELPACK_CACHE_DIR", str(tmp_path / "cache"))
+    runner = CliRunner()
+    for args in (["cache", "info"], ["cache", "prune", "--max-size", "1GB"], ["cache", "clean"],
+                 ["build", str(DIGITS / "recipe.yaml"), "--out", str(tmp_path / "out")]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert f"the step cache {tmp_path / 'cache'} is not a folder" in " ".join(result.output.split())
+        assert "MODELPACK_CACHE_DIR" in result.output
+    assert (tmp_path / "cache").read_text() == "not a folder" and not (tmp_path / "out").exists()

@@ -57,3 +57,15 @@ def test_report_section_uses_paths_inside_the_dist():
     assert "modelpack publish . --target lambda" in md and "--src azure/functionapp.zip" in md
     assert next_steps_markdown({"name": "x", "artifacts": []}, Path(".")) == ""
     assert with_next_steps("# Report\n", {"name": "x", "artifacts": []}) == "# Report\n"
+
+
+def test_serve_step_names_the_configured_route():
+    report = {"name": "digits", "artifacts": [
+        {"target": "lambda-function", "path": "lambda/function.zip", "details": {"route": "/ml/score"}},
+        {"target": "azure-functions", "path": "azure/functionapp.zip", "details": {"route": "/api/v1/classify"}}]}
+    serves = [line for line in next_steps_text(report, Path("dist/digits")).splitlines() if "Serve it" in line]
+    assert len(serves) == 2 and "/predict" not in " ".join(serves), serves
+    assert "POST /ml/score, /v2/..." in serves[0] and "POST /api/v1/classify, /api/v2/..." in serves[1], serves
+    older = {"name": "digits", "artifacts": [{"target": "lambda-function", "path": "lambda/function.zip"}]}
+    serve = next(line for line in next_steps_text(older, Path("d")).splitlines() if "Serve it" in line)
+    assert "the routes it lists" in serve and "/predict" not in serve  # a build that did not record its route
