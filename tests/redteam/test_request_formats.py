@@ -206,6 +206,13 @@ def test_azure_app_routes_every_format(azure_app):
     assert status == 400 and strict(body)["error"]
     status, _, body, _ = azure_app("POST", "predict", b"{}", **{"content-type": "text/plain"})
     assert status == 415
+    # curl -d without -H sends JSON labelled as a form, as TensorFlow Serving users do: read as JSON
+    request = json.dumps({"instances": X.tolist()}).encode()
+    status, _, body, _ = azure_app("POST", "predict", request, **{"content-type": "application/x-www-form-urlencoded"})
+    assert status == 200, body
+    np.testing.assert_allclose(strict(body)["predictions"], reference, rtol=1e-6)
+    status, _, body, _ = azure_app("POST", "predict", b"a=1&b=2", **{"content-type": "application/x-www-form-urlencoded"})
+    assert status == 400 and "JSON" in strict(body)["error"]
 
 
 def image_model(dest):

@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 
 JSON = "application/json"
-JSON_TYPES = ("application/json", "text/json", "")
+# What a JSON body may arrive labelled as: no type at all, and curl -d's default form type, as TensorFlow Serving
+# (which reads every predict body as JSON) lets its users send; a real form body then fails as invalid JSON.
+JSON_TYPES = ("application/json", "text/json", "", "application/x-www-form-urlencoded")
 
 
 def dumps(obj) -> str:
