@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numtext
 import serving
 from errors import RequestError, decoding
 from payload import checked, walk
@@ -186,7 +187,7 @@ def answer(config: dict, request: dict, outputs: list, infer_ms: float) -> Reply
             entry["parameters"] = {"binary_data_size": len(data)}
             sections.append(data)
         else:
-            entry["data"] = value.reshape(-1).tolist()
+            entry["data"] = numtext.shortest(value).reshape(-1).tolist()
         described.append(entry)
     body = {"model_name": config["name"], "model_version": "1", "outputs": described}
     if isinstance(request.get("id"), str):

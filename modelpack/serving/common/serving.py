@@ -23,6 +23,7 @@ import time
 import model_runtime
 import model_source
 import numpy as np
+import numtext
 from errors import IntegrityError, LoadError, OutputError, RequestError, ServeError, SourceError
 from payload import Bounds, parse_body, shape_text, to_arrays, walk
 from replies import dumps
@@ -245,12 +246,14 @@ def predict_arrays(holder: ModelHolder, arrays: dict, columnar: bool = False
             return cached, None, "hit"
     outputs, infer_ms = infer(holder, arrays)
     names = [o["name"] for o in config["outputs"]]
+    # float32 numbers are written in their shortest round-tripping form (numtext.shortest)
+    outputs = [numtext.shortest(o) for o in outputs]
     if len(outputs) == 1:
-        body = {"predictions": np.asarray(outputs[0]).tolist()}
+        body = {"predictions": outputs[0].tolist()}
     elif columnar:
-        body = {"outputs": {n: np.asarray(o).tolist() for n, o in zip(names, outputs)}}
+        body = {"outputs": {n: o.tolist() for n, o in zip(names, outputs)}}
     else:
-        body = {"predictions": [{n: np.asarray(o[i]).tolist() for n, o in zip(names, outputs)}
+        body = {"predictions": [{n: o[i].tolist() for n, o in zip(names, outputs)}
                                 for i in range(len(outputs[0]))]}
     body["model"] = {"name": config["name"], "sha256": config["model"]["sha256"]}
     k, labels = config.get("top_k"), config.get("labels")

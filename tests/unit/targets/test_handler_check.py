@@ -72,3 +72,12 @@ def test_a_failed_check_quotes_the_first_line_of_the_runtime_error():
     trace = "noise\nTraceback (most recent call last):\n  File \"h.py\", line 3\n    run()\nValueError: bad shape {1,1}\nmore\n"
     assert first_error_line(trace) == "ValueError: bad shape {1,1}"
     assert first_error_line("just this\n") == "just this" and first_error_line("") == "no output"
+
+
+def test_a_short_float32_reply_agrees_with_the_variant_exactly():
+    # The handler writes 0.1f as 0.1 (not 0.10000000149011612): read back as float32 it is the variant's output.
+    expected = [np.array([[0.1, 1 / 3, 1e-45, -0.0]], dtype=np.float32)]
+    short = {"predictions": [[0.1, 0.33333334, 1e-45, -0.0]]}
+    assert handler_check.agree(short, ["y"], expected, "served", "variant") == 0.0
+    off = {"predictions": [[0.1, 0.33333337, 1e-45, -0.0]]}  # one float32 step away
+    assert handler_check.agree(off, ["y"], expected, "served", "variant") == pytest.approx(2.98e-8, rel=0.01)
