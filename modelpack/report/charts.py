@@ -295,7 +295,7 @@ def draw_curve(data: dict, path: Path) -> None:
     ax.plot(epochs, [c["val_loss"] for c in curve], "s-", color=HANDLER, label="held-out loss")
     ax.axvline(data["best"], color=PASS, linestyle="--", label=f"kept: epoch {data['best']}")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("distillation loss")
+    ax.set_ylabel("alpha x distillation + (1 - alpha) x label loss", fontsize=8)
     ax.set_ylim(bottom=0)
     ax.set_title(f"{data['title']}: distilled student's training", fontsize=10)
     ax.grid(True, alpha=0.25)

@@ -90,6 +90,9 @@ class DistillStep(Step):
 
         opts = job.options
         t0 = time.perf_counter()
+        # Keras draws unseeded initialisers from a process-wide generator made at its first use: a fresh one, made
+        # after the seed is set, so the student is the same whatever ran in this worker before.
+        keras.backend.clear_session()
         keras.utils.set_random_seed(opts["seed"])
         tf.config.experimental.enable_op_determinism()  # same recipe and data, same student
         if opts["task"] not in ("classification", "regression"):
