@@ -90,10 +90,6 @@ class DistillStep(Step):
 
         opts = job.options
         t0 = time.perf_counter()
-        # Keras draws unseeded initialisers from a process-wide generator made at its first use: a fresh one, made
-        # after the seed is set, so the student is the same whatever ran in this worker before.
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(opts["seed"])
         tf.config.experimental.enable_op_determinism()  # same recipe and data, same student
         if opts["task"] not in ("classification", "regression"):
             raise DistillError(f"task {opts['task']} gives no loss to train a student with; distillation trains "
@@ -106,6 +102,11 @@ class DistillStep(Step):
             xs = [npz[f"in_{i}"].astype(np.float32) for i in range(len(loaded.inputs))]
             ys = npz["labels"]
         teacher_out = loaded.predict(xs)[0].astype(np.float32)  # the model's answers, computed once
+        # Keras draws unseeded initialisers from a process-wide generator made at its first use (loading a model
+        # draws from it too): a fresh one, made after the seed is set, so the student is the same whatever this
+        # worker ran or loaded before.
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(opts["seed"])
         if opts["student"]:
             student = load_student(job.data["student"], loaded.inputs, loaded.outputs)
         elif loaded.keras_model is None:
