@@ -89,6 +89,10 @@ class PruneError(StepError):
     """The model cannot be pruned as asked; the message names the layer and the fix."""
 
 
+class DistillError(StepError):
+    """No student can be trained as the recipe asks; the message names the layer or file and the fix."""
+
+
 class SplitError(StepError):
     """The model cannot be split as asked; the message names the layer and the fix."""
 

@@ -108,6 +108,11 @@ class Reporter:
             yield
         self.info(f"{message}: done in {time.perf_counter() - t:.1f} s")
 
+    def step_status(self, message: str) -> None:
+        """Replace the running step's text on the live progress line (what a long step says it is at)."""
+        if self._progress is not None and not self.quiet:
+            self._progress.update(self._task, step=escape(message))
+
     @contextlib.contextmanager
     def stage(self, index: int, total: int, name: str, purpose: str) -> Iterator[None]:
         """One stage of the build (1-based `index` of `total`); `purpose` is what the user reads."""

@@ -15,6 +15,7 @@ from modelpack.pipeline.fingerprint import file_digest
 from modelpack.pipeline.state import BuildState
 from modelpack.report.records import StepResult
 from modelpack.steps import STEPS, StepJob
+from modelpack.steps.base import PROGRESS
 from modelpack.steps.worker import RESULT, STARTED, run_jobs
 
 
@@ -88,8 +89,10 @@ def run_steps(state: BuildState, plan: list[Job]) -> dict[str, StepResult]:
     if pending:
         results = {}
         for batch in worker_batches(pending, large):
-            with state.reporter.step(f"running {', '.join(p[0] for p in batch)}"):
-                results.update(run_jobs([j for _, _, j in batch], state.work / "worker.log"))
+            title = f"running {', '.join(p[0] for p in batch)}"
+            with state.reporter.step(title):
+                results.update(run_jobs([j for _, _, j in batch], state.work / "worker.log",
+                                        watch=lambda b=batch, t=title: show_progress(state, b, t)))
         for label, key, step_job in pending:
             res = results[step_job.out_dir]
             if res["ok"]:
@@ -103,6 +106,17 @@ def run_steps(state: BuildState, plan: list[Job]) -> dict[str, StepResult]:
     if cached:
         state.reporter.info(f"reused cached {', '.join(cached)}")
     return done
+
+
+def show_progress(state: BuildState, batch: list, title: str) -> None:
+    """What a running step of the batch says it is at (its PROGRESS file), on the build's progress line."""
+    for label, _, step_job in batch:
+        try:
+            text = json.loads((step_job.out / PROGRESS).read_text())["text"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        state.reporter.step_status(f"{title}: {label} {text}")
+        return
 
 
 def worker_batches(pending: list, large: bool) -> list[list]:

@@ -57,6 +57,9 @@ class BuildState:
     prune_details: dict | None = None
     port_note: str | None = None
     precision: dict | None = None  # a mixed-precision model's float32 copy: its policy and how close it came
+    distill: dict | None = None  # the distill step's details (parameters, training curve)
+    student: ModelFile | None = None  # the distilled student, source of the distilled-V variants
+    student_baseline_dir: Path | None = None  # the student's own outputs on the evaluation samples
     # convert
     converted: dict[str, StepResult] = field(default_factory=dict)  # variant name -> its step's result
     # measure
@@ -95,6 +98,11 @@ class BuildState:
         """The outputs of the model variants are converted from (the pruned one when pruning)."""
         folder = self.baseline_dir if self.source_baseline_dir is None else self.source_baseline_dir
         return load_outputs(folder / "outputs.npz")
+
+    def student_outputs(self) -> list[np.ndarray]:
+        """The distilled student's outputs on the evaluation samples (what its float32 conversions reproduce)."""
+        assert self.student_baseline_dir is not None, "the source stage sets it when the recipe distils"
+        return load_outputs(self.student_baseline_dir / "outputs.npz")
 
     def probe_spec(self, path: Path, fmt: str, out: str | None, **overrides) -> dict:
         """What a probe process needs to time and run one model file on the evaluation samples."""

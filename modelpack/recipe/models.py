@@ -134,6 +134,41 @@ class PruneSpec(Strict):
         return self
 
 
+class DistillSpec(Strict):
+    """Knowledge distillation: a smaller student trained to match the model (and the labels) on the training
+    split; every requested variant V is then also built from the student, as distilled-V."""
+
+    student: str | None = Field(
+        None, description="A Keras model file (relative to the recipe) with the model's inputs and outputs, trained "
+                          "from its current weights; give this or width.")
+    width: float | None = Field(
+        None, gt=0, lt=1, description="Derive the student from the model: the same layers with this fraction of the "
+                                      "filters and units (the output layer keeps its units), freshly initialised.")
+    temperature: float = Field(4.0, gt=0, le=100, description="Softmax temperature of the distillation loss.")
+    alpha: float = Field(
+        0.7, ge=0, le=1, description="Weight of the distillation loss (matching the model); 1 - alpha weighs the "
+                                     "loss against the labels.")
+    epochs: int = Field(30, ge=1, le=1000, description="Training epochs at most.")
+    batch_size: int = Field(32, ge=1, le=65_536, description="Training batch size.")
+    patience: int = Field(5, ge=1, le=1000, description="Epochs without a better validation loss before stopping; "
+                                                         "the best epoch's weights are kept.")
+    validation: float = Field(0.1, gt=0, lt=1, description="Fraction of the training split held out for early "
+                                                           "stopping.")
+    learning_rate: float = Field(1e-3, gt=0, le=1, description="Adam learning rate.")
+
+    @field_validator("student")
+    @classmethod
+    def _exists(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return _resolve(v, info)
+
+    @model_validator(mode="after")
+    def _one_student(self) -> DistillSpec:
+        if (self.student is None) == (self.width is None):
+            raise ValueError("give exactly one of student (a Keras model file) and width (0 < width < 1, a student "
+                             "derived from the model)")
+        return self
+
+
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
 
 
@@ -190,6 +225,8 @@ class OptimizeSpec(Strict):
         description="Variants to build and measure; default: all but tflite-16x8."
     )
     prune: PruneSpec | None = Field(None, description="Prune before converting; off unless given.")
+    distill: DistillSpec | None = Field(
+        None, description="Also build every variant from a distilled student (distilled-V); off unless given.")
     int8: Int8Spec = Field(default_factory=Int8Spec, description="INT8 quantization settings.")
     search: SearchSpec = Field(default_factory=SearchSpec, description="Accuracy-aware INT8 search.")
     split: SplitSpec | None = Field(None, description="Split the selected model into parts; off unless given.")
@@ -199,6 +236,16 @@ class OptimizeSpec(Strict):
     def calibrates(self) -> bool:
         """Whether a variant (or the INT8 search) reads calibration samples."""
         return any(v in CALIBRATED for v in self.variants)
+
+    @model_validator(mode="after")
+    def _distill_alone(self) -> OptimizeSpec:
+        if self.distill is not None and self.prune is not None:
+            raise ValueError("optimize.distill and optimize.prune exclude each other: the student is trained from the "
+                             "unpruned model; drop one of them")
+        if self.distill is not None and self.split is not None:
+            raise ValueError("optimize.split cuts the model the variants come from, not a distilled student; drop "
+                             "optimize.split or optimize.distill")
+        return self
 
     @field_validator("variants")
     @classmethod

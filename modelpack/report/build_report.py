@@ -32,6 +32,7 @@ class BuildReport:
     notes: list[str] = field(default_factory=list)
     measure: dict = field(default_factory=dict)
     prune: dict | None = None
+    distill: dict | None = None  # teacher against distilled student, the training curve
     memory: dict | None = None
     search: list[dict] = field(default_factory=list)
     split: dict | None = None
@@ -52,6 +53,8 @@ class BuildReport:
         d["passed"] = self.passed
         d["schema_version"] = SCHEMA_VERSION
         d["steps"] = []  # always empty; schema 1 keeps the key for the readers that expect it
+        if d["distill"] is None:  # an optional section: only builds that distil have it
+            del d["distill"]
         return d
 
     @classmethod

@@ -8,6 +8,7 @@ report.png  zipped size against warm latency on linear axes from 0: one hollow m
 cold.png    cold start of the Keras baseline, every converted variant, and the built handler, as bars from 0 on a
             linear axis, each labelled with its time and its fraction of the Keras baseline's.
 memory.png  two panels over Lambda memory size: time (ms) and cost (USD per million), the recommendation marked.
+distill.png the distilled student's training and held-out loss per epoch, the kept epoch marked.
 
 Each chart is first reduced to the numbers it plots; the cache is keyed by them, so a cached rebuild copies the
 PNG instead of importing matplotlib, and the same numbers always give the same file.
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from modelpack.limits import MB
 from modelpack.report import rows as R
+from modelpack.report.distill import curve_data
 
 STYLE_VERSION = 4  # bump when the drawing changes, so cached PNGs are redrawn
 PASS, FAIL, BASE, CHOSEN, HANDLER = "#1a7f37", "#cf222e", "#6e7781", "#0969da", "#bc4c00"
@@ -283,8 +285,28 @@ def draw_memory(data: dict, path: Path) -> None:
     _save(fig, path)
 
 
+def draw_curve(data: dict, path: Path) -> None:
+    """The distillation loss on the training part and on the held-out part, per epoch; the kept epoch marked."""
+    plt = _pyplot()
+    curve = data["curve"]
+    epochs = [c["epoch"] for c in curve]
+    fig, ax = plt.subplots(figsize=(8.4, 3.4), **ASPECT)
+    ax.plot(epochs, [c["loss"] for c in curve], "o-", color=CHOSEN, label="training loss")
+    ax.plot(epochs, [c["val_loss"] for c in curve], "s-", color=HANDLER, label="held-out loss")
+    ax.axvline(data["best"], color=PASS, linestyle="--", label=f"kept: epoch {data['best']}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("alpha x distillation + (1 - alpha) x label loss", fontsize=8)
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"{data['title']}: distilled student's training", fontsize=10)
+    ax.grid(True, alpha=0.25)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
 CHARTS: list[tuple[str, Callable[[dict], dict | None], Callable[[dict, Path], None]]] = [
     ("report.png", scatter_data, draw_scatter),
     ("cold.png", cold_data, draw_cold),
     ("memory.png", memory_data, draw_memory),
+    ("distill.png", curve_data, draw_curve),
 ]

@@ -11,6 +11,7 @@ import html
 import re
 from pathlib import Path
 
+from modelpack.report import distill as D
 from modelpack.report import markdown as M
 from modelpack.report import rows as R
 from modelpack.report.next_steps import EVENT, next_steps
@@ -117,6 +118,12 @@ def sections(doc: dict, charts: dict[str, Path]) -> list[str]:
         p = doc["prune"]
         out += [f"<h2 id='pruning'>{html.escape(M.prune_title(p))}</h2>",
                 table(["layer", "sparsity"], [[k, f"{v:.1%}"] for k, v in p["sparsity_by_layer"].items()])]
+    if doc.get("distill"):
+        d = doc["distill"]
+        out += [f"<h2 id='distillation'>{html.escape(D.title(d))}</h2>", table(D.HEADERS, D.side_rows(d)),
+                table(D.PAIR_HEADERS, D.pair_rows(d, doc))]
+        if "distill.png" in charts:
+            out.append(figure("distill.png", charts["distill.png"]))
     if doc.get("memory"):
         m = doc["memory"]
         out += [f"<h2 id='memory'>Memory size and cost ({html.escape(m['variant'])})</h2>", _p(M.memory_sentence(m))]

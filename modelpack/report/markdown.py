@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 
 from modelpack.limits import MB
+from modelpack.report import distill as D
 from modelpack.report import rows as R
 
 
@@ -135,6 +136,12 @@ def to_markdown(doc: dict) -> str:
         p = doc["prune"]
         lines += ["", f"### {prune_title(p)}", ""]
         lines += table(["layer", "sparsity"], [[k, f"{v:.1%}"] for k, v in p["sparsity_by_layer"].items()])
+    if doc.get("distill"):
+        d = doc["distill"]
+        lines += ["", f"### {D.title(d)}", ""] + table(D.HEADERS, D.side_rows(d))
+        lines += [""] + table(D.PAIR_HEADERS, D.pair_rows(d, doc))
+        lines += [""] + table(["epoch", "loss", "held-out loss"],
+                              [[str(c["epoch"]), f"{c['loss']:.4f}", f"{c['val_loss']:.4f}"] for c in d["curve"]])
     if doc.get("memory"):
         m = doc["memory"]
         lines += ["", f"### Memory size and cost ({m['variant']})", "", memory_sentence(m), ""]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from modelpack.recipe.models import Recipe
+
+
+PROGRESS = "progress.json"  # what a long step is doing, rewritten as it goes; the build's progress line shows it
 
 
 @dataclass
@@ -28,6 +32,16 @@ class StepJob:
     @property
     def out(self) -> Path:
         return Path(self.out_dir)
+
+    def progress(self, text: str | None) -> None:
+        """Tell the build what the step is doing (None: done); one line, replaced by the next."""
+        path = self.out / PROGRESS
+        if text is None:
+            path.unlink(missing_ok=True)
+            return
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"text": text}))
+        tmp.replace(path)  # the build never reads half a file
 
 
 class Step:

@@ -12,7 +12,9 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -178,24 +180,17 @@ def _child(jobs_file: str) -> None:
         sys.stdout.flush()
 
 
-def run_jobs(jobs: list[StepJob], log: Path, timeout_s: float = 3600) -> dict[str, dict]:
-    """Run the jobs in worker processes; return each job's result keyed by out_dir."""
+def run_jobs(jobs: list[StepJob], log: Path, timeout_s: float = 3600,
+             watch: Callable[[], None] | None = None) -> dict[str, dict]:
+    """Run the jobs in worker processes; return each job's result keyed by out_dir. `watch` is called about twice
+    a second while a worker runs (to show what its steps say they are doing)."""
     pending = list(jobs)
     results: dict[str, dict] = {}
     while pending:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, dir=log.parent) as f:
             f.write(dumps_strict([asdict(j) for j in pending]))
         with open(log, "ab") as logf:
-            try:
-                # subprocess.run kills the worker on any exception, SIGTERM and Ctrl-C included.
-                proc = subprocess.run(
-                    [sys.executable, "-m", "modelpack.steps.worker", f.name],
-                    stdout=logf, stderr=subprocess.STDOUT, timeout=timeout_s, check=False,
-                    env={**os.environ, **private_tmp(log.parent)},
-                )
-                code = proc.returncode
-            except subprocess.TimeoutExpired:
-                code = "timeout"
+            code = _run_worker(f.name, logf, timeout_s, log.parent, watch)
         Path(f.name).unlink(missing_ok=True)
         still: list[StepJob] = []
         crashed = False
@@ -216,6 +211,30 @@ def run_jobs(jobs: list[StepJob], log: Path, timeout_s: float = 3600) -> dict[st
             still = []
         pending = still
     return results
+
+
+def _run_worker(jobs_file: str, logf, timeout_s: float, tmp_parent: Path,
+                watch: Callable[[], None] | None) -> int | str:
+    """One worker process over `jobs_file`: its exit code, or "timeout". The worker is killed on any exception
+    here, SIGTERM and Ctrl-C included, so an interrupted build leaves no step running."""
+    proc = subprocess.Popen([sys.executable, "-m", "modelpack.steps.worker", jobs_file], stdout=logf,
+                            stderr=subprocess.STDOUT, env={**os.environ, **private_tmp(tmp_parent)})
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                return proc.wait(timeout=min(0.5, max(0.01, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    proc.kill()
+                    proc.wait()
+                    return "timeout"
+                if watch is not None:
+                    watch()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
 
 
 if __name__ == "__main__":

@@ -27,10 +27,13 @@ def run(state: BuildState) -> None:
     state.eval_npz = state.samples.save(work / "eval.npz", "eval")
     state.calib_npz = state.samples.save(work / "calibration.npz", "calibration")
     state.data_sha = {"evaluation": npz_digest(state.eval_npz), "calibration": npz_digest(state.calib_npz)}
-    if recipe.optimize.prune is not None:
+    trains = [why for given, why in ((recipe.optimize.prune, "optimize.prune fine-tunes the model"),
+                                      (recipe.optimize.distill, "optimize.distill trains a student"))
+              if given is not None]
+    if trains:
         if state.samples.train_x is None or state.samples.train_y is None:
             raise InputError(
-                f"{state.origin}: optimize.prune fine-tunes the model, which needs labelled training samples: "
+                f"{state.origin}: {' and '.join(trains)}, which needs labelled training samples: "
                 "set data.train (arrays) or leave samples over after data.evaluation and data.calibration."
             )
         state.train_npz = state.samples.save(work / "train.npz", "train")

@@ -19,7 +19,7 @@ from modelpack.measure.runner import run_probe
 from modelpack.pipeline.fingerprint import host_id
 from modelpack.pipeline.state import BuildState
 from modelpack.report.records import StepResult, VariantRecord
-from modelpack.steps import STEPS
+from modelpack.steps import is_distilled, variant_step
 
 FP32_TOLERANCE = 1e-4
 
@@ -28,10 +28,12 @@ def run(state: BuildState) -> None:
     """The Keras baseline's record and one record per converted variant, with accuracy drops filled in."""
     baseline = state.baseline_outputs()
     source = state.source_outputs()
+    student = state.student_outputs() if state.student is not None else None
     zipped = zipped_sizes(state)
     variants = [measure_one(state, "keras", None, StepResult(ok=True), baseline, baseline, zipped)]
-    for name, res in state.converted.items():
-        variants.append(measure_one(state, name, STEPS.get(name), res, baseline, source, zipped))
+    for name, res in state.converted.items():  # a distilled variant's float32 check is against the student
+        own = student if is_distilled(name) else source
+        variants.append(measure_one(state, name, variant_step(name), res, baseline, own, zipped))
     for v in variants:
         set_accuracy_drop(v, variants[0])
     state.variants = variants
@@ -40,7 +42,7 @@ def run(state: BuildState) -> None:
 def zipped_sizes(state: BuildState) -> dict[Path, int]:
     """The zipped size of every model file to measure, deflated on both cores before any probe runs (a probe's
     timings must not share the machine); a large model's file takes seconds per hundred MB at level 9."""
-    models = [(Path(state.network.path), "keras")] + [(res.dir / STEPS.get(name).FILE, STEPS.get(name).FORMAT)
+    models = [(Path(state.network.path), "keras")] + [(res.dir / variant_step(name).FILE, variant_step(name).FORMAT)
                                                      for name, res in state.converted.items()
                                                      if res.ok and res.dir is not None]
     cold_runs = state.recipe.measure.cold_start.runs
@@ -61,10 +63,11 @@ def set_accuracy_drop(variant: VariantRecord, keras: VariantRecord) -> None:
 
 def measure_one(state: BuildState, name: str, step, res: StepResult, baseline: list[np.ndarray],
                 source: list[np.ndarray], zipped: dict[Path, int] | None = None) -> VariantRecord:
-    """Measure one variant; fidelity is against the float baseline, the fp32 check against its source."""
+    """Measure one variant; fidelity is against the float baseline (the model's, for distilled variants too), the
+    fp32 check against its source (the distilled student's for distilled variants)."""
     fmt = "keras" if step is None else step.FORMAT
     record = VariantRecord(name, fmt, "none" if step is None else step.QUANTIZATION,
-                           pruned=step is not None and state.prune_details is not None, cached=res.cached,
+                           pruned=step is not None and state.prune_details is not None and not is_distilled(name), cached=res.cached,
                            details=res.details)
     if not res.ok:
         record.fail(res.error)

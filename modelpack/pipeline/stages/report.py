@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from modelpack.measure import metrics
 from modelpack.pipeline.state import BuildState
 from modelpack.report.build_report import BuildReport
+from modelpack.steps import distilled
 
 
 def run(state: BuildState) -> None:
@@ -19,6 +21,7 @@ def run(state: BuildState) -> None:
     add_notes(state, report)
     report.notes += sel.notes
     report.memory, report.split = state.memory, state.split
+    report.distill = distill_section(state)
     report.build = state.usage.record()
     state.report = report
 
@@ -54,6 +57,24 @@ def new_report(state: BuildState) -> BuildReport:
         measure={"batch": ms.latency.batch, "threads": ms.latency.threads, "warmup": ms.latency.warmup,
                  "runs": ms.latency.runs, "cold_runs": ms.cold_start.runs},
     )
+
+
+def distill_section(state: BuildState) -> dict | None:
+    """The model (teacher) beside its distilled student as Keras models, the variant twins, and the training."""
+    d = state.distill
+    if d is None:
+        return None
+    keras = state.variants[0]
+    outputs, task, scored = state.student_outputs(), state.recipe.task, state.scored
+    fidelity = metrics.fidelity(outputs, state.baseline_outputs(), task, scored)
+    student = {"params": d["student_params"], "size_bytes": state.student.size_bytes,
+               "accuracy": metrics.accuracy(outputs, state.samples.eval_y, task, scored=scored),
+               "agreement": fidelity.get("agreement")}
+    return {"how": d["student"], "teacher": {"params": d["teacher_params"], "size_bytes": keras.size_bytes,
+                                             "accuracy": keras.accuracy},
+            "student": student, "variants": {v: distilled(v) for v in state.recipe.optimize.variants},
+            **{k: d[k] for k in ("temperature", "alpha", "train_samples", "validation_samples", "epochs_run",
+                                 "best_epoch", "best_val_loss", "curve", "seconds", "loss")}}
 
 
 def add_notes(state: BuildState, report: BuildReport) -> None:

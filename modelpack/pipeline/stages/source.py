@@ -1,9 +1,9 @@
 """The source stage: the model every variant is converted from (a tf-keras model's Keras 3 copy, a mixed-precision
-model's float32 copy, then pruning when the recipe asks for it)."""
+model's float32 copy, then pruning when the recipe asks for it), and the distilled student when it asks for one."""
 
 from __future__ import annotations
 
-from modelpack.errors import InputError, PortError, PrecisionError, PruneError, StepFailedError
+from modelpack.errors import DistillError, InputError, PortError, PrecisionError, PruneError, StepFailedError
 from modelpack.inputs.modelfile import ModelFile, detect
 from modelpack.pipeline.jobs import Job, run_step
 from modelpack.pipeline.state import BuildState
@@ -26,6 +26,8 @@ def run(state: BuildState) -> None:
             raise StepFailedError(f"pruning failed: {res.error}")
         state.prune_details = res.details
         state.source = detect(res.dir / "model.keras")
+    if state.recipe.optimize.distill is not None:
+        distill(state)
     if state.prune_details is None and state.precision is None:
         return  # a Keras 3 port reproduces the model within 1e-5: the model's outputs serve
     # The source's own outputs: what its float32 conversions must reproduce (fidelity stays against the model).
@@ -62,3 +64,21 @@ def float32_source(state: BuildState) -> ModelFile:
                          "(the model rebuilt under the float32 policy with the same weights) and build that.")
     state.precision = res.details
     return detect(res.dir / "model.keras")
+
+
+def distill(state: BuildState) -> None:
+    """Train the student from the source model (the teacher) and run it on the evaluation samples: the outputs its
+    float32 conversions must reproduce. A student that cannot be made is the recipe's error."""
+    spec = state.recipe.optimize.distill
+    data = {"student": spec.student} if spec.student else {}
+    res = run_step(state, Job("distill", "distill", STEPS.get("distill")().options(state.recipe), data=data))
+    if not res.ok:
+        if res.is_error(DistillError):
+            raise InputError(f"{state.origin}: optimize.distill: {res.message}")
+        raise StepFailedError(f"training the distilled student failed: {res.error}")
+    state.distill = res.details
+    state.student = detect(res.dir / "student.keras")
+    out = run_step(state, Job("student-baseline", "baseline", source=state.student))
+    if not out.ok:
+        raise StepFailedError(f"running the distilled student on the evaluation samples failed: {out.error}")
+    state.student_baseline_dir = out.dir
