@@ -35,7 +35,7 @@ from run import ROOT, run_py  # noqa: E402
 DIGITS = ROOT / "recipes" / "digits"
 VARIANTS = ["tflite-fp32", "tflite-int8"]
 MEASURE = {"latency": {"warmup": 2, "runs": 20}, "cold_start": {"runs": 1}}
-SETTINGS = {"digits": {"width": 0.45, "epochs": 80, "patience": 10},
+SETTINGS = {"digits": {"width": 0.4, "epochs": 80, "patience": 10},
             "mobilenetv2": {"width": 0.5, "epochs": 30, "patience": 5}}
 
 # keras.applications.MobileNetV2 at alpha 0.35 and 32x32, 10 classes, trained briefly on patterned noise.
