@@ -7,13 +7,13 @@ then an immutable version, and only then the alias callers use moves to it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 
 from modelpack import limits
 from modelpack.errors import UsageError
+from modelpack.files.output import sha256_file
 from modelpack.publish import lambda_plan, names
 from modelpack.publish import record as records
 from modelpack.publish.base import (
@@ -102,9 +102,11 @@ def _code_source(call: Calls, options: PublishOptions, path, kind: str) -> dict:
         raise UsageError(f"{path} is {size / limits.MB:.1f} MB zipped, over Lambda's direct upload limit of "
                          f"{limits.LAMBDA_ZIP_DIRECT_UPLOAD_BYTES / limits.MB:.1f} MB; pass --s3-bucket BUCKET and "
                          f"publish uploads the {kind} there first.")
-    key = f"modelpack/{hashlib.sha256(path.read_bytes()).hexdigest()}/{path.name}"
+    # Hashed and uploaded from the file, never read whole: a big model's zip costs its size on disk only.
+    key = f"modelpack/{sha256_file(path)}/{path.name}"
     existed = call.exists("s3", "head_object", Bucket=options.s3_bucket, Key=key)
-    call("s3", "put_object", Bucket=options.s3_bucket, Key=key, Body=path.read_bytes())
+    with path.open("rb") as body:
+        call("s3", "put_object", Bucket=options.s3_bucket, Key=key, Body=body)
     if not existed:
         call.made("s3-object", options.s3_bucket, key)
     return {"S3Bucket": options.s3_bucket, "S3Key": key}

@@ -54,6 +54,8 @@ def show_call(echo: Echo, service: str, operation: str, **params) -> None:
 def _short(value) -> str:
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
+    if hasattr(value, "read"):  # an open file, streamed by the call
+        return f"<{Path(value.name).name}>"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):

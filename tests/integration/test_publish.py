@@ -4,6 +4,7 @@ is written by the build's own template code (the publish of a real build is in t
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 
 import pytest
@@ -58,7 +59,11 @@ def test_zip_over_direct_upload_limit_goes_through_s3(tmp_path, aws):
     proc = modelpack("publish", str(dist), "--function-name", "tiny-big", "--s3-bucket", "deploy-bucket", env=aws)
     assert proc.returncode == 0, proc.stderr
     keys = [o["Key"] for o in client("s3", aws).list_objects_v2(Bucket="deploy-bucket")["Contents"]]
-    assert any(k.endswith("/layer.zip") for k in keys)
+    key = next(k for k in keys if k.endswith("/layer.zip"))
+    uploaded = client("s3", aws).get_object(Bucket="deploy-bucket", Key=key)["Body"].read()
+    # streamed from the file, whole, under the digest of its bytes
+    assert uploaded == (dist / "lambda" / "layer.zip").read_bytes()
+    assert hashlib.sha256(uploaded).hexdigest() in key
     assert "endpoint: none" in proc.stdout
 
 
