@@ -19,11 +19,8 @@ def run(state: BuildState) -> None:
         state.source = float32_source(state)
     if state.recipe.optimize.prune is not None:
         prune_from = state.source if state.precision else state.network
-        res = run_step(state, Job("prune", "prune", STEPS.get("prune")().options(state.recipe), source=prune_from))
-        if not res.ok:
-            if res.is_error(PruneError):
-                raise InputError(f"{state.origin}: optimize.prune: {res.message}")
-            raise StepFailedError(f"pruning failed: {res.error}")
+        res = recipe_step(state, Job("prune", "prune", STEPS.get("prune")().options(state.recipe), source=prune_from),
+                          PruneError, "pruning")
         state.prune_details = res.details
         state.source = detect(res.dir / "model.keras")
     if state.recipe.optimize.distill is not None:
@@ -71,14 +68,22 @@ def distill(state: BuildState) -> None:
     float32 conversions must reproduce. A student that cannot be made is the recipe's error."""
     spec = state.recipe.optimize.distill
     data = {"student": spec.student} if spec.student else {}
-    res = run_step(state, Job("distill", "distill", STEPS.get("distill")().options(state.recipe), data=data))
-    if not res.ok:
-        if res.is_error(DistillError):
-            raise InputError(f"{state.origin}: optimize.distill: {res.message}")
-        raise StepFailedError(f"training the distilled student failed: {res.error}")
+    res = recipe_step(state, Job("distill", "distill", STEPS.get("distill")().options(state.recipe), data=data),
+                      DistillError, "training the distilled student")
     state.distill = res.details
     state.student = detect(res.dir / "student.keras")
     out = run_step(state, Job("student-baseline", "baseline", source=state.student))
     if not out.ok:
         raise StepFailedError(f"running the distilled student on the evaluation samples failed: {out.error}")
     state.student_baseline_dir = out.dir
+
+
+def recipe_step(state: BuildState, job: Job, user_error: type, doing: str):
+    """Run the step an optimize.<name> section asks for: a failure the recipe can fix (`user_error`) is the recipe's
+    error naming its section, any other a failed step."""
+    res = run_step(state, job)
+    if res.ok:
+        return res
+    if res.is_error(user_error):
+        raise InputError(f"{state.origin}: optimize.{job.step}: {res.message}")
+    raise StepFailedError(f"{doing} failed: {res.error}")
