@@ -31,7 +31,7 @@ from modelpack.recipe.loader import load_recipe
 from modelpack.report.build_report import BuildReport
 
 # Set before the first stage runs.
-GIVEN = ("recipe_path", "recipe", "reporter", "cache", "versions", "work", "staging", "images", "usage")
+GIVEN = ("recipe_path", "recipe", "reporter", "cache", "versions", "work", "staging", "images", "usage", "zipped")
 
 # What the job runner reads for a step after the data stage (modelpack.pipeline.jobs): the model it converts,
 # the sample files the step declares and their digests.
@@ -50,7 +50,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("source", "choose the model the variants come from (Keras 3 copy, float32 copy, pruning)",
           ("model", "network", "info", *JOB_DATA), ("source", "source_baseline_dir", "prune_details", "port_note",
                                             "precision", "distill", "student", "student_baseline_dir"), source.run),
-    Stage("convert", "convert the variants", (*JOB_INPUTS, "student"),
+    Stage("convert", "convert the variants", (*JOB_INPUTS, "student", "network", "info"),
           ("converted",), convert.run),
     Stage("measure", "measure size, accuracy, fidelity, latency and cold start of every variant",
           ("converted", "samples", "scored", "data_sha", "prune_details", "baseline_dir", "source_baseline_dir",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,8 +55,10 @@ def step_data(state: BuildState, step_name: str) -> dict[str, str]:
     return data
 
 
-def run_steps(state: BuildState, plan: list[Job]) -> dict[str, StepResult]:
-    """Run the jobs through the cache and the worker; return each result by label."""
+def run_steps(state: BuildState, plan: list[Job],
+              finished: Callable[[str, StepResult], None] | None = None) -> dict[str, StepResult]:
+    """Run the jobs through the cache and the worker; return each result by label. `finished(label, result)` is
+    called for each job the worker ran, as soon as its batch ends (while the next batch runs on)."""
     done: dict[str, StepResult] = {}
     keys: dict[str, str] = {}
     pending: list[tuple[str, str, StepJob]] = []
@@ -86,14 +89,12 @@ def run_steps(state: BuildState, plan: list[Job]) -> dict[str, StepResult]:
                            model.trust_code, model.custom_objects, dep_dir, data, shapes)
         pending.append((job.label, key, step_job))
         large = large or source.size_bytes >= limits.LARGE_MODEL_BYTES
-    if pending:
-        results = {}
-        for batch in worker_batches(pending, large):
-            title = f"running {', '.join(p[0] for p in batch)}"
-            with state.reporter.step(title):
-                results.update(run_jobs([j for _, _, j in batch], state.work / "worker.log",
-                                        watch=lambda b=batch, t=title: show_progress(state, b, t)))
-        for label, key, step_job in pending:
+    for batch in worker_batches(pending, large) if pending else []:
+        title = f"running {', '.join(p[0] for p in batch)}"
+        with state.reporter.step(title):
+            results = run_jobs([j for _, _, j in batch], state.work / "worker.log",
+                               watch=lambda b=batch, t=title: show_progress(state, b, t), large=large)
+        for label, key, step_job in batch:  # settled as each batch ends, so `finished` can start on it
             res = results[step_job.out_dir]
             if res["ok"]:
                 (step_job.out / RESULT).write_text(dumps_strict(res))
@@ -102,6 +103,8 @@ def run_steps(state: BuildState, plan: list[Job]) -> dict[str, StepResult]:
                 done[label] = StepResult.from_json(res, entry)
             else:
                 done[label] = StepResult.from_json(res)
+            if finished is not None:
+                finished(label, done[label])
     cached = [job.label for job in plan if done[job.label].cached]
     if cached:
         state.reporter.info(f"reused cached {', '.join(cached)}")

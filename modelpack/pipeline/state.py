@@ -10,6 +10,7 @@ import numpy as np
 from modelpack.console.progress import Reporter
 from modelpack.files.arrays import load_outputs
 from modelpack.files.cache import Cache
+from modelpack.files.zipsizes import ZippedSizes
 from modelpack.host.memory import TreeMemory
 from modelpack.inputs.data import Samples, TensorSpec
 from modelpack.inputs.modelfile import ModelFile
@@ -35,6 +36,7 @@ class BuildState:
     staging: Path | None = None  # the output folder being written; None when only measuring (bench)
     images: bool = False  # build container images for the image targets
     usage: TreeMemory = field(default_factory=TreeMemory)  # peak memory and time of each stage, for the report
+    zipped: ZippedSizes = field(default_factory=ZippedSizes)  # model files' zipped sizes, deflated early
     # load_model
     model: ModelFile = None  # type: ignore[assignment]
     arrays: dict | None = None

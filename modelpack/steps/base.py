@@ -44,6 +44,8 @@ class StepJob:
         tmp.replace(path)  # the build never reads half a file
 
 
+RESULT = "result.json"  # what a job leaves in its out_dir when it ends: ok, details or the error
+
 class Step:
     """One unit of work. Variant steps produce a model file named FILE in the job's out_dir."""
 
@@ -52,6 +54,9 @@ class Step:
     QUANTIZATION: ClassVar[str] = "none"
     FILE: ClassVar[str] = ""
     REQUIRES: ClassVar[str | None] = None  # a variant whose output this step consumes
+    # For a model of limits.LARGE_MODEL_BYTES or more: a variant whose output this step starts from when the build
+    # converts that variant anyway (the job then gets it as its dep and the model's input names as options["inputs"]).
+    REUSES: ClassVar[str | None] = None
     USES_CALIBRATION: ClassVar[bool] = False
     USES_EVALUATION: ClassVar[bool] = False  # the evaluation samples
     USES_BASELINE: ClassVar[bool] = False  # the float model's outputs on the evaluation samples

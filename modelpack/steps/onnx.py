@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +30,20 @@ class OnnxFP32(Step):
         import onnx
 
         large = tree_bytes(Path(job.model_path)) >= limits.LARGE_MODEL_BYTES
-        proto = to_onnx(ctx.model(job), job.options["opset"], large)
+        proto = to_onnx(lambda: ctx.model(job), job.options["opset"], large,
+                        release=(lambda: ctx.release(job)) if large else None)
         onnx.save(proto, str(job.out / self.FILE))
         return {"opset": job.options["opset"]}
 
 
-def to_onnx(loaded: Any, opset: int, large: bool = False) -> Any:
-    """The serving function as ONNX, with every captured constant frozen into the graph.
+def to_onnx(model: Callable[[], Any], opset: int, large: bool = False,
+            release: Callable[[], None] | None = None) -> Any:
+    """The serving function of `model()` (the loaded model, loaded again after a `release`) as ONNX, with every
+    captured constant frozen into the graph.
 
     `large` (a model of limits.LARGE_MODEL_BYTES or more) freezes and converts it without the copies of the
-    usual route (modelpack.steps.onnx_memory). A preprocessing layer (Normalization's mean and variance, for one)
+    usual route (modelpack.steps.onnx_memory); `release` lets go of the model once it is frozen, so its weights
+    are not held twice while tf2onnx converts. A preprocessing layer (Normalization's mean and variance, for one)
     computes constants when it is built; the
     traced function captures them as extra placeholders after its arguments. tf2onnx's from_function names every
     non-resource placeholder an input, so those constants would become graph inputs that no caller feeds. Only
@@ -48,13 +53,16 @@ def to_onnx(loaded: Any, opset: int, large: bool = False) -> Any:
     import tf2onnx
     from tf2onnx import tf_loader
 
+    loaded = model()
     func = loaded.serve.get_concrete_function()
     real = [t.name for t in func.inputs[: len(loaded.inputs)]]
     outputs = [t.name for t in func.outputs if t.dtype != tf.dtypes.resource]
     rename = dict(zip(real, [t["name"] for t in loaded.inputs]))
+    del loaded, func  # the large route must be able to free the model: only `model` keeps it
     with tf.device("/cpu:0"), bounded_optimizers(collect=large):
-        proto = convert_large(func, real, outputs, opset, rename) if large else None
+        proto = convert_large(model, real, outputs, opset, rename, release) if large else None
         if proto is None:
+            func = model().serve.get_concrete_function()
             graph_def = inline_calls(tf_loader.from_function(func, real, outputs), real, outputs)
             proto, _ = tf2onnx.convert.from_graph_def(graph_def, name=func.name, input_names=real,
                                                        output_names=outputs, opset=opset, tensors_to_rename=rename)
@@ -160,6 +168,8 @@ class OnnxInt8(Step):
 
     def run(self, job: StepJob, ctx: Any) -> dict:
         inputs = [t["name"] for t in ctx.model(job).inputs]
+        if tree_bytes(Path(job.model_path)) >= limits.LARGE_MODEL_BYTES:
+            ctx.release(job)  # only its input names were needed: quantization works on the ONNX file
         with tempfile.TemporaryDirectory() as tmp:
             pre, names = preprocessed(Path(job.dep_dir) / self.FILE, Path(tmp), inputs)
             quantize_qdq(pre, job.out / self.FILE, job.data["calibration"], names,

@@ -15,7 +15,7 @@ Two things make tf2onnx hold many copies of a model's weights, measured on a 103
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -57,14 +57,17 @@ def bounded_optimizers(collect: bool = True) -> Iterator[None]:
             cls.optimize = optimize
 
 
-def convert_large(func: Any, inputs: list[str], outputs: list[str], opset: int, rename: dict[str, str]) -> Any | None:
-    """An ONNX model proto of `func`, converted so that few copies of its weights are alive at once; None when
-    this route does not apply (the frozen graph keeps calls of library functions that only grappler's inlining
-    removes, or one of tf2onnx's graph optimizers failed) and the usual route must convert it.
+def convert_large(model: Callable[[], Any], inputs: list[str], outputs: list[str], opset: int,
+                  rename: dict[str, str], release: Callable[[], None] | None = None) -> Any | None:
+    """An ONNX model proto of the serving function of `model()`, converted so that few copies of its weights are
+    alive at once; None when this route does not apply (the frozen graph keeps calls of library functions that
+    only grappler's inlining removes, or one of tf2onnx's graph optimizers failed) and the usual route must
+    convert it.
 
     The big constants are taken out of the frozen graph before TensorFlow imports it and handed to tf2onnx by
     node name, as its large-model route does; unlike that route the weights end up in the model itself (a
-    normal single .onnx file). Each intermediate is dropped as soon as the next one holds the weights.
+    normal single .onnx file). Each intermediate is dropped as soon as the next one holds the weights, the
+    model itself (through `release`) as soon as it is frozen.
     """
     import tensorflow as tf
     from tf2onnx import optimizer, tf_loader
@@ -72,9 +75,14 @@ def convert_large(func: Any, inputs: list[str], outputs: list[str], opset: int, 
     from tf2onnx.tfonnx import process_tf_graph
 
 
+    func = model().serve.get_concrete_function()
+    name = func.name
     graph_def = tf_loader.from_function(func, inputs, outputs, large_model=True)
+    del func
     if any(n.op in CALLS for n in graph_def.node):
         return None
+    if release is not None:
+        release()
     const_values = compress_graph_def(graph_def)
     with tf.Graph().as_default() as tf_graph:
         tf.import_graph_def(graph_def, name="")
@@ -87,7 +95,7 @@ def convert_large(func: Any, inputs: list[str], outputs: list[str], opset: int, 
         graph = optimizer.optimize_graph(graph, catch_errors=False)
     except Exception:  # noqa: BLE001 - any optimizer failure: the usual route converts it, as it always did
         return None
-    proto = graph.make_model(f"converted from {func.name}")
+    proto = graph.make_model(f"converted from {name}")
     del graph
     gc.collect()
     return proto

@@ -14,13 +14,16 @@ import numpy as np
 from modelpack import limits
 from modelpack.errors import Int16Error
 from modelpack.files.output import tree_bytes
-from modelpack.steps import recurrent
+from modelpack.steps import recurrent, tflite_memory
 from modelpack.steps.base import Step, StepJob
 
 
 class _TFLiteStep(Step):
     FORMAT = "tflite"
     FILE = "model.tflite"
+    # A large model's converter writes buffers after the flatbuffer (modelpack.steps.tflite_memory); not for the
+    # quantizing variants, whose calibration runs on the float flatbuffer inside the converter.
+    BUFFER_OFFSET = True
 
     def configure(self, converter: Any, job: StepJob, names: list[str]) -> None:
         """Set the converter options of this variant."""
@@ -38,6 +41,8 @@ class _TFLiteStep(Step):
         with route as (make_converter, names):
             converter = make_converter()
             self.configure(converter, job, names)
+            if self.BUFFER_OFFSET and tflite_memory.is_large(job):
+                tflite_memory.use_buffer_offset(converter)
             (job.out / self.FILE).write_bytes(self.convert(converter))
 
     def convert(self, converter: Any) -> bytes:
@@ -138,9 +143,45 @@ class TFLiteInt8(_TFLiteStep):
     NAME = "tflite-int8"
     QUANTIZATION = "int8"
     USES_CALIBRATION = True
+    BUFFER_OFFSET = False
+    IN_PHASES = True  # a large model converts, calibrates and quantizes one phase at a time
+    REUSES = "tflite-fp32"
 
     def options(self, recipe: Any) -> dict:
         return {"io": recipe.optimize.int8.io}
+
+    def run(self, job: StepJob, ctx: Any) -> dict:
+        if not (self.IN_PHASES and tflite_memory.is_large(job)):
+            return super().run(job, ctx)
+        float_model = tflite_memory.reusable(job, self.FILE)
+        if float_model is not None:
+            tflite_memory.quantize_int8(float_model, job.out / self.FILE,
+                                        representative(job.data["calibration"], job.options["inputs"]),
+                                        job.options.get("io", "float"))
+            return {"route": "in-phases", "float_model": "tflite-fp32",
+                    "why": "a large model: calibrated and quantized from the tflite-fp32 variant's flatbuffer, one "
+                           "phase at a time"}
+        try:
+            return self._in_phases(exported(ctx, job), job)
+        except Exception as exc:
+            if not recurrent.is_tensor_list_failure(exc):
+                raise
+        return self.recurrent(ctx.model(job), job)
+
+    def _in_phases(self, route: Any, job: StepJob) -> dict:
+        """The converter's own three phases with only one alive at a time (modelpack.steps.tflite_memory)."""
+        with route as (make_converter, names), tempfile.TemporaryDirectory() as tmp:
+            converter = make_converter()
+            tflite_memory.use_buffer_offset(converter)
+            float_model = Path(tmp) / "float.tflite"
+            float_model.write_bytes(converter.convert())
+            del converter
+            tflite_memory.return_freed_memory()
+            tflite_memory.quantize_int8(float_model, job.out / self.FILE,
+                                        representative(job.data["calibration"], names), job.options.get("io", "float"))
+        return {"route": "in-phases",
+                "why": "a large model: float conversion, calibration and quantization run one after another, each "
+                       "freeing its memory before the next"}
 
     def configure(self, converter: Any, job: StepJob, names: list[str]) -> None:
         configure_int8(converter, job.data["calibration"], names, job.options.get("io", "float"))
@@ -234,6 +275,8 @@ class TFLite16x8(TFLiteInt8):
 
     NAME = "tflite-16x8"
     QUANTIZATION = "int16x8"
+    IN_PHASES = False
+    REUSES = None
 
     def options(self, recipe: Any) -> dict:
         return {}

@@ -20,10 +20,9 @@ from pathlib import Path
 
 from modelpack.files.jsonio import dumps_strict
 from modelpack.measure.runner import private_tmp
-from modelpack.steps.base import StepJob
+from modelpack.steps.base import RESULT, StepJob
 
 STARTED = ".started"
-RESULT = "result.json"
 
 
 class WorkerState:
@@ -32,10 +31,14 @@ class WorkerState:
     def __init__(self) -> None:
         self._models: dict[tuple, object] = {}
 
+    @staticmethod
+    def _key(job: StepJob) -> tuple:
+        return job.model_path, job.model_format, repr(sorted((job.shapes or {}).items()))
+
     def model(self, job: StepJob):
         from modelpack.inputs import keras_io
 
-        key = (job.model_path, job.model_format, repr(sorted((job.shapes or {}).items())))
+        key = self._key(job)
         if key not in self._models:
             self._models[key] = keras_io.load(job.model_path, job.model_format, job.trust_code, job.custom_objects,
                                               job.shapes)
@@ -48,9 +51,12 @@ class WorkerState:
 
         import keras
 
-        self._models.pop((job.model_path, job.model_format), None)
+        from modelpack.steps.tflite_memory import return_freed_memory
+
+        self._models.pop(self._key(job), None)
         keras.backend.clear_session()  # Keras' own references to the model's layers and variables
         gc.collect()
+        return_freed_memory()
 
 
 # Known converter failures and what a user can do about them, matched against the error text.
@@ -180,17 +186,24 @@ def _child(jobs_file: str) -> None:
         sys.stdout.flush()
 
 
+# TensorFlow's oneDNN CPU allocator keeps every large block it ever handed out in a pool of its own, so a model
+# released after export stays resident for the whole conversion (measured: 526 MB kept of a 407 MB model). A
+# worker for a large model runs without it; converters do not compute with it, they rewrite graphs.
+LARGE_MODEL_ENV = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
 def run_jobs(jobs: list[StepJob], log: Path, timeout_s: float = 3600,
-             watch: Callable[[], None] | None = None) -> dict[str, dict]:
+             watch: Callable[[], None] | None = None, large: bool = False) -> dict[str, dict]:
     """Run the jobs in worker processes; return each job's result keyed by out_dir. `watch` is called about twice
-    a second while a worker runs (to show what its steps say they are doing)."""
+    a second while a worker runs (to show what its steps say they are doing). `large`: the jobs convert a model
+    of limits.LARGE_MODEL_BYTES or more (the worker's memory is returned between phases; LARGE_MODEL_ENV)."""
     pending = list(jobs)
     results: dict[str, dict] = {}
     while pending:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, dir=log.parent) as f:
             f.write(dumps_strict([asdict(j) for j in pending]))
         with open(log, "ab") as logf:
-            code = _run_worker(f.name, logf, timeout_s, log.parent, watch)
+            code = _run_worker(f.name, logf, timeout_s, log.parent, watch, large)
         Path(f.name).unlink(missing_ok=True)
         still: list[StepJob] = []
         crashed = False
@@ -214,11 +227,12 @@ def run_jobs(jobs: list[StepJob], log: Path, timeout_s: float = 3600,
 
 
 def _run_worker(jobs_file: str, logf, timeout_s: float, tmp_parent: Path,
-                watch: Callable[[], None] | None) -> int | str:
+                watch: Callable[[], None] | None, large: bool = False) -> int | str:
     """One worker process over `jobs_file`: its exit code, or "timeout". The worker is killed on any exception
     here, SIGTERM and Ctrl-C included, so an interrupted build leaves no step running."""
     proc = subprocess.Popen([sys.executable, "-m", "modelpack.steps.worker", jobs_file], stdout=logf,
-                            stderr=subprocess.STDOUT, env={**os.environ, **private_tmp(tmp_parent)})
+                            stderr=subprocess.STDOUT,
+                            env={**(LARGE_MODEL_ENV if large else {}), **os.environ, **private_tmp(tmp_parent)})
     deadline = time.monotonic() + timeout_s
     try:
         while True:

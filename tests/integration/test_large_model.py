@@ -1,5 +1,6 @@
 """A model big enough to take the large-model routes (one worker per conversion, ONNX without TensorFlow's weight
-copies) builds within bounded memory, and report.json records the peak of every stage. The 0.5 GB and 1 GB
+copies, TFLite in buffer-offset form and INT8 quantized in phases from the float32 variant) builds within bounded
+memory, computes what the model computes, and report.json records the peak of every stage. The 0.5 GB and 1 GB
 measurements live in benchmarks/large_model.py."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from modelpack import limits
+from modelpack.files.output import zipped_size
 
 pytestmark = pytest.mark.slow
 
@@ -42,16 +44,28 @@ def test_a_large_model_builds_within_its_memory_bound_and_records_every_stage(tm
     recipe.write_text(yaml.safe_dump({
         "name": "large", "model": {"path": "model.keras"},
         "data": {"path": "data.npz", "inputs": "x", "labels": "y", "evaluation": 30, "calibration": 30},
-        "optimize": {"variants": ["tflite-int8", "onnx-fp32"]},
+        "optimize": {"variants": ["tflite-fp32", "tflite-int8", "onnx-fp32"]},
         "measure": {"latency": {"warmup": 1, "runs": 5}, "cold_start": {"runs": 1}},
     }))
     out = subprocess.run([sys.executable, "-m", "modelpack", "-q", "build", str(recipe), "--out", str(tmp_path / "dist"),
                           "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     report = json.loads((tmp_path / "dist" / "report.json").read_text())
-    assert {v["name"]: v["status"] for v in report["variants"]} == {"keras": "ok", "tflite-int8": "ok", "onnx-fp32": "ok"}
-    onnx = next(v for v in report["variants"] if v["name"] == "onnx-fp32")
-    assert onnx["fidelity"]["max_abs_err"] <= 1e-4  # the large-model ONNX route computes what Keras computes
+    variants = {v["name"]: v for v in report["variants"]}
+    assert {n: v["status"] for n, v in variants.items()} == {"keras": "ok", "tflite-fp32": "ok", "tflite-int8": "ok",
+                                                             "onnx-fp32": "ok"}
+    # the large-model routes compute what Keras computes
+    assert variants["onnx-fp32"]["fidelity"]["max_abs_err"] <= 1e-4
+    assert variants["tflite-fp32"]["fidelity"]["max_abs_err"] <= 1e-4
+    int8 = variants["tflite-int8"]
+    assert int8["details"]["route"] == "in-phases" and int8["details"]["float_model"] == "tflite-fp32"
+    assert int8["fidelity"]["agreement"] >= 0.9, int8["fidelity"]
+    assert int8["size_bytes"] < variants["tflite-fp32"]["size_bytes"] / 3  # int8 weights, not float ones
+    for name in ("tflite-fp32", "tflite-int8"):  # deflated while the next variant converted, as its step named it
+        as_converted = tmp_path / name / "model.tflite"
+        as_converted.parent.mkdir()
+        as_converted.symlink_to(tmp_path / "dist" / "variants" / f"{name}.tflite")
+        assert variants[name]["zipped_bytes"] == zipped_size(as_converted)
     build = report["build"]
     # every stage that ran is recorded (a recipe without targets has nothing to package)
     assert set(build["peak_rss_mb"]) == set(build["seconds"])

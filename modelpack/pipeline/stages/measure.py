@@ -41,15 +41,23 @@ def run(state: BuildState) -> None:
 
 def zipped_sizes(state: BuildState) -> dict[Path, int]:
     """The zipped size of every model file to measure, deflated on both cores before any probe runs (a probe's
-    timings must not share the machine); a large model's file takes seconds per hundred MB at level 9."""
+    timings must not share the machine); a large model's file takes seconds per hundred MB, so the convert stage
+    starts on each file as it appears (state.zipped) and only the rest is deflated here."""
     models = [(Path(state.network.path), "keras")] + [(res.dir / variant_step(name).FILE, variant_step(name).FORMAT)
                                                      for name, res in state.converted.items()
                                                      if res.ok and res.dir is not None]
-    cold_runs = state.recipe.measure.cold_start.runs
-    paths = [path for path, fmt in models  # a cached measurement keeps its size
-             if state.cache.get(_key(state, path, state.probe_spec(path, fmt, out=""), cold_runs)) is None]
+    paths = [path for path, fmt in models if needs_zipped_size(state, path, fmt)]
+    early = {path: state.zipped.take(path) for path in paths}  # started while the variants were converted
+    state.zipped.close()
+    rest = [path for path in paths if early[path] is None]
     with ThreadPoolExecutor(max_workers=2) as pool:  # zlib releases the GIL while it deflates
-        return dict(zip(paths, pool.map(zipped_size, paths)))
+        return {**{p: n for p, n in early.items() if n is not None}, **dict(zip(rest, pool.map(zipped_size, rest)))}
+
+
+def needs_zipped_size(state: BuildState, path: Path, fmt: str) -> bool:
+    """Whether measuring `path` will deflate it: a cached measurement keeps its size."""
+    spec = state.probe_spec(path, fmt, out="")
+    return state.cache.get(_key(state, path, spec, state.recipe.measure.cold_start.runs)) is None
 
 
 def set_accuracy_drop(variant: VariantRecord, keras: VariantRecord) -> None:
