@@ -59,13 +59,15 @@ def to_onnx(model: Callable[[], Any], opset: int, large: bool = False,
     outputs = [t.name for t in func.outputs if t.dtype != tf.dtypes.resource]
     rename = dict(zip(real, [t["name"] for t in loaded.inputs]))
     del loaded, func  # the large route must be able to free the model: only `model` keeps it
-    with tf.device("/cpu:0"), bounded_optimizers(collect=large):
-        proto = convert_large(model, real, outputs, opset, rename, release) if large else None
+    with tf.device("/cpu:0"):
+        with bounded_optimizers(collect=False):  # it keeps no copies to roll back to: nothing to collect
+            proto = convert_large(model, real, outputs, opset, rename, release) if large else None
         if proto is None:
             func = model().serve.get_concrete_function()
             graph_def = inline_calls(tf_loader.from_function(func, real, outputs), real, outputs)
-            proto, _ = tf2onnx.convert.from_graph_def(graph_def, name=func.name, input_names=real,
-                                                       output_names=outputs, opset=opset, tensors_to_rename=rename)
+            with bounded_optimizers(collect=large):
+                proto, _ = tf2onnx.convert.from_graph_def(graph_def, name=func.name, input_names=real, output_names=outputs,
+                                                           opset=opset, tensors_to_rename=rename)
     erfc_as_erf(proto)
     unknown = sorted({f"{n.op_type} (layer {n.name.rsplit('/', 1)[0]})" for n in proto.graph.node
                       if n.domain in ("", "ai.onnx") and not onnx_defs_has(n.op_type)})
@@ -187,7 +189,10 @@ def preprocessed(source: Path, tmp: Path, inputs: list[str]) -> tuple[Path, list
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     pre = tmp / "pre.onnx"
-    quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
+    if source.stat().st_size >= limits.LARGE_MODEL_BYTES:
+        pre_process_from_files(source, pre)
+    else:
+        quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
     graph = onnx.load(str(pre)).graph
     weights = {i.name for i in graph.initializer}
     fed = {i.name for i in graph.input if i.name not in weights}
@@ -195,6 +200,26 @@ def preprocessed(source: Path, tmp: Path, inputs: list[str]) -> tuple[Path, list
         raise ValueError(f"the ONNX graph's inputs ({', '.join(sorted(fed))}) are not the model's inputs "
                          f"({', '.join(inputs)}); rebuild onnx-fp32 with this version of modelpack")
     return pre, list(inputs)
+
+
+def pre_process_from_files(source: Path, pre: Path) -> None:
+    """What quant_pre_process(skip_symbolic_shape=True) does for an opset 13+ model (ONNX Runtime's basic graph
+    optimisations, then ONNX shape inference, then its metadata mark), from file to file: quant_pre_process keeps
+    a Python copy of the model alive while ONNX Runtime optimises another, one copy more than a large model needs."""
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization.quant_utils import add_pre_process_metadata
+
+    optimized = pre.with_name("optimized.onnx")
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(optimized)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])  # writes `optimized`, then goes
+    onnx.shape_inference.infer_shapes_path(str(optimized), str(pre))
+    optimized.unlink()
+    model = onnx.load(str(pre))
+    add_pre_process_metadata(model)
+    onnx.save(model, str(pre))
 
 
 def quantize_qdq(pre: Path, dest: Path, calibration_npz: str, names: list[str], setting: Int8Setting,
@@ -207,17 +232,42 @@ def quantize_qdq(pre: Path, dest: Path, calibration_npz: str, names: list[str], 
         "entropy": CalibrationMethod.Entropy,
         "percentile": CalibrationMethod.Percentile,
     }
-    quantize_static(
-        str(pre),
-        str(dest),
-        CalibrationReader(calibration_npz, names),
-        quant_format=QuantFormat.QDQ,
-        per_channel=setting.per_channel,
-        activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8,
-        calibrate_method=methods[setting.calibration_method],
-        nodes_to_exclude=list(exclude),
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        ranges = None
+        if pre.stat().st_size >= limits.LARGE_MODEL_BYTES:
+            ranges = Path(tmp) / "ranges.json"
+            calibrate_alone(pre, ranges, CalibrationReader(calibration_npz, names), methods[setting.calibration_method])
+        quantize_static(
+            str(pre),
+            str(dest),
+            CalibrationReader(calibration_npz, names),
+            quant_format=QuantFormat.QDQ,
+            per_channel=setting.per_channel,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=methods[setting.calibration_method],
+            nodes_to_exclude=list(exclude),
+            calibration_cache_path=None if ranges is None else str(ranges),
+        )
+
+
+def calibrate_alone(pre: Path, ranges: Path, reader: Any, method: Any) -> None:
+    """The activation ranges quantize_static would compute, written to `ranges` (its calibration cache), so that
+    calibrating (the model, an augmented copy and a session over it) and quantizing (the model and its quantized
+    weights) are not alive at once: quantize_static keeps its own copy of a model while it calibrates."""
+    import gc
+
+    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    with tempfile.TemporaryDirectory() as tmp:
+        calibrator = create_calibrator(pre, list(set(QLinearOpsRegistry) | set(QDQRegistry)),
+                                       augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+                                       calibrate_method=method)
+        calibrator.collect_data(reader)
+        save_tensors_data(calibrator.compute_data(), ranges)
+        del calibrator
+        gc.collect()
 
 
 class CalibrationReader:

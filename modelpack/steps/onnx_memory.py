@@ -57,6 +57,23 @@ def bounded_optimizers(collect: bool = True) -> Iterator[None]:
             cls.optimize = optimize
 
 
+class ReadTwice(dict):
+    """tf2onnx's big constants by node name, each let go after its second read: tf2onnx reads a constant once to
+    fold what it can and once to make its ONNX tensor, so the weights do not stay alive twice (as bytes here and as
+    ONNX tensors) while the rest of the graph converts."""
+
+    def __init__(self, values: dict) -> None:
+        super().__init__(values)
+        self._reads: dict[str, int] = {}
+
+    def __getitem__(self, key: str):
+        value = super().__getitem__(key)
+        self._reads[key] = self._reads.get(key, 0) + 1
+        if self._reads[key] >= 2:
+            del self[key]
+        return value
+
+
 def convert_large(model: Callable[[], Any], inputs: list[str], outputs: list[str], opset: int,
                   rename: dict[str, str], release: Callable[[], None] | None = None) -> Any | None:
     """An ONNX model proto of the serving function of `model()`, converted so that few copies of its weights are
@@ -83,7 +100,7 @@ def convert_large(model: Callable[[], Any], inputs: list[str], outputs: list[str
         return None
     if release is not None:
         release()
-    const_values = compress_graph_def(graph_def)
+    const_values = ReadTwice(compress_graph_def(graph_def))
     with tf.Graph().as_default() as tf_graph:
         tf.import_graph_def(graph_def, name="")
         del graph_def  # its arena still held every weight
@@ -95,7 +112,27 @@ def convert_large(model: Callable[[], Any], inputs: list[str], outputs: list[str
         graph = optimizer.optimize_graph(graph, catch_errors=False)
     except Exception:  # noqa: BLE001 - any optimizer failure: the usual route converts it, as it always did
         return None
-    proto = graph.make_model(f"converted from {name}")
+    proto = model_without_third_copy(graph, f"converted from {name}")
     del graph
     gc.collect()
     return proto
+
+
+def model_without_third_copy(graph: Any, doc: str) -> Any:
+    """`graph.make_model(doc)`, with the graph's constants let go once the GraphProto holds them: tf2onnx then
+    copies that GraphProto into the ModelProto, which would otherwise make three copies of every weight at once."""
+    from onnx import NodeProto
+
+    make_graph = graph.make_graph
+
+    def make_graph_then_drop_constants(*args, **kwargs):
+        proto = make_graph(*args, **kwargs)
+        for node in graph.get_nodes():
+            if node.type == "Const":  # its value is in proto.initializer now; nothing reads the node again
+                node._attr = {}
+                node._op = NodeProto(name=node.name, op_type=node.type)
+        gc.collect()
+        return proto
+
+    graph.make_graph = make_graph_then_drop_constants
+    return graph.make_model(doc)
