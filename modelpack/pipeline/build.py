@@ -101,8 +101,12 @@ class Builder:
                            staging, images)
         plan = STAGES if staging is not None else MEASURE_ONLY
         with self.cache.in_use(), state.usage.running():  # `modelpack cache clean` refuses while this build
-            for index, stage in enumerate(plan, 1):  # reads and writes entries
-                with self.reporter.stage(index, len(plan), stage.name, stage.purpose), state.usage.stage(stage.name):
-                    stage.run(state)
+            try:  # reads and writes entries
+                for index, stage in enumerate(plan, 1):
+                    with self.reporter.stage(index, len(plan), stage.name, stage.purpose), \
+                            state.usage.stage(stage.name):
+                        stage.run(state)
+            finally:
+                state.zipped.close()  # a failed or interrupted build leaves no file being deflated
         assert state.report is not None  # the report stage always runs
         return state.report

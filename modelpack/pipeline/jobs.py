@@ -55,10 +55,12 @@ def step_data(state: BuildState, step_name: str) -> dict[str, str]:
     return data
 
 
-def run_steps(state: BuildState, plan: list[Job],
-              finished: Callable[[str, StepResult], None] | None = None) -> dict[str, StepResult]:
+def run_steps(state: BuildState, plan: list[Job], finished: Callable[[str, StepResult], None] | None = None,
+              low_memory: bool = False) -> dict[str, StepResult]:
     """Run the jobs through the cache and the worker; return each result by label. `finished(label, result)` is
-    called for each job the worker ran, as soon as its batch ends (while the next batch runs on)."""
+    called for each job the worker ran, as soon as its batch ends (while the next batch runs on). `low_memory`:
+    the jobs only convert (no training or predicting), so a large model's worker may drop TensorFlow's oneDNN
+    allocator (steps.worker.LARGE_MODEL_ENV)."""
     done: dict[str, StepResult] = {}
     keys: dict[str, str] = {}
     pending: list[tuple[str, str, StepJob]] = []
@@ -81,7 +83,7 @@ def run_steps(state: BuildState, plan: list[Job],
             continue
         out = state.work / "steps" / job.label
         shutil.rmtree(out, ignore_errors=True)
-        dep = done.get(job.dep) if job.dep else None
+        dep = (done.get(job.dep) or state.converted.get(job.dep)) if job.dep else None
         dep_dir = str(dep.dir) if dep is not None and dep.dir is not None else None
         if job.dep and dep_dir is None:
             dep_dir = str(state.work / "steps" / job.dep)
@@ -93,7 +95,7 @@ def run_steps(state: BuildState, plan: list[Job],
         title = f"running {', '.join(p[0] for p in batch)}"
         with state.reporter.step(title):
             results = run_jobs([j for _, _, j in batch], state.work / "worker.log",
-                               watch=lambda b=batch, t=title: show_progress(state, b, t), large=large)
+                               watch=lambda b=batch, t=title: show_progress(state, b, t), large=large and low_memory)
         for label, key, step_job in batch:  # settled as each batch ends, so `finished` can start on it
             res = results[step_job.out_dir]
             if res["ok"]:

@@ -174,9 +174,9 @@ class OnnxInt8(Step):
             ctx.release(job)  # only its input names were needed: quantization works on the ONNX file
         with tempfile.TemporaryDirectory() as tmp:
             pre, names = preprocessed(Path(job.dep_dir) / self.FILE, Path(tmp), inputs)
-            quantize_qdq(pre, job.out / self.FILE, job.data["calibration"], names,
-                         Int8Setting.from_options(job.options))
-        return dict(job.options)
+            phases = quantize_qdq(pre, job.out / self.FILE, job.data["calibration"], names,
+                                  Int8Setting.from_options(job.options))
+        return {**job.options, **({"route": "in-phases"} if phases else {})}
 
 
 def preprocessed(source: Path, tmp: Path, inputs: list[str]) -> tuple[Path, list[str]]:
@@ -189,9 +189,8 @@ def preprocessed(source: Path, tmp: Path, inputs: list[str]) -> tuple[Path, list
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     pre = tmp / "pre.onnx"
-    if source.stat().st_size >= limits.LARGE_MODEL_BYTES:
-        pre_process_from_files(source, pre)
-    else:
+    # By the ONNX file's size: it is what this holds in memory.
+    if not (source.stat().st_size >= limits.LARGE_MODEL_BYTES and pre_process_from_files(source, pre)):
         quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
     graph = onnx.load(str(pre)).graph
     weights = {i.name for i in graph.initializer}
@@ -202,10 +201,12 @@ def preprocessed(source: Path, tmp: Path, inputs: list[str]) -> tuple[Path, list
     return pre, list(inputs)
 
 
-def pre_process_from_files(source: Path, pre: Path) -> None:
+def pre_process_from_files(source: Path, pre: Path) -> bool:
     """What quant_pre_process(skip_symbolic_shape=True) does for an opset 13+ model (ONNX Runtime's basic graph
     optimisations, then ONNX shape inference, then its metadata mark), from file to file: quant_pre_process keeps
-    a Python copy of the model alive while ONNX Runtime optimises another, one copy more than a large model needs."""
+    a Python copy of the model alive while ONNX Runtime optimises another, one copy more than a large model needs.
+    False when ONNX Runtime's optimiser or the shape inference fails: quant_pre_process then does it its own way
+    (it carries on without the step that failed)."""
     import onnx
     import onnxruntime as ort
     from onnxruntime.quantization.quant_utils import add_pre_process_metadata
@@ -214,17 +215,23 @@ def pre_process_from_files(source: Path, pre: Path) -> None:
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(optimized)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])  # writes `optimized`, then goes
-    onnx.shape_inference.infer_shapes_path(str(optimized), str(pre))
-    optimized.unlink()
+    try:
+        ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])  # writes `optimized`
+        onnx.shape_inference.infer_shapes_path(str(optimized), str(pre))
+    except Exception:  # noqa: BLE001 - any failure: the library's own pre-processing decides what to skip
+        return False
+    finally:
+        optimized.unlink(missing_ok=True)
     model = onnx.load(str(pre))
     add_pre_process_metadata(model)
     onnx.save(model, str(pre))
+    return True
 
 
 def quantize_qdq(pre: Path, dest: Path, calibration_npz: str, names: list[str], setting: Int8Setting,
-                 exclude: list[str] | tuple[str, ...] = ()) -> None:
-    """Static QDQ INT8 of a pre-processed model; nodes in `exclude` stay float."""
+                 exclude: list[str] | tuple[str, ...] = ()) -> bool:
+    """Static QDQ INT8 of a pre-processed model; nodes in `exclude` stay float. True when a large model was
+    calibrated apart from quantizing (calibrate_alone)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     methods = {
@@ -233,10 +240,11 @@ def quantize_qdq(pre: Path, dest: Path, calibration_npz: str, names: list[str], 
         "percentile": CalibrationMethod.Percentile,
     }
     with tempfile.TemporaryDirectory() as tmp:
-        ranges = None
-        if pre.stat().st_size >= limits.LARGE_MODEL_BYTES:
-            ranges = Path(tmp) / "ranges.json"
-            calibrate_alone(pre, ranges, CalibrationReader(calibration_npz, names), methods[setting.calibration_method])
+        cache = {}
+        if pre.stat().st_size >= limits.LARGE_MODEL_BYTES and calibration_cache_supported():
+            cache["calibration_cache_path"] = str(Path(tmp) / "ranges.json")
+            calibrate_alone(pre, Path(cache["calibration_cache_path"]), CalibrationReader(calibration_npz, names),
+                            methods[setting.calibration_method])
         quantize_static(
             str(pre),
             str(dest),
@@ -247,8 +255,19 @@ def quantize_qdq(pre: Path, dest: Path, calibration_npz: str, names: list[str], 
             weight_type=QuantType.QInt8,
             calibrate_method=methods[setting.calibration_method],
             nodes_to_exclude=list(exclude),
-            calibration_cache_path=None if ranges is None else str(ranges),
+            **cache,
         )
+    return bool(cache)
+
+
+def calibration_cache_supported() -> bool:
+    """Whether this onnxruntime's quantize_static takes ranges computed beforehand (calibration_cache_path)."""
+    import inspect
+
+    from onnxruntime.quantization import calibrate, quantize_static
+
+    return hasattr(calibrate, "save_tensors_data") and \
+        "calibration_cache_path" in inspect.signature(quantize_static).parameters
 
 
 def calibrate_alone(pre: Path, ranges: Path, reader: Any, method: Any) -> None:

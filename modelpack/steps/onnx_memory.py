@@ -100,7 +100,9 @@ def convert_large(model: Callable[[], Any], inputs: list[str], outputs: list[str
         return None
     if release is not None:
         release()
-    const_values = ReadTwice(compress_graph_def(graph_def))
+    const_values = compress_graph_def(graph_def)
+    if not graph_def.library.function:  # a function body could read a same-named constant: keep them all then
+        const_values = ReadTwice(const_values)
     with tf.Graph().as_default() as tf_graph:
         tf.import_graph_def(graph_def, name="")
         del graph_def  # its arena still held every weight

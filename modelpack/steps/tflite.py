@@ -22,7 +22,7 @@ class _TFLiteStep(Step):
     FORMAT = "tflite"
     FILE = "model.tflite"
     # A large model's converter writes buffers after the flatbuffer (modelpack.steps.tflite_memory); not for the
-    # quantizing variants, whose calibration runs on the float flatbuffer inside the converter.
+    # calibrated variants (INT8, 16x8), whose converter calibrates its own float flatbuffer in Python.
     BUFFER_OFFSET = True
 
     def configure(self, converter: Any, job: StepJob, names: list[str]) -> None:
@@ -153,14 +153,14 @@ class TFLiteInt8(_TFLiteStep):
     def run(self, job: StepJob, ctx: Any) -> dict:
         if not (self.IN_PHASES and tflite_memory.is_large(job)):
             return super().run(job, ctx)
-        float_model = tflite_memory.reusable(job, self.FILE)
+        float_model = tflite_memory.reusable(job, STEPS_BY_NAME[self.REUSES].FILE) if self.REUSES else None
         if float_model is not None:
             tflite_memory.quantize_int8(float_model, job.out / self.FILE,
                                         representative(job.data["calibration"], job.options["inputs"]),
                                         job.options.get("io", "float"))
-            return {"route": "in-phases", "float_model": "tflite-fp32",
-                    "why": "a large model: calibrated and quantized from the tflite-fp32 variant's flatbuffer, one "
-                           "phase at a time"}
+            return {"route": "in-phases", "float_model": self.REUSES,
+                    "why": f"a large model: calibrated and quantized from the {self.REUSES} variant's flatbuffer, "
+                           "one phase at a time"}
         try:
             return self._in_phases(exported(ctx, job), job)
         except Exception as exc:
@@ -294,3 +294,4 @@ class TFLite16x8(TFLiteInt8):
 
 
 STEPS = (TFLiteFP32, TFLiteDynamic, TFLiteFP16, TFLiteInt8, TFLite16x8)
+STEPS_BY_NAME = {step.NAME: step for step in STEPS}

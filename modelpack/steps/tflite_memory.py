@@ -10,7 +10,9 @@ Measured on a 407 MB Dense model, TensorFlow's converter peaks at 3.19 GB for fl
   call. `quantize_int8` runs the same three phases the converter runs (float conversion, calibration,
   quantization) one after another from a file, freeing each before the next and handing the freed heap back to
   the system in between, so the peak is that of the largest phase rather than of all three.
-The result is the same model: the converter's own calibrator and quantizer, called with the arguments it uses.
+Both use the converter's own calibrator and quantizer with the arguments it passes them, so the INT8 model
+computes what the converter's would (same outputs on the samples checked); the file is not byte-identical, as it
+lacks the converter's conversion-metadata entry.
 """
 
 from __future__ import annotations
@@ -33,15 +35,18 @@ def is_large(job: StepJob) -> bool:
 
 
 def reusable(job: StepJob, file: str) -> Path | None:
-    """The float flatbuffer of the variant this job reuses (Step.REUSES), when that variant converted; else None."""
+    """The float flatbuffer `file` of the variant this job reuses (Step.REUSES), when that variant converted the
+    usual way; else None. A variant that took another route (a recurrent model's frozen batch-1 WHILE loop, which
+    TFLite's calibrator cannot run) is not reused: the job converts for itself."""
     if not job.dep_dir or "inputs" not in job.options:
         return None
     try:
-        done = json.loads((Path(job.dep_dir) / RESULT).read_text()).get("ok")
+        result = json.loads((Path(job.dep_dir) / RESULT).read_text())
     except (OSError, ValueError):
         return None
     model = Path(job.dep_dir) / file
-    return model if done and model.is_file() else None
+    plain = result.get("ok") and "route" not in (result.get("details") or {})
+    return model if plain and model.is_file() else None
 
 
 def use_buffer_offset(converter: Any) -> None:

@@ -187,16 +187,17 @@ def _child(jobs_file: str) -> None:
 
 
 # TensorFlow's oneDNN CPU allocator keeps every large block it ever handed out in a pool of its own, so a model
-# released after export stays resident for the whole conversion (measured: 526 MB kept of a 407 MB model). A
-# worker for a large model runs without it; converters do not compute with it, they rewrite graphs.
+# released after export stays resident for the whole conversion (measured: 526 MB kept of a 407 MB model). The
+# convert stage's workers for a large model run without it: converting rewrites graphs, it does not train or
+# predict (the stages that do keep oneDNN).
 LARGE_MODEL_ENV = {"TF_ENABLE_ONEDNN_OPTS": "0"}
 
 
 def run_jobs(jobs: list[StepJob], log: Path, timeout_s: float = 3600,
              watch: Callable[[], None] | None = None, large: bool = False) -> dict[str, dict]:
     """Run the jobs in worker processes; return each job's result keyed by out_dir. `watch` is called about twice
-    a second while a worker runs (to show what its steps say they are doing). `large`: the jobs convert a model
-    of limits.LARGE_MODEL_BYTES or more (the worker's memory is returned between phases; LARGE_MODEL_ENV)."""
+    a second while a worker runs (to show what its steps say they are doing). `large`: the jobs only convert a
+    model of limits.LARGE_MODEL_BYTES or more, so the worker runs with LARGE_MODEL_ENV."""
     pending = list(jobs)
     results: dict[str, dict] = {}
     while pending:

@@ -63,6 +63,7 @@ def test_a_large_model_builds_within_its_memory_bound_and_records_every_stage(tm
     assert int8["size_bytes"] < variants["tflite-fp32"]["size_bytes"] / 3  # int8 weights, not float ones
     # ONNX INT8: pre-processed file to file, calibrated apart from quantizing (byte-identical to quantize_static's
     # own calibration, checked when this route was written)
+    assert variants["onnx-int8"]["details"]["route"] == "in-phases"  # the ONNX file is big enough for that route
     assert variants["onnx-int8"]["fidelity"]["agreement"] >= 0.9, variants["onnx-int8"]["fidelity"]
     assert variants["onnx-int8"]["size_bytes"] < variants["onnx-fp32"]["size_bytes"] / 3
     for name in ("tflite-fp32", "tflite-int8"):  # deflated while the next variant converted, as its step named it

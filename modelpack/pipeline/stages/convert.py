@@ -31,9 +31,10 @@ def run(state: BuildState) -> None:
         jobs += [Job(distilled(n), n, STEPS.get(n)().options(state.recipe),
                      distilled(STEPS.get(n).REQUIRES) if STEPS.get(n).REQUIRES else None, source=state.student)
                  for n in plan]
-    if needs_zipped_size(state, Path(state.network.path), "keras"):  # on the core the converters leave idle
+    if large and needs_zipped_size(state, Path(state.network.path), "keras"):  # on the core a converter leaves idle
         state.zipped.start(state.network.path)
-    converted = run_steps(state, jobs, finished=lambda label, res: zip_early(state, label, res))
+    converted = run_steps(state, jobs, finished=(lambda label, res: zip_early(state, label, res)) if large else None,
+                          low_memory=True)
     state.converted = {n: converted[n] for n in wanted}
     if state.student is not None:
         state.converted.update({distilled(n): converted[distilled(n)] for n in wanted})

@@ -47,8 +47,10 @@ def zipped_sizes(state: BuildState) -> dict[Path, int]:
                                                      for name, res in state.converted.items()
                                                      if res.ok and res.dir is not None]
     paths = [path for path, fmt in models if needs_zipped_size(state, path, fmt)]
-    early = {path: state.zipped.take(path) for path in paths}  # started while the variants were converted
-    state.zipped.close()
+    try:
+        early = {path: state.zipped.take(path) for path in paths}  # started while the variants were converted
+    finally:
+        state.zipped.close()
     rest = [path for path in paths if early[path] is None]
     with ThreadPoolExecutor(max_workers=2) as pool:  # zlib releases the GIL while it deflates
         return {**{p: n for p, n in early.items() if n is not None}, **dict(zip(rest, pool.map(zipped_size, rest)))}
