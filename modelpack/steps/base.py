@@ -33,6 +33,14 @@ class StepJob:
     def out(self) -> Path:
         return Path(self.out_dir)
 
+    @property
+    def large(self) -> bool:
+        """A model of limits.LARGE_MODEL_BYTES or more: its variants take the bounded-memory routes."""
+        from modelpack import limits
+        from modelpack.files.output import tree_bytes
+
+        return tree_bytes(Path(self.model_path)) >= limits.LARGE_MODEL_BYTES
+
     def progress(self, text: str | None) -> None:
         """Tell the build what the step is doing (None: done); one line, replaced by the next."""
         path = self.out / PROGRESS

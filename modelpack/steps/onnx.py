@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from modelpack import limits
-from modelpack.files.output import tree_bytes
 from modelpack.report.records import Int8Setting
 from modelpack.steps.base import Step, StepJob
 from modelpack.steps.onnx_memory import CALLS, bounded_optimizers, convert_large
@@ -29,7 +28,7 @@ class OnnxFP32(Step):
     def run(self, job: StepJob, ctx: Any) -> dict:
         import onnx
 
-        large = tree_bytes(Path(job.model_path)) >= limits.LARGE_MODEL_BYTES
+        large = job.large
         proto = to_onnx(lambda: ctx.model(job), job.options["opset"], large,
                         release=(lambda: ctx.release(job)) if large else None)
         onnx.save(proto, str(job.out / self.FILE))
@@ -170,7 +169,7 @@ class OnnxInt8(Step):
 
     def run(self, job: StepJob, ctx: Any) -> dict:
         inputs = [t["name"] for t in ctx.model(job).inputs]
-        if tree_bytes(Path(job.model_path)) >= limits.LARGE_MODEL_BYTES:
+        if job.large:
             ctx.release(job)  # only its input names were needed: quantization works on the ONNX file
         with tempfile.TemporaryDirectory() as tmp:
             pre, names = preprocessed(Path(job.dep_dir) / self.FILE, Path(tmp), inputs)

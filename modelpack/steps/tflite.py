@@ -11,9 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpack import limits
 from modelpack.errors import Int16Error
-from modelpack.files.output import tree_bytes
 from modelpack.steps import recurrent, tflite_memory
 from modelpack.steps.base import Step, StepJob
 
@@ -41,7 +39,7 @@ class _TFLiteStep(Step):
         with route as (make_converter, names):
             converter = make_converter()
             self.configure(converter, job, names)
-            if self.BUFFER_OFFSET and tflite_memory.is_large(job):
+            if self.BUFFER_OFFSET and job.large:
                 tflite_memory.use_buffer_offset(converter)
             (job.out / self.FILE).write_bytes(self.convert(converter))
 
@@ -71,7 +69,7 @@ def exported(source: Any, job: StepJob | None = None):
     names = [t["name"] for t in loaded.inputs]
     with tempfile.TemporaryDirectory() as tmp:
         tf.saved_model.save(loaded.obj, tmp, signatures={"serving_default": loaded.serve.get_concrete_function()})
-        if job is not None and tree_bytes(Path(job.model_path)) >= limits.LARGE_MODEL_BYTES:
+        if job is not None and job.large:
             del loaded
             source.release(job)
         yield (lambda: tf.lite.TFLiteConverter.from_saved_model(tmp)), names
@@ -151,9 +149,10 @@ class TFLiteInt8(_TFLiteStep):
         return {"io": recipe.optimize.int8.io}
 
     def run(self, job: StepJob, ctx: Any) -> dict:
-        if not (self.IN_PHASES and tflite_memory.is_large(job)):
+        if not (self.IN_PHASES and job.large):
             return super().run(job, ctx)
-        float_model = tflite_memory.reusable(job, STEPS_BY_NAME[self.REUSES].FILE) if self.REUSES else None
+        # every TFLite variant's file is _TFLiteStep.FILE, the reused one's too
+        float_model = tflite_memory.reusable(job, _TFLiteStep.FILE) if self.REUSES else None
         if float_model is not None:
             tflite_memory.quantize_int8(float_model, job.out / self.FILE,
                                         representative(job.data["calibration"], job.options["inputs"]),
@@ -294,4 +293,3 @@ class TFLite16x8(TFLiteInt8):
 
 
 STEPS = (TFLiteFP32, TFLiteDynamic, TFLiteFP16, TFLiteInt8, TFLite16x8)
-STEPS_BY_NAME = {step.NAME: step for step in STEPS}

@@ -24,14 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from modelpack import limits
-from modelpack.files.output import tree_bytes
 from modelpack.steps.base import RESULT, StepJob
-
-
-def is_large(job: StepJob) -> bool:
-    """A model of limits.LARGE_MODEL_BYTES or more: its variants take the bounded-memory routes."""
-    return tree_bytes(Path(job.model_path)) >= limits.LARGE_MODEL_BYTES
 
 
 def reusable(job: StepJob, file: str) -> Path | None:
